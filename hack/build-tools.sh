@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Builds the local control-plane tools from the Go module proxy and caches them by version.
+#
+# Each tool lands in "$WEIR_TOOLS_CACHE/<tool>-<version>/" (default ~/.cache/weir/tools),
+# outside the repository, so a fresh clone (CI) reuses what an earlier run built. A tool is
+# rebuilt only when its version in hack/versions.env changes or its directory is missing.
+# Usage: hack/build-tools.sh [kubernetes|etcd|kwok|helm ...]   (default: all)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+cache=${WEIR_TOOLS_CACHE:-$HOME/.cache/weir/tools}
+export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
+build_date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
+log() { printf '[build-tools] %s\n' "$*" >&2; }
+
+# Runs "$2..." in a scratch module dir; on success moves its bin/ into the cache as "$1".
+with_scratch_module() {
+  local dest=$1; shift
+  if [ -f "$dest/.complete" ]; then log "cached: $dest"; return 0; fi
+  local work
+  work=$(mktemp -d)
+  (cd "$work" && "$@")
+  rm -rf "$dest"; mkdir -p "$(dirname "$dest")"
+  mv "$work/bin" "$dest"
+  touch "$dest/.complete"
+  rm -rf "$work"
+}
+
+# The k8s.io/kubernetes go.mod points its staging modules at ./staging; a consumer module
+# must replace each with the published v0.X.Y. The list is read from the downloaded go.mod.
+build_kubernetes_in_cwd() {
+  local v=$KUBERNETES_VERSION staging=v0${KUBERNETES_VERSION#v1}
+  go mod init weir.dev/tools/kubernetes >/dev/null 2>&1
+  local info gomod origin_hash
+  info=$(go mod download -json "k8s.io/kubernetes@$v")
+  gomod=$(printf '%s' "$info" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  origin_hash=$(printf '%s' "$info" | sed -n 's/.*"Hash": "\([0-9a-f]\{40\}\)".*/\1/p' | head -n1)
+  grep -E '^\s*k8s\.io/[A-Za-z0-9._-]+ => \./staging/' "$gomod" \
+    | awk -v ver="$staging" '{print "replace " $1 " => " $1 " " ver}' >> go.mod
+  log "kubernetes: $(grep -c '^replace' go.mod) staging replaces generated from $gomod"
+  go mod edit -require="k8s.io/kubernetes@$v"
+  local minor=${v#v1.}; minor=${minor%%.*}
+  local ld="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ld+=" -X $pkg.gitCommit=${origin_hash:-unknown} -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
+  done
+  local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  cat > tools.go <<EOF
+//go:build tools
+package tools
+import (
+$(for c in "${cmds[@]}"; do echo "	_ \"k8s.io/kubernetes/cmd/$c\""; done)
+)
+EOF
+  go mod tidy
+  mkdir -p bin
+  go build -trimpath -ldflags "$ld" -o bin/ $(for c in "${cmds[@]}"; do echo "k8s.io/kubernetes/cmd/$c"; done)
+}
+
+# etcd's own main lives in a module with replace directives; the server module exposes
+# etcdmain.Main, so a three-line main builds the same server from published modules.
+build_etcd_in_cwd() {
+  go mod init weir.dev/tools/etcd >/dev/null 2>&1
+  cat > main.go <<'EOF'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+EOF
+  go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  go mod tidy
+  mkdir -p bin
+  local sha
+  sha=$(go mod download -json "go.etcd.io/etcd/server/v3@$ETCD_VERSION" | sed -n 's/.*"Hash": "\([0-9a-f]\{40\}\)".*/\1/p' | head -c 12)
+  go build -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=${sha:-$ETCD_VERSION}" -o bin/etcd .
+}
+
+build_kwok_in_cwd() {
+  go mod init weir.dev/tools/kwok >/dev/null 2>&1
+  go get "sigs.k8s.io/kwok@$KWOK_VERSION"
+  cat > tools.go <<'EOF'
+//go:build tools
+package tools
+import _ "sigs.k8s.io/kwok/cmd/kwok"
+EOF
+  go mod tidy
+  mkdir -p bin
+  go build -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$KUBERNETES_VERSION" \
+    -o bin/kwok sigs.k8s.io/kwok/cmd/kwok
+  # The stages ship inside the module; keep the fast ones beside the binary.
+  local src
+  src=$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+  mkdir -p bin/stages
+  cp "$src"/kustomize/stage/node/fast/*.yaml "$src"/kustomize/stage/pod/fast/*.yaml bin/stages/
+  chmod -R u+w bin/stages
+}
+
+build_helm_in_cwd() {
+  go mod init weir.dev/tools/helm >/dev/null 2>&1
+  go get "helm.sh/helm/v3@$HELM_VERSION"
+  cat > tools.go <<'EOF'
+//go:build tools
+package tools
+import _ "helm.sh/helm/v3/cmd/helm"
+EOF
+  go mod tidy
+  mkdir -p bin
+  go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+    -o bin/helm helm.sh/helm/v3/cmd/helm
+}
+
+tools=("$@")
+[ ${#tools[@]} -gt 0 ] || tools=(etcd kwok kubernetes helm)
+for tool in "${tools[@]}"; do
+  start=$(date +%s)
+  case $tool in
+    kubernetes) with_scratch_module "$cache/kubernetes-$KUBERNETES_VERSION" build_kubernetes_in_cwd ;;
+    etcd) with_scratch_module "$cache/etcd-$ETCD_VERSION" build_etcd_in_cwd ;;
+    kwok) with_scratch_module "$cache/kwok-$KWOK_VERSION" build_kwok_in_cwd ;;
+    helm) with_scratch_module "$cache/helm-$HELM_VERSION" build_helm_in_cwd ;;
+    *) log "unknown tool: $tool"; exit 2 ;;
+  esac
+  log "$tool ready in $(( $(date +%s) - start ))s"
+done

@@ -1,0 +1,8 @@
+//! The `Microservice` custom resource (`weir.dev/v1alpha1`): the one object a team writes.
+//!
+//! Doc comments on these types become the CRD's OpenAPI descriptions, so they are what
+//! `kubectl explain microservice.spec` prints.
+
+mod microservice;
+
+pub use microservice::{Microservice, MicroserviceSpec, MicroserviceStatus, ServicePort};

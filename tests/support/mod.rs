@@ -1,0 +1,167 @@
+//! Support for cluster tests: a client from `KUBECONFIG`, a fresh labelled namespace per
+//! test, and waits on conditions with deadlines.
+//!
+//! Cluster tests never skip: with no cluster configured they fail and say how to get one.
+#![allow(dead_code)] // each test crate uses a different part of this module
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, reflector, wait, watcher};
+use kube::{Api, Client, CustomResourceExt, Resource};
+use serde::de::DeserializeOwned;
+
+/// Label on every namespace a test creates, so leftovers are easy to find and remove.
+pub const TEST_NAMESPACE_LABEL: &str = "test.weir.dev/owned";
+
+/// A client for the cluster named by `KUBECONFIG`; panics with instructions when unset.
+pub async fn client() -> Client {
+    let Ok(path) = std::env::var("KUBECONFIG") else {
+        panic!(
+            "KUBECONFIG is not set: cluster tests need a running control plane. \
+             Run `make test`, or `make cluster-up` and `export KUBECONFIG=$PWD/.cluster/kubeconfig`."
+        );
+    };
+    let config = kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("cannot read kubeconfig {path}: {e}"));
+    let client = Client::try_from(config).expect("client from kubeconfig");
+    client
+        .apiserver_version()
+        .await
+        .unwrap_or_else(|e| panic!("the API server in {path} does not answer: {e}"));
+    client
+}
+
+/// Runs `test` in a fresh namespace that is deleted afterwards, even when the test panics.
+pub async fn with_temp_ns<F, Fut>(test: F)
+where
+    F: FnOnce(Client, String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let client = client().await;
+    let name = unique_name("weir-test");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let mut namespace = Namespace::default();
+    namespace.metadata.name = Some(name.clone());
+    namespace.metadata.labels = Some([(TEST_NAMESPACE_LABEL.to_string(), "true".to_string())].into());
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create test namespace");
+
+    let outcome = tokio::spawn(test(client, name.clone())).await;
+    let _ = namespaces.delete(&name, &DeleteParams::background()).await;
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+/// A name no other test in this run uses.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{:x}{:x}{n}", std::process::id() % 0xfff, nanos % 0xfffff)
+}
+
+/// Waits until the named object satisfies `condition`, or panics naming `what` at `deadline`.
+pub async fn wait_for<K>(
+    api: Api<K>,
+    name: &str,
+    deadline: Duration,
+    what: &str,
+    condition: impl wait::Condition<K>,
+) -> Option<K>
+where
+    K: Resource + Clone + Debug + DeserializeOwned + Send + 'static,
+{
+    let waited = tokio::time::timeout(deadline, wait::await_condition(api, name, condition)).await;
+    match waited {
+        Ok(Ok(object)) => object,
+        Ok(Err(e)) => panic!("watching for {what} failed: {e}"),
+        Err(_) => panic!("{what} did not happen within {deadline:?}"),
+    }
+}
+
+/// Waits until the objects matching `label_selector` satisfy `condition`; returns them.
+pub async fn wait_for_all<K>(
+    api: Api<K>,
+    label_selector: &str,
+    deadline: Duration,
+    what: &str,
+    condition: impl Fn(&[Arc<K>]) -> bool,
+) -> Vec<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let config = watcher::Config::default().labels(label_selector);
+    let stream = reflector(writer, watcher(api, config)).default_backoff();
+    let watch = async {
+        let mut stream = std::pin::pin!(stream);
+        let mut listed = false;
+        while let Some(event) = stream.try_next().await.transpose() {
+            match event {
+                Err(e) => eprintln!("watch error while waiting for {what}: {e}"),
+                Ok(watcher::Event::InitDone) => listed = true,
+                Ok(_) => {}
+            }
+            let objects = reader.state();
+            if listed && condition(&objects) {
+                return objects;
+            }
+        }
+        panic!("watch for {what} ended")
+    };
+    match tokio::time::timeout(deadline, watch).await {
+        Ok(objects) => objects,
+        Err(_) => panic!(
+            "{what} did not happen within {deadline:?}; last seen: {:#?}",
+            reader.state().iter().map(|o| o.meta().name.clone()).collect::<Vec<_>>()
+        ),
+    }
+}
+
+/// Installs (server-side apply) Weir's CRDs and waits until the API server serves them.
+pub async fn install_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = weir::api::Microservice::crd();
+    let name = weir::api::Microservice::crd_name();
+    crds.patch(name, &PatchParams::apply("weir-tests").force(), &Patch::Apply(&crd))
+        .await
+        .expect("apply the Microservice CRD");
+    wait_for(
+        crds,
+        name,
+        Duration::from_secs(30),
+        "the Microservice CRD to be established",
+        wait::conditions::is_crd_established(),
+    )
+    .await;
+}
+
+/// Runs kubectl (the cluster's own, from PATH) and returns its stdout; panics on failure.
+pub async fn kubectl(args: &[&str]) -> String {
+    let output = tokio::process::Command::new("kubectl")
+        .args(args)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run kubectl (is .cluster/bin on PATH?): {e}"));
+    assert!(
+        output.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
