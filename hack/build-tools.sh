@@ -95,13 +95,13 @@ import _ "sigs.k8s.io/kwok/cmd/kwok"
 EOF
   go mod tidy
   mkdir -p bin
-  go build -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$KUBERNETES_VERSION" \
+  go build -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBERNETES_VERSION#v}" \
     -o bin/kwok sigs.k8s.io/kwok/cmd/kwok
   # The stages ship inside the module; keep the fast ones beside the binary.
   local src
   src=$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
   mkdir -p bin/stages
-  cp "$src"/kustomize/stage/node/fast/*.yaml "$src"/kustomize/stage/pod/fast/*.yaml bin/stages/
+  cp "$src"/kustomize/stage/node/fast/node-*.yaml "$src"/kustomize/stage/pod/fast/pod-*.yaml bin/stages/
   chmod -R u+w bin/stages
 }
 

@@ -22,14 +22,22 @@ die() { log "error: $*"; exit 1; }
 
 kubectl() { "$dir/bin/kubectl" --kubeconfig "$dir/kubeconfig" "$@"; }
 
-if [ -f "$dir/kubeconfig" ] && [ -x "$dir/bin/kubectl" ] \
-  && kubectl get --raw /readyz >/dev/null 2>&1; then
+all_running() {
+  local pidfile count=0
+  for pidfile in "$dir"/pids/*; do
+    [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null || return 1
+    count=$((count + 1))
+  done
+  [ "$count" -ge 5 ]
+}
+if [ -f "$dir/ready" ] && all_running && kubectl get --raw /readyz >/dev/null 2>&1; then
   log "already running ($dir/kubeconfig)"
   exit 0
 fi
 
 "$root/hack/cluster-down.sh" >/dev/null 2>&1 || true
-mkdir -p "$dir"/{bin,logs,pki,pids,etcd,kwok}
+mkdir -p "$dir"/{bin,logs,pki,pids,kwok}
+mkdir -m 700 "$dir/etcd"
 
 "$root/hack/build-tools.sh"
 for tool in \
@@ -93,6 +101,10 @@ wait_until() { # seconds description command...
   local deadline=$(( $(date +%s) + $1 )) what=$2; shift 2
   until "$@" >/dev/null 2>&1; do
     [ "$(date +%s)" -lt "$deadline" ] || die "$what did not happen within the deadline; see $dir/logs/"
+    for pidfile in "$dir"/pids/*; do
+      kill -0 "$(cat "$pidfile")" 2>/dev/null \
+        || die "$(basename "$pidfile") exited; the end of $dir/logs/$(basename "$pidfile").log: $(tail -n 3 "$dir/logs/$(basename "$pidfile").log")"
+    done
     sleep 0.5
   done
 }
@@ -120,7 +132,7 @@ start kube-apiserver "$dir/bin/kube-apiserver" \
   --client-ca-file "$pki/ca.crt" \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
-  --service-cluster-ip-range 10.0.0.0/16 \
+  --service-cluster-ip-range 10.0.0.0/16 --endpoint-reconciler-type none \
   --authorization-mode Node,RBAC \
   --allow-privileged=true \
   --audit-policy-file "$dir/audit-policy.yaml" --audit-log-path "$dir/logs/audit.log" \
@@ -135,7 +147,7 @@ start kube-controller-manager "$dir/bin/kube-controller-manager" \
   --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
   --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
   --use-service-account-credentials=false --service-cluster-ip-range 10.0.0.0/16 \
-  --controllers '*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller' \
+  --controllers '*,-node-ipam-controller' \
   --kube-api-qps 500 --kube-api-burst 1000 \
   --concurrent-deployment-syncs 20 --concurrent-replicaset-syncs 20 \
   --concurrent-service-endpoint-syncs 20 --concurrent-gc-syncs 50
@@ -196,4 +208,5 @@ wait_until 60 "default namespace" kubectl get namespace default
 kubectl apply -f "$dir/nodes.yaml" >/dev/null
 wait_until 120 "nodes Ready" kubectl wait --for=condition=Ready node --all --timeout=5s
 wait_until 120 "default service account" kubectl -n default get serviceaccount default
+touch "$dir/ready"
 log "ready: export KUBECONFIG=$dir/kubeconfig"

@@ -14,7 +14,7 @@ use kube::core::GroupVersionKind;
 use kube::discovery::ApiResource;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use support::{install_crds, kubectl, wait_for, wait_for_all, with_temp_ns};
+use support::{eventually, install_crds, try_kubectl, wait_for, wait_for_all, with_temp_ns};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -54,10 +54,16 @@ async fn create_ready_deployment(client: &Client, ns: &str, name: &str) -> Vec<P
         .create(&PostParams::default(), &deployment(name, 3, json!({})))
         .await
         .expect("create deployment");
-    wait_for(deployments, name, DEADLINE, "3/3 ready replicas", |d: Option<&Deployment>| {
-        d.and_then(|d| d.status.as_ref())
-            .is_some_and(|s| s.ready_replicas == Some(3))
-    })
+    wait_for(
+        deployments,
+        name,
+        DEADLINE,
+        "3/3 ready replicas",
+        |d: Option<&Deployment>| {
+            d.and_then(|d| d.status.as_ref())
+                .is_some_and(|s| s.ready_replicas == Some(3))
+        },
+    )
     .await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let selector = format!("app={name}");
@@ -151,12 +157,15 @@ async fn pods_annotated_not_ready_run_but_never_become_ready() {
         let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
         let running = wait_for_all(pods, "app=broken", DEADLINE, "2 running pods", |pods| {
             pods.len() == 2
-                && pods.iter().all(|p| {
-                    p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-                })
+                && pods
+                    .iter()
+                    .all(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
         })
         .await;
-        assert!(running.iter().all(|p| !pod_is_ready(p)), "no pod may be Ready");
+        assert!(
+            running.iter().all(|p| !pod_is_ready(p)),
+            "no pod may be Ready"
+        );
         let status = deployments.get_status("broken").await.unwrap().status;
         assert_eq!(status.and_then(|s| s.ready_replicas).unwrap_or(0), 0);
     })
@@ -167,7 +176,12 @@ async fn pods_annotated_not_ready_run_but_never_become_ready() {
 async fn the_crd_installs_and_kubectl_explain_prints_the_field_docs() {
     let client = support::client().await;
     install_crds(&client).await;
-    let explained = kubectl(&["explain", "microservice.spec.image"]).await;
+    // The API server publishes a new CRD's OpenAPI a moment after it is established.
+    let explained = eventually(DEADLINE, "kubectl explain to know the CRD", || async {
+        let (ok, stdout, _) = try_kubectl(&["explain", "microservice.spec.image"]).await;
+        ok.then_some(stdout)
+    })
+    .await;
     assert!(
         explained.contains("Container image to run"),
         "kubectl explain did not show the doc comment:\n{explained}"
@@ -179,7 +193,11 @@ async fn a_microservice_with_a_wrong_type_is_refused_by_the_api_server() {
     let client = support::client().await;
     install_crds(&client).await;
     with_temp_ns(|client, ns| async move {
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("weir.dev", "v1alpha1", "Microservice"));
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "weir.dev",
+            "v1alpha1",
+            "Microservice",
+        ));
         let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &resource);
         let wrong: DynamicObject = serde_json::from_value(json!({
             "apiVersion": "weir.dev/v1alpha1",
@@ -193,7 +211,10 @@ async fn a_microservice_with_a_wrong_type_is_refused_by_the_api_server() {
             .await
             .expect_err("a string replicas must be refused");
         let message = error.to_string();
-        assert!(message.contains("spec.replicas"), "unexpected refusal: {message}");
+        assert!(
+            message.contains("spec.replicas"),
+            "unexpected refusal: {message}"
+        );
     })
     .await;
 }

@@ -4,6 +4,9 @@ use serde::{Deserialize, Serialize};
 
 // `kube` derives the `Microservice` type itself from this spec struct.
 /// What the team declares about the service. Weir keeps the cluster equal to it.
+// Several `printcolumn(...)` entries repeat `type_ = "string"`, which clippy mistakes for a
+// duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "weir.dev",
@@ -21,7 +24,11 @@ use serde::{Deserialize, Serialize};
     ),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Image", type_ = "string", json_path = ".spec.image"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct MicroserviceSpec {
@@ -47,7 +54,10 @@ pub struct MicroserviceSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ServicePort {
     /// Name of the port (a DNS label, for example `http`), unique within the Microservice.
-    #[schemars(length(min = 1, max = 15), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 15),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
 
     /// Port the Service exposes.

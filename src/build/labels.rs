@@ -7,7 +7,10 @@ pub const FIELD_MANAGER: &str = "weir";
 pub fn standard_labels(name: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), name.to_string()),
-        ("app.kubernetes.io/managed-by".to_string(), "weir".to_string()),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "weir".to_string(),
+        ),
     ])
 }
 

@@ -53,7 +53,10 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
     health.set_ready(true);
     tracing::info!("controller starting");
 
-    let context = Arc::new(Context { client: client.clone(), metrics });
+    let context = Arc::new(Context {
+        client: client.clone(),
+        metrics,
+    });
     Controller::new(Api::<Microservice>::all(client), watcher::Config::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, context)

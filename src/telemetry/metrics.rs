@@ -30,9 +30,9 @@ impl Metrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self {
             reconciles: Family::default(),
-            reconcile_duration: Histogram::new(
-                [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0].into_iter(),
-            ),
+            reconcile_duration: Histogram::new([
+                0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+            ]),
         };
         let weir = registry.sub_registry_with_prefix("weir");
         weir.register(

@@ -51,7 +51,8 @@ where
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let mut namespace = Namespace::default();
     namespace.metadata.name = Some(name.clone());
-    namespace.metadata.labels = Some([(TEST_NAMESPACE_LABEL.to_string(), "true".to_string())].into());
+    namespace.metadata.labels =
+        Some([(TEST_NAMESPACE_LABEL.to_string(), "true".to_string())].into());
     namespaces
         .create(&PostParams::default(), &namespace)
         .await
@@ -72,7 +73,11 @@ pub fn unique_name(prefix: &str) -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or_default();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}-{:x}{:x}{n}", std::process::id() % 0xfff, nanos % 0xfffff)
+    format!(
+        "{prefix}-{:x}{:x}{n}",
+        std::process::id() % 0xfff,
+        nanos % 0xfffff
+    )
 }
 
 /// Waits until the named object satisfies `condition`, or panics naming `what` at `deadline`.
@@ -128,7 +133,11 @@ where
         Ok(objects) => objects,
         Err(_) => panic!(
             "{what} did not happen within {deadline:?}; last seen: {:#?}",
-            reader.state().iter().map(|o| o.meta().name.clone()).collect::<Vec<_>>()
+            reader
+                .state()
+                .iter()
+                .map(|o| o.meta().name.clone())
+                .collect::<Vec<_>>()
         ),
     }
 }
@@ -138,9 +147,13 @@ pub async fn install_crds(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = weir::api::Microservice::crd();
     let name = weir::api::Microservice::crd_name();
-    crds.patch(name, &PatchParams::apply("weir-tests").force(), &Patch::Apply(&crd))
-        .await
-        .expect("apply the Microservice CRD");
+    crds.patch(
+        name,
+        &PatchParams::apply("weir-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("apply the Microservice CRD");
     wait_for(
         crds,
         name,
@@ -151,17 +164,42 @@ pub async fn install_crds(client: &Client) {
     .await;
 }
 
-/// Runs kubectl (the cluster's own, from PATH) and returns its stdout; panics on failure.
-pub async fn kubectl(args: &[&str]) -> String {
+/// Polls `probe` until it yields a value, for state no watch can report (what kubectl
+/// prints, the OpenAPI document). Panics naming `what` at `deadline`.
+pub async fn eventually<T, Fut>(deadline: Duration, what: &str, mut probe: impl FnMut() -> Fut) -> T
+where
+    Fut: Future<Output = Option<T>>,
+{
+    let give_up = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "{what} did not happen within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Runs kubectl and returns whether it succeeded, its stdout and its stderr.
+pub async fn try_kubectl(args: &[&str]) -> (bool, String, String) {
     let output = tokio::process::Command::new("kubectl")
         .args(args)
         .output()
         .await
         .unwrap_or_else(|e| panic!("cannot run kubectl (is .cluster/bin on PATH?): {e}"));
-    assert!(
+    (
         output.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Runs kubectl (the cluster's own, from PATH) and returns its stdout; panics on failure.
+pub async fn kubectl(args: &[&str]) -> String {
+    let (ok, stdout, stderr) = try_kubectl(args).await;
+    assert!(ok, "kubectl {args:?} failed: {stderr}");
+    stdout
 }
