@@ -5,6 +5,7 @@ CARGO ?= cargo
 CLUSTER_DIR := $(CURDIR)/.cluster
 TEST_CLUSTER_DIR := $(CURDIR)/.cluster-test
 CRD_FILE := crds/microservices.weir.dev.yaml
+CHART_CRD_FILE := charts/weir/crds/microservices.weir.dev.yaml
 
 .PHONY: run test lint unit crds crd-check cluster-test tools cluster-up cluster-down build
 
@@ -25,13 +26,16 @@ lint:
 unit:
 	$(CARGO) test --locked --lib --bins
 
-## crds: regenerate crds/ from the Rust types
+## crds: regenerate crds/ (and the chart's copy) from the Rust types
 crds:
 	$(CARGO) run --locked --quiet -- crd > $(CRD_FILE)
+	cp $(CRD_FILE) $(CHART_CRD_FILE)
 
 crd-check:
 	@$(CARGO) run --locked --quiet -- crd | diff -u $(CRD_FILE) - \
 	  || { echo "crds/ is stale: run 'make crds' and commit the result" >&2; exit 1; }
+	@diff -u $(CRD_FILE) $(CHART_CRD_FILE) \
+	  || { echo "the chart's CRDs differ from crds/: run 'make crds'" >&2; exit 1; }
 
 cluster-test:
 	@hack/cluster-test.sh

@@ -1,0 +1,76 @@
+//! The `weir` binary as an operator process: it waits for its CRD, serves health and
+//! metrics, reconciles, and stops cleanly on SIGTERM.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Status code and body of a plain HTTP GET, or None when nothing answers yet.
+async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    Some((status, body))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[tokio::test]
+async fn operator_serves_health_and_metrics_and_stops_on_sigterm() {
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut operator = tokio::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "--metrics-addr", &addr])
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start weir run");
+
+    support::eventually(DEADLINE, "/readyz to answer 200", || async {
+        http_get(&addr, "/readyz")
+            .await
+            .filter(|(status, _)| *status == 200)
+    })
+    .await;
+    let (status, _) = http_get(&addr, "/healthz").await.expect("/healthz answers");
+    assert_eq!(status, 200);
+    let (status, metrics) = http_get(&addr, "/metrics").await.expect("/metrics answers");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("weir_reconcile_duration_seconds"),
+        "metrics: {metrics}"
+    );
+
+    let pid = operator.id().expect("operator pid").to_string();
+    let signalled = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("run kill");
+    assert!(signalled.success());
+    let exit = tokio::time::timeout(DEADLINE, operator.wait())
+        .await
+        .expect("operator exits after SIGTERM")
+        .expect("operator exit status");
+    assert!(exit.success(), "operator exited with {exit}");
+}
