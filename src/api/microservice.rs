@@ -1,6 +1,16 @@
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::api::core::v1::{
+    EnvFromSource, EnvVar, LocalObjectReference, PodSecurityContext, Probe, ResourceRequirements,
+    SecurityContext, Toleration, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use super::status::MicroserviceStatus;
+
+/// Longest Microservice name: its longest child, `<name>-preview`, must stay a DNS label.
+pub const MAX_NAME_LENGTH: usize = 55;
 
 // `kube` derives the `Microservice` type itself from this spec struct.
 /// What the team declares about the service. Weir keeps the cluster equal to it.
@@ -17,6 +27,13 @@ use serde::{Deserialize, Serialize};
     category = "weir",
     status = "MicroserviceStatus",
     doc = "A Microservice declares one service: its image, size and ports. Weir turns it into Deployments, Services and, during a release, the routes that move traffic.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    validation = Rule::new("size(self.metadata.name) <= 55").message("metadata.name must be at most 55 characters: Weir names children <name>-preview, which must fit in 63"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must start with a letter and contain only lowercase letters, digits and '-', so that it can name a Service"),
     printcolumn(
         name = "Ready",
         type_ = "string",
@@ -24,29 +41,106 @@ use serde::{Deserialize, Serialize};
     ),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Image", type_ = "string", json_path = ".spec.image"),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct MicroserviceSpec {
     /// Container image to run, for example `registry.example/checkout:1.4.2`. Changing it
     /// starts a rollout of the new version.
     #[schemars(length(min = 1))]
+    #[x_kube(validation = Rule::new("self.trim() != ''").message("image must not be empty"))]
     pub image: String,
 
-    /// Number of pods to run. Defaults to 1.
+    /// Number of pods to run. Defaults to 1. With `autoscaling` set, the autoscaler writes this
+    /// field through the `/scale` subresource and Weir keeps it within
+    /// [minReplicas, maxReplicas].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub replicas: Option<i32>,
 
+    /// Scale between bounds on CPU or memory use, through a HorizontalPodAutoscaler that
+    /// targets this Microservice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+
     /// Ports the service listens on. Each becomes a port of the Service named after the
-    /// Microservice.
+    /// Microservice. Names and port numbers must be unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    #[schemars(length(max = 32))]
+    #[x_kube(
+        validation = Rule::new("self.all(p, self.exists_one(q, q.name == p.name))").message("port names must be unique"),
+        validation = Rule::new("self.all(p, self.exists_one(q, q.port == p.port))").message("port numbers must be unique")
+    )]
     pub ports: Vec<ServicePort>,
+
+    /// Environment variables of the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+
+    /// Sources of environment variables (ConfigMaps, Secrets) for the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
+
+    /// Entrypoint of the container; the image's ENTRYPOINT when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+
+    /// Arguments to the entrypoint; the image's CMD when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+
+    /// CPU and memory requests and limits. Where a value is missing the operator's defaults
+    /// apply, so every pod has requests and a memory limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Health probes. Readiness defaults to a TCP check on the first port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probes: Option<Probes>,
+
+    /// How many pods voluntary disruptions (node drains) may take at once. Defaults to
+    /// `maxUnavailable: 1` whenever more than one replica can run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption: Option<Disruption>,
+
+    /// Where pods go. Defaults to spreading over zones and nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+
+    /// Pod-level settings: service account, labels, annotations, scheduling, volumes,
+    /// security context, image pull secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodOptions>,
+
+    /// How a new version reaches users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+}
+
+/// Bounds and targets of the HorizontalPodAutoscaler Weir creates.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.minReplicas) || self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas must not be greater than autoscaling.maxReplicas"))]
+pub struct Autoscaling {
+    /// Fewest pods. Defaults to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub min_replicas: Option<i32>,
+
+    /// Most pods.
+    #[schemars(range(min = 1))]
+    pub max_replicas: i32,
+
+    /// Average CPU use, in percent of the request, to aim for. Defaults to 80 when no target
+    /// is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub target_cpu_utilization_percentage: Option<i32>,
+
+    /// Average memory use, in percent of the request, to aim for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub target_memory_utilization_percentage: Option<i32>,
 }
 
 /// A port that clients reach through the Service.
@@ -60,33 +154,145 @@ pub struct ServicePort {
     )]
     pub name: String,
 
-    /// Port the Service exposes.
+    /// Port the Service exposes, 1 to 65535.
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
 
-    /// Port the container listens on. Defaults to `port`.
+    /// Port the container listens on, 1 to 65535. Defaults to `port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 65535))]
     pub target_port: Option<i32>,
+
+    /// TCP (default), UDP or SCTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
+
+    /// Application protocol, for example `http`, `h2c` or `kubernetes.io/ws`; routers and
+    /// meshes use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_protocol: Option<String>,
 }
 
-/// What Weir observed and did, written by the operator only.
+/// Transport protocol of a port.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum Protocol {
+    #[serde(rename = "TCP")]
+    Tcp,
+    #[serde(rename = "UDP")]
+    Udp,
+    #[serde(rename = "SCTP")]
+    Sctp,
+}
+
+/// Health probes of the container.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct MicroserviceStatus {
-    /// The `metadata.generation` this status describes.
+pub struct Probes {
+    /// When the pod may receive traffic. Defaults to a TCP check on the first port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-
-    /// One word for where the service stands: Healthy, Progressing, Paused or Degraded.
+    pub readiness: Option<Probe>,
+    /// When the container must be restarted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
-
-    /// A sentence that says why the phase is what it is.
+    pub liveness: Option<Probe>,
+    /// Holds the other probes back until a slow start is over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+    pub startup: Option<Probe>,
+}
 
-    /// Standard conditions: Ready, Progressing and Degraded.
+/// The PodDisruptionBudget: set one of the two.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.maxUnavailable) && has(self.minAvailable))").message("set disruption.maxUnavailable or disruption.minAvailable, not both"))]
+pub struct Disruption {
+    /// Pods (a number or a percentage) a voluntary disruption may take down at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
+    /// Pods (a number or a percentage) that must stay up during a voluntary disruption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<IntOrString>,
+}
+
+/// Where pods are scheduled.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    /// Failure domains to spread pods over, best effort (`ScheduleAnyway`). Defaults to
+    /// `[zone, node]`; an empty list turns spreading off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread_across: Option<Vec<SpreadDomain>>,
+}
+
+/// A failure domain.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum SpreadDomain {
+    /// `topology.kubernetes.io/zone`
+    Zone,
+    /// `kubernetes.io/hostname`
+    Node,
+}
+
+/// Pod-level settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodOptions {
+    /// ServiceAccount the pods run as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// Extra labels on the pods (Weir's own labels win on conflict).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Extra annotations on the pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Node labels a node must have to run the pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints the pods tolerate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
+    pub tolerations: Vec<Toleration>,
+    /// Volumes of the pod.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+    /// Where the container mounts the volumes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<VolumeMount>,
+    /// Pod security context. Defaults to the restricted profile: non-root and the
+    /// RuntimeDefault seccomp profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<PodSecurityContext>,
+    /// Container security context. Defaults to the restricted profile: no privilege
+    /// escalation, all capabilities dropped, non-root, RuntimeDefault seccomp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_security_context: Option<SecurityContext>,
+    /// Secrets for pulling the image from a private registry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+}
+
+/// How a new version replaces the old one.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollout {
+    /// `RollingUpdate` (default): pods are replaced a few at a time, never dropping below the
+    /// desired number of ready pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+    /// Extra pods (a number or a percentage) a rolling update may start. Defaults to 25%.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<IntOrString>,
+    /// Seconds a rollout may go without progress before the Microservice turns Degraded.
+    /// Defaults to 600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub progress_deadline_seconds: Option<i32>,
+}
+
+/// Release strategies.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum Strategy {
+    #[default]
+    RollingUpdate,
 }

@@ -3,6 +3,9 @@
 //! Doc comments on these types become the CRD's OpenAPI descriptions, so they are what
 //! `kubectl explain microservice.spec` prints.
 
+pub mod conditions;
 mod microservice;
+mod status;
 
-pub use microservice::{Microservice, MicroserviceSpec, MicroserviceStatus, ServicePort};
+pub use microservice::*;
+pub use status::{MicroserviceStatus, Phase, Slot};

@@ -1,4 +1,55 @@
 //! Pure builders: from a Microservice to the objects Weir wants on the cluster. Nothing here
 //! talks to the API server, so everything here is tested without one.
 
+mod defaults;
+mod deployment;
 pub mod labels;
+mod scaling;
+mod service;
+#[cfg(test)]
+mod tests;
+
+pub use defaults::Defaults;
+pub use deployment::{DEFAULT_PROGRESS_DEADLINE_SECONDS, deployment, deployment_name};
+pub use scaling::{effective_replicas, horizontal_pod_autoscaler, pod_disruption_budget};
+pub use service::service;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::Resource;
+use serde_json::{Value, json};
+
+use crate::api::{Microservice, Slot};
+
+/// Every child a Microservice wants. `None` means the child must not exist.
+#[derive(Clone, Debug)]
+pub struct Children {
+    pub deployment: Deployment,
+    pub service: Option<Service>,
+    pub pod_disruption_budget: Option<PodDisruptionBudget>,
+    pub horizontal_pod_autoscaler: Option<HorizontalPodAutoscaler>,
+}
+
+/// Builds the children of a `RollingUpdate` Microservice: the active slot carries all pods.
+pub fn children(ms: &Microservice, active: Slot, defaults: &Defaults) -> Children {
+    Children {
+        deployment: deployment(ms, active, effective_replicas(ms), defaults),
+        service: service(ms),
+        pod_disruption_budget: pod_disruption_budget(ms),
+        horizontal_pod_autoscaler: horizontal_pod_autoscaler(ms),
+    }
+}
+
+/// Metadata every child carries: its name, the standard labels, and a controller owner
+/// reference to the Microservice so garbage collection removes it with its owner.
+fn object_meta(ms: &Microservice, name: &str) -> Value {
+    let owner = ms.controller_owner_ref(&());
+    json!({
+        "name": name,
+        "namespace": ms.metadata.namespace,
+        "labels": labels::standard_labels(ms.metadata.name.as_deref().unwrap_or_default()),
+        "ownerReferences": owner.into_iter().collect::<Vec<_>>(),
+    })
+}

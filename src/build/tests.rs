@@ -1,0 +1,167 @@
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::json;
+
+use super::*;
+use crate::api::{Autoscaling, Disruption, MicroserviceSpec, ServicePort};
+
+fn checkout() -> Microservice {
+    let mut ms = Microservice::new(
+        "checkout",
+        MicroserviceSpec {
+            image: "registry.example/checkout:1.4.2".into(),
+            replicas: Some(3),
+            ports: vec![ServicePort {
+                name: "http".into(),
+                port: 80,
+                target_port: Some(8080),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    ms.metadata.namespace = Some("shop".into());
+    ms.metadata.uid = Some("uid-1".into());
+    ms
+}
+
+#[test]
+fn the_deployment_carries_every_default_for_isolation_and_zero_downtime() {
+    let built =
+        serde_json::to_value(deployment(&checkout(), Slot::Blue, 3, &Defaults::default())).unwrap();
+    let selector = json!({"app.kubernetes.io/instance": "checkout", "weir.dev/slot": "blue"});
+    assert_eq!(
+        built,
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": "checkout-blue",
+                "namespace": "shop",
+                "labels": {
+                    "app.kubernetes.io/instance": "checkout",
+                    "app.kubernetes.io/managed-by": "weir",
+                    "app.kubernetes.io/name": "checkout"
+                },
+                "ownerReferences": [{
+                    "apiVersion": "weir.dev/v1alpha1", "kind": "Microservice", "name": "checkout",
+                    "uid": "uid-1", "controller": true
+                }]
+            },
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": selector},
+                "progressDeadlineSeconds": 600,
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
+                "template": {
+                    "metadata": {"labels": {
+                        "app.kubernetes.io/instance": "checkout",
+                        "app.kubernetes.io/managed-by": "weir",
+                        "app.kubernetes.io/name": "checkout",
+                        "weir.dev/slot": "blue"
+                    }},
+                    "spec": {
+                        "containers": [{
+                            "name": "checkout",
+                            "image": "registry.example/checkout:1.4.2",
+                            "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+                            "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 5, "failureThreshold": 3},
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "128Mi"},
+                                "limits": {"memory": "256Mi"}
+                            },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": false,
+                                "capabilities": {"drop": ["ALL"]},
+                                "runAsNonRoot": true,
+                                "seccompProfile": {"type": "RuntimeDefault"}
+                            }
+                        }],
+                        "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+                        "topologySpreadConstraints": [
+                            {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": selector}},
+                            {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": selector}}
+                        ]
+                    }
+                }
+            }
+        })
+    );
+}
+
+#[test]
+fn the_service_selects_every_slot_and_maps_ports() {
+    let built = serde_json::to_value(service(&checkout()).unwrap()).unwrap();
+    assert_eq!(
+        built["spec"]["selector"],
+        json!({"app.kubernetes.io/instance": "checkout"})
+    );
+    assert_eq!(
+        built["spec"]["ports"],
+        json!([{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}])
+    );
+}
+
+#[test]
+fn no_ports_means_no_service() {
+    let mut ms = checkout();
+    ms.spec.ports.clear();
+    assert!(service(&ms).is_none());
+}
+
+#[test]
+fn a_pdb_exists_only_when_more_than_one_pod_can_run() {
+    let mut ms = checkout();
+    let pdb = serde_json::to_value(pod_disruption_budget(&ms).unwrap()).unwrap();
+    assert_eq!(pdb["spec"]["maxUnavailable"], json!(1));
+    ms.spec.disruption = Some(Disruption {
+        min_available: Some(IntOrString::String("50%".into())),
+        max_unavailable: None,
+    });
+    let pdb = serde_json::to_value(pod_disruption_budget(&ms).unwrap()).unwrap();
+    assert_eq!(pdb["spec"]["minAvailable"], json!("50%"));
+    ms.spec.replicas = Some(1);
+    assert!(pod_disruption_budget(&ms).is_none());
+    ms.spec.autoscaling = Some(Autoscaling {
+        max_replicas: 5,
+        ..Default::default()
+    });
+    assert!(
+        pod_disruption_budget(&ms).is_some(),
+        "autoscaling can add pods"
+    );
+}
+
+#[test]
+fn autoscaled_replicas_are_clamped_to_the_bounds() {
+    let mut ms = checkout();
+    ms.spec.autoscaling = Some(Autoscaling {
+        min_replicas: Some(2),
+        max_replicas: 4,
+        ..Default::default()
+    });
+    ms.spec.replicas = Some(10);
+    assert_eq!(effective_replicas(&ms), 4);
+    ms.spec.replicas = Some(1);
+    assert_eq!(effective_replicas(&ms), 2);
+    ms.spec.replicas = None;
+    assert_eq!(effective_replicas(&ms), 2);
+}
+
+#[test]
+fn the_hpa_targets_the_microservice_scale_subresource() {
+    let mut ms = checkout();
+    ms.spec.autoscaling = Some(Autoscaling {
+        max_replicas: 6,
+        ..Default::default()
+    });
+    let hpa = serde_json::to_value(horizontal_pod_autoscaler(&ms).unwrap()).unwrap();
+    assert_eq!(
+        hpa["spec"],
+        json!({
+            "scaleTargetRef": {"apiVersion": "weir.dev/v1alpha1", "kind": "Microservice", "name": "checkout"},
+            "minReplicas": 1,
+            "maxReplicas": 6,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]
+        })
+    );
+}
