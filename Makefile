@@ -7,7 +7,7 @@ TEST_CLUSTER_DIR := $(CURDIR)/.cluster-test
 CRD_FILE := crds/microservices.weir.dev.yaml
 CHART_CRD_FILE := charts/weir/crds/microservices.weir.dev.yaml
 
-.PHONY: run test lint unit crds crd-check cluster-test tools cluster-up cluster-down build
+.PHONY: run test lint unit crds crd-check cluster-test tools cluster-up cluster-down build bench
 
 ## run: the operator on $KUBECONFIG, or on a local control plane started for it when unset
 run: build
@@ -48,3 +48,7 @@ cluster-up:
 
 cluster-down:
 	@hack/cluster-down.sh
+
+## bench: time N Microservices to Ready against the same objects applied directly (N=100)
+bench:
+	@hack/bench.sh

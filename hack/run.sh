@@ -9,5 +9,5 @@ if [ -z "${KUBECONFIG:-}" ]; then
   export KUBECONFIG=$root/.cluster/kubeconfig
   export PATH=$root/.cluster/bin:$PATH
 fi
-kubectl apply --server-side --field-manager=weir-install -f "$root/crds/" >&2
+kubectl apply --server-side --force-conflicts --field-manager=weir-install -f "$root/crds/" >&2
 exec "$root/target/debug/weir" run --metrics-addr "${WEIR_METRICS_ADDR:-127.0.0.1:8080}" "$@"

@@ -12,7 +12,7 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Run(args) => {
             weir::telemetry::init_logging(args.log_format);
-            match weir::controller::run(args).await {
+            match weir::controller::run(*args).await {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!(%error, "operator stopped");

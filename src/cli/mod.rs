@@ -17,7 +17,7 @@ pub enum Command {
     /// Print the CustomResourceDefinitions as YAML.
     Crd,
     /// Run the operator against the cluster the usual kubeconfig resolution finds.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 /// Settings of a running operator.
@@ -34,6 +34,63 @@ pub struct RunArgs {
     /// Seconds to wait for the Microservice CRD to be established before giving up.
     #[arg(long, default_value_t = 60)]
     pub crd_wait_seconds: u64,
+
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "WEIR_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Seconds between forced re-checks of a settled Microservice (drift is also caught at
+    /// once through watches).
+    #[arg(long, env = "WEIR_RESYNC_SECONDS", default_value_t = 300)]
+    pub resync_seconds: u64,
+
+    /// Take part in leader election, so only one of several replicas writes.
+    #[arg(long, env = "WEIR_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "WEIR_LEASE_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "WEIR_LEASE_NAME", default_value = "weir-operator")]
+    pub lease_name: String,
+
+    /// Seconds a leader's lease lasts without renewal; a follower takes over after it.
+    #[arg(long, env = "WEIR_LEASE_SECONDS", default_value_t = 15)]
+    pub lease_seconds: u64,
+
+    /// Name of this replica in the Lease, events and user agent (the pod name in a cluster).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+
+    /// CPU request of a container whose spec sets none.
+    #[arg(long, env = "WEIR_DEFAULT_CPU_REQUEST", default_value = "100m")]
+    pub default_cpu_request: String,
+
+    /// Memory request of a container whose spec sets none.
+    #[arg(long, env = "WEIR_DEFAULT_MEMORY_REQUEST", default_value = "128Mi")]
+    pub default_memory_request: String,
+
+    /// CPU limit of a container whose spec sets none (default: no CPU limit).
+    #[arg(long, env = "WEIR_DEFAULT_CPU_LIMIT")]
+    pub default_cpu_limit: Option<String>,
+
+    /// Memory limit of a container whose spec sets none.
+    #[arg(long, env = "WEIR_DEFAULT_MEMORY_LIMIT", default_value = "256Mi")]
+    pub default_memory_limit: String,
+}
+
+impl RunArgs {
+    /// The resource defaults these settings describe.
+    pub fn defaults(&self) -> crate::build::Defaults {
+        crate::build::Defaults {
+            cpu_request: self.default_cpu_request.clone(),
+            memory_request: self.default_memory_request.clone(),
+            cpu_limit: self.default_cpu_limit.clone(),
+            memory_limit: self.default_memory_limit.clone(),
+        }
+    }
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

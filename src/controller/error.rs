@@ -5,19 +5,25 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("the Microservice has no namespace")]
     MissingNamespace,
+    #[error("serializing {0}: {1}")]
+    Serialize(&'static str, #[source] serde_json::Error),
 }
 
 impl Error {
     /// A bounded word for metric labels and event reasons; never an object name.
     pub fn category(&self) -> &'static str {
         match self {
-            Error::Kube(_) => "kube_api",
+            Error::Kube(kube::Error::Api(status)) if status.code == 409 => "conflict",
+            Error::Kube(kube::Error::Api(status)) if status.code >= 500 => "server",
+            Error::Kube(kube::Error::Api(_)) => "refused",
+            Error::Kube(_) => "connection",
             Error::MissingNamespace => "invalid_object",
+            Error::Serialize(..) => "serialize",
         }
     }
 
     /// True when retrying cannot help until the object changes.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Error::MissingNamespace)
+        matches!(self, Error::MissingNamespace | Error::Serialize(..))
     }
 }

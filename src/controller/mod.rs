@@ -1,75 +1,304 @@
 //! The Microservice controller: wiring, the reconcile pipeline and its error policy.
 
+mod apply;
+mod drift;
 mod error;
+mod leader;
 mod reconcile;
+pub mod status;
 
 pub use error::Error;
-pub use reconcile::{Context, reconcile};
+pub use reconcile::{Caches, Context, reconcile};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::runtime::{Controller, controller::Action, wait, watcher};
-use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use kube::api::DynamicObject;
+use kube::discovery::ApiResource;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store, reflector};
+use kube::runtime::{Controller, WatchStreamExt, controller::Action, wait, watcher};
+use kube::{Api, Client, CustomResourceExt, Resource, ResourceExt};
 use prometheus_client::registry::Registry;
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
 
 use crate::api::Microservice;
+use crate::build::labels::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::cli::RunArgs;
 use crate::telemetry::{self, Health, Metrics};
 
-/// Errors that stop the operator before or while it starts.
+/// Errors that stop the operator before or while it runs.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("no usable Kubernetes configuration: {0}")]
-    Config(#[source] kube::Error),
-    #[error("CRD {0} is not established; install it with `weir crd | kubectl apply -f -`")]
+    Config(String),
+    #[error(
+        "CRD {0} is not established; install it with `weir crd | kubectl apply --server-side -f -`"
+    )]
     CrdNotEstablished(String),
     #[error("waiting for the CRD failed: {0}")]
     CrdWait(#[source] wait::Error),
     #[error("health server: {0}")]
     Server(#[source] std::io::Error),
+    #[error("lost leadership; exiting so that a restart rejoins the election")]
+    LostLeadership,
 }
 
 /// Runs the operator until SIGTERM or SIGINT, then returns after a clean shutdown.
 pub async fn run(args: RunArgs) -> Result<(), StartError> {
-    let client = Client::try_default().await.map_err(StartError::Config)?;
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let client = client(&identity).await?;
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let health = Health::default();
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
 
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let resource = ApiResource::erase::<Microservice>(&());
+    let microservices: Api<DynamicObject> = match &args.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let ms_writer = reflector::store::Writer::new(resource.clone());
+    let ms_cache = ms_writer.as_reader();
+    let phases_cache: Store<DynamicObject> = ms_cache.clone();
+    let phase_metrics = metrics.clone();
+    let refresh: telemetry::Refresh = Arc::new(move || {
+        let objects = phases_cache.state();
+        phase_metrics.set_phases(
+            objects
+                .iter()
+                .map(|o| o.data.pointer("/status/phase").and_then(|p| p.as_str())),
+        );
+    });
+    let listener = telemetry::bind(args.metrics_addr)
+        .await
+        .map_err(StartError::Server)?;
+    let mut server_stop = stop.clone();
     let server = tokio::spawn(telemetry::serve(
-        args.metrics_addr,
+        listener,
         health.clone(),
         Arc::new(registry),
-        async {
-            let _ = server_stopped.await;
+        refresh,
+        async move {
+            let _ = server_stop.wait_for(|s| *s).await;
         },
     ));
 
     wait_for_crd(client.clone(), Duration::from_secs(args.crd_wait_seconds)).await?;
     health.set_ready(true);
-    tracing::info!("controller starting");
 
+    let leadership = if args.leader_elect {
+        let ttl = Duration::from_secs(args.lease_seconds);
+        let acquired = leader::acquire(
+            client.clone(),
+            &args.lease_namespace,
+            &args.lease_name,
+            &identity,
+            ttl,
+            stop.clone(),
+        )
+        .await;
+        match acquired {
+            Some(leadership) => Some(leadership),
+            None => return finish(server, None, false).await,
+        }
+    } else {
+        None
+    };
+    let lost = leadership.as_ref().map(|l| l.lost());
+
+    tracing::info!(
+        namespace = args.namespace.as_deref().unwrap_or("all"),
+        "controller starting"
+    );
+    let caches_and_streams = ChildWatches::start(&client, args.namespace.as_deref());
     let context = Arc::new(Context {
         client: client.clone(),
         metrics,
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "weir".into(),
+                instance: Some(identity.clone()),
+            },
+        ),
+        caches: caches_and_streams.caches.clone(),
+        defaults: args.defaults(),
+        resync: Duration::from_secs(args.resync_seconds),
     });
-    Controller::new(Api::<Microservice>::all(client), watcher::Config::default())
-        .shutdown_on_signal()
+
+    // Reconcile on spec changes only: Weir's own status writes must not trigger reconciles.
+    let ms_stream = reflector(
+        ms_writer,
+        watcher(microservices, watcher::Config::default()),
+    )
+    .default_backoff()
+    .applied_objects()
+    .try_filter(spec_changed());
+    let mut controller_stop = stop.clone();
+    let mut lost_for_controller = lost.clone();
+    let shutdown = async move {
+        tokio::select! {
+            _ = controller_stop.wait_for(|s| *s) => {}
+            _ = async { match lost_for_controller.as_mut() { Some(l) => { let _ = l.wait_for(|s| *s).await; } None => std::future::pending().await } } => {}
+        }
+    };
+    let ChildWatches {
+        deployments,
+        services,
+        pdbs,
+        hpas,
+        ..
+    } = caches_and_streams;
+    Controller::for_stream_with(ms_stream, ms_cache, resource)
+        .owns_stream(deployments)
+        .owns_stream(services)
+        .owns_stream(pdbs)
+        .owns_stream(hpas)
+        .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|_| futures::future::ready(()))
         .await;
 
+    let lost_leadership = lost.is_some_and(|l| *l.borrow());
+    finish(server, leadership, lost_leadership).await
+}
+
+async fn finish(
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    leadership: Option<leader::Leadership>,
+    lost_leadership: bool,
+) -> Result<(), StartError> {
     tracing::info!("controller stopped, shutting down");
-    health.set_ready(false);
-    let _ = stop_server.send(());
+    if let Some(leadership) = leadership {
+        leadership.release().await;
+    }
+    if lost_leadership {
+        return Err(StartError::LostLeadership);
+    }
     match server.await {
         Ok(result) => result.map_err(StartError::Server),
         Err(_) => Ok(()),
     }
+}
+
+/// A child watch's stream of touched objects, which triggers reconciles of their owners.
+type ChildStream<K> = futures::stream::BoxStream<'static, Result<K, watcher::Error>>;
+
+/// The watches of Weir's children: caches for the reconcile, streams that trigger it.
+struct ChildWatches {
+    caches: Caches,
+    deployments: ChildStream<Deployment>,
+    services: ChildStream<Service>,
+    pdbs: ChildStream<PodDisruptionBudget>,
+    hpas: ChildStream<HorizontalPodAutoscaler>,
+}
+
+impl ChildWatches {
+    fn start(client: &Client, namespace: Option<&str>) -> Self {
+        let (deployments_cache, deployments) = child_watch::<Deployment>(client, namespace);
+        let (services_cache, services) = child_watch::<Service>(client, namespace);
+        let (pdbs_cache, pdbs) = child_watch::<PodDisruptionBudget>(client, namespace);
+        let (hpas_cache, hpas) = child_watch::<HorizontalPodAutoscaler>(client, namespace);
+        ChildWatches {
+            caches: Caches {
+                deployments: deployments_cache,
+                services: services_cache,
+                pod_disruption_budgets: pdbs_cache,
+                horizontal_pod_autoscalers: hpas_cache,
+            },
+            deployments,
+            services,
+            pdbs,
+            hpas,
+        }
+    }
+}
+
+/// A cached watch of one child kind, narrowed to objects labelled as Weir's, with
+/// managedFields dropped: the cache only needs spec, status and owners, and it is most of
+/// the operator's memory.
+fn child_watch<K>(client: &Client, namespace: Option<&str>) -> (Store<K>, ChildStream<K>)
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let api: Api<K> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let config = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+    let (cache, writer) = reflector::store();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(|object: &mut K| object.managed_fields_mut().clear())
+        .reflect(writer)
+        .touched_objects()
+        .boxed();
+    (cache, stream)
+}
+
+/// Passes an object on only when its generation changed (a spec change, or first sight), so
+/// status writes, Weir's own included, do not trigger reconciles. (kube's `predicates`
+/// need a static type; Microservices are watched as raw objects.)
+fn spec_changed() -> impl FnMut(&DynamicObject) -> futures::future::Ready<bool> {
+    let mut generations = std::collections::HashMap::<String, Option<i64>>::new();
+    move |object| {
+        let key = object.uid().unwrap_or_else(|| object.name_any());
+        let generation = object.metadata.generation;
+        futures::future::ready(generations.insert(key, generation) != Some(generation))
+    }
+}
+
+/// A client whose requests say who sends them: `weir/<version> (<identity>)`.
+async fn client(identity: &str) -> Result<Client, StartError> {
+    let mut config = kube::Config::infer()
+        .await
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    let agent = format!("weir/{} ({identity})", env!("CARGO_PKG_VERSION"));
+    let value = agent
+        .parse()
+        .map_err(|_| StartError::Config(format!("invalid identity {identity:?}")))?;
+    config.headers.push((http::header::USER_AGENT, value));
+    Client::try_from(config).map_err(|e| StartError::Config(e.to_string()))
+}
+
+fn default_identity() -> String {
+    let host =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "weir".into());
+    format!("{}-{}", host.trim(), std::process::id())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutdown requested");
 }
 
 async fn wait_for_crd(client: Client, deadline: Duration) -> Result<(), StartError> {
@@ -84,7 +313,7 @@ async fn wait_for_crd(client: Client, deadline: Duration) -> Result<(), StartErr
 }
 
 /// A spec that cannot work waits for a change; anything else retries with a delay.
-fn error_policy(object: Arc<Microservice>, error: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy(object: Arc<DynamicObject>, error: &Error, _ctx: Arc<Context>) -> Action {
     tracing::warn!(name = %object.name_any(), category = error.category(), %error, "reconcile failed");
     if error.is_permanent() {
         Action::await_change()

@@ -1,23 +1,48 @@
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::{Client, ResourceExt};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::Store;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
 
 use super::Error;
-use crate::api::Microservice;
+use super::apply::{Applied, ensure, remove};
+use super::status::{self, Observed, Problem};
+use crate::api::{Microservice, MicroserviceStatus, Phase, Slot, conditions::reason};
+use crate::build::{self, Defaults, labels::FIELD_MANAGER};
 use crate::telemetry::{Metrics, ReconcileOutcome};
 
-/// Shared by every reconcile: the client and the metrics.
+/// The watch caches of Weir's children (labelled `app.kubernetes.io/managed-by=weir`).
+#[derive(Clone)]
+pub struct Caches {
+    pub deployments: Store<Deployment>,
+    pub services: Store<Service>,
+    pub pod_disruption_budgets: Store<PodDisruptionBudget>,
+    pub horizontal_pod_autoscalers: Store<HorizontalPodAutoscaler>,
+}
+
+/// Shared by every reconcile, built once at start.
 pub struct Context {
     pub client: Client,
     pub metrics: Metrics,
+    pub recorder: Recorder,
+    pub caches: Caches,
+    pub defaults: Defaults,
+    pub resync: Duration,
 }
 
 /// Brings the cluster in line with one Microservice.
-pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    let result = reconcile_inner(&ms, &ctx).await;
+    let result = reconcile_object(&object, &ctx).await;
     let (outcome, category) = match &result {
         Ok(_) => (ReconcileOutcome::Success, "none"),
         Err(e) => (ReconcileOutcome::Error, e.category()),
@@ -26,8 +51,317 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     result
 }
 
-async fn reconcile_inner(ms: &Microservice, _ctx: &Context) -> Result<Action, Error> {
-    let namespace = ms.namespace().ok_or(Error::MissingNamespace)?;
-    tracing::info!(name = %ms.name_any(), %namespace, image = %ms.spec.image, "reconciling");
+async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Action, Error> {
+    let namespace = object.namespace().ok_or(Error::MissingNamespace)?;
+    // The watch delivers raw objects so that one that no longer reads as a Microservice
+    // (stored under an older schema) is reported here instead of breaking the whole watch.
+    let ms: Microservice =
+        match serde_json::from_value(serde_json::to_value(object).unwrap_or_default()) {
+            Ok(ms) => ms,
+            Err(error) => {
+                return report_unreadable(object, &namespace, ctx, &error.to_string()).await;
+            }
+        };
+    if ms.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let old_status = ms.status.clone().unwrap_or_default();
+    let active = old_status.active_slot.unwrap_or(Slot::Blue);
+    let (deployment, problem) = apply_children(&ms, &namespace, active, ctx).await?;
+
+    let observed = Observed {
+        deployment: deployment.as_ref(),
+        active,
+        problem,
+        replicas_contested_by: status::replicas_contested_by(&ms),
+    };
+    let new_status = status::compute(&ms, &observed, Timestamp::now());
+    if new_status != old_status {
+        publish_transition_events(&ms, &old_status, &new_status, ctx).await;
+        write_status(ctx, &namespace, &ms.name_any(), &new_status).await?;
+    }
+    Ok(Action::requeue(ctx.resync))
+}
+
+/// Applies every wanted child and deletes unwanted ones. Apply order: the Deployment first
+/// (pods take longest), then the Service that routes to them, then what guards and scales
+/// them. Stops at the first name conflict or refusal, which the status then reports.
+async fn apply_children(
+    ms: &Microservice,
+    namespace: &str,
+    active: Slot,
+    ctx: &Context,
+) -> Result<(Option<Deployment>, Option<Problem>), Error> {
+    let uid = ms.uid().unwrap_or_default();
+    let name = ms.name_any();
+    let client = &ctx.client;
+    let caches = &ctx.caches;
+    let build::Children {
+        deployment,
+        service,
+        pod_disruption_budget,
+        horizontal_pod_autoscaler,
+    } = build::children(ms, active, &ctx.defaults);
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let live_deployment = match ensure(&deployments, &caches.deployments, &uid, &deployment).await?
+    {
+        Ok(applied) => {
+            announce_creation(ms, &applied, ctx).await;
+            applied.object().clone()
+        }
+        Err(problem) => return Ok((None, Some(problem))),
+    };
+    let inactive = build::deployment_name(&name, other(active));
+    remove(
+        &deployments,
+        &caches.deployments,
+        namespace,
+        &inactive,
+        &uid,
+    )
+    .await?;
+
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    if let Some(problem) = sync(ms, &services, &caches.services, service, namespace, ctx).await? {
+        return Ok((Some(live_deployment), Some(problem)));
+    }
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), namespace);
+    if let Some(problem) = sync(
+        ms,
+        &pdbs,
+        &caches.pod_disruption_budgets,
+        pod_disruption_budget,
+        namespace,
+        ctx,
+    )
+    .await?
+    {
+        return Ok((Some(live_deployment), Some(problem)));
+    }
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), namespace);
+    let problem = sync(
+        ms,
+        &hpas,
+        &caches.horizontal_pod_autoscalers,
+        horizontal_pod_autoscaler,
+        namespace,
+        ctx,
+    )
+    .await?;
+    Ok((Some(live_deployment), problem))
+}
+
+/// Applies `desired`, or deletes Weir's object of that kind and name when it is not wanted.
+async fn sync<K: super::apply::Child>(
+    ms: &Microservice,
+    api: &Api<K>,
+    cache: &Store<K>,
+    desired: Option<K>,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Option<Problem>, Error> {
+    let uid = ms.uid().unwrap_or_default();
+    match desired {
+        Some(desired) => match ensure(api, cache, &uid, &desired).await? {
+            Ok(applied) => {
+                announce_creation(ms, &applied, ctx).await;
+                Ok(None)
+            }
+            Err(problem) => Ok(Some(problem)),
+        },
+        None => {
+            if remove(api, cache, namespace, &ms.name_any(), &uid).await? {
+                let note = format!(
+                    "Deleted {} {}: no longer wanted",
+                    <K as k8s_openapi::Resource>::KIND,
+                    ms.name_any()
+                );
+                publish(ctx, ms, EventType::Normal, "Deleted", "Delete", note).await;
+            }
+            Ok(None)
+        }
+    }
+}
+
+fn other(slot: Slot) -> Slot {
+    match slot {
+        Slot::Blue => Slot::Green,
+        Slot::Green => Slot::Blue,
+    }
+}
+
+async fn announce_creation<K: super::apply::Child>(
+    ms: &Microservice,
+    applied: &Applied<K>,
+    ctx: &Context,
+) {
+    if let Applied::Created(object) = applied {
+        let note = format!(
+            "Created {} {}",
+            <K as k8s_openapi::Resource>::KIND,
+            object.meta().name.as_deref().unwrap_or_default()
+        );
+        publish(ctx, ms, EventType::Normal, "Created", "Create", note).await;
+    }
+}
+
+/// Events for real transitions only, so a steady object produces none.
+async fn publish_transition_events(
+    ms: &Microservice,
+    old: &MicroserviceStatus,
+    new: &MicroserviceStatus,
+    ctx: &Context,
+) {
+    let reason_of = |s: &MicroserviceStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == crate::api::conditions::READY)
+            .map(|c| c.reason.clone())
+    };
+    let (old_reason, new_reason) = (reason_of(old), reason_of(new));
+    let message = new.message.clone().unwrap_or_default();
+    match new.phase {
+        Some(Phase::Degraded) if old_reason != new_reason => {
+            let reason = new_reason.unwrap_or_default();
+            publish(
+                ctx,
+                ms,
+                EventType::Warning,
+                &reason,
+                "Reconcile",
+                message.clone(),
+            )
+            .await;
+        }
+        Some(Phase::Healthy) if old.phase != Some(Phase::Healthy) => {
+            let note = format!("Rolled out {}", ms.spec.image);
+            publish(
+                ctx,
+                ms,
+                EventType::Normal,
+                reason::ROLLED_OUT,
+                "Rollout",
+                note,
+            )
+            .await;
+        }
+        _ => {}
+    }
+    let contested = |s: &MicroserviceStatus| {
+        s.message
+            .as_deref()
+            .is_some_and(|m| m.contains("spec.replicas is also set by"))
+    };
+    if contested(new) && !contested(old) {
+        publish(
+            ctx,
+            ms,
+            EventType::Warning,
+            reason::REPLICAS_CONTESTED,
+            "Reconcile",
+            message,
+        )
+        .await;
+    }
+}
+
+async fn publish(
+    ctx: &Context,
+    ms: &Microservice,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note),
+        action: action.to_string(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &ms.object_ref(&())).await {
+        tracing::warn!(%error, "could not publish event");
+    }
+}
+
+async fn write_status(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    status: &MicroserviceStatus,
+) -> Result<(), Error> {
+    let resource = kube::discovery::ApiResource::erase::<Microservice>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resource);
+    let patch = json!({
+        "apiVersion": "weir.dev/v1alpha1",
+        "kind": "Microservice",
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A stored object that does not read as a Microservice: say so in its status and an event,
+/// then wait for it to change.
+async fn report_unreadable(
+    object: &DynamicObject,
+    namespace: &str,
+    ctx: &Context,
+    error: &str,
+) -> Result<Action, Error> {
+    let name = object.name_any();
+    let message =
+        format!("The stored object cannot be read as a Microservice: {error}. Fix the spec.");
+    let already = object
+        .data
+        .pointer("/status/message")
+        .and_then(|m| m.as_str())
+        == Some(message.as_str());
+    if !already {
+        tracing::warn!(%name, %namespace, %error, "unreadable Microservice");
+        let now = Timestamp::now();
+        let condition = |type_: &str, status: &str| {
+            json!({"type": type_, "status": status, "reason": reason::INVALID_SPEC, "message": message,
+                   "observedGeneration": object.metadata.generation, "lastTransitionTime": now.to_string()})
+        };
+        let status = json!({
+            "observedGeneration": object.metadata.generation,
+            "phase": "Degraded",
+            "message": message,
+            "conditions": [condition("Ready", "False"), condition("Progressing", "False"), condition("Degraded", "True")],
+        });
+        let resource = kube::discovery::ApiResource::erase::<Microservice>(&());
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), namespace, &resource);
+        let patch =
+            json!({"apiVersion": "weir.dev/v1alpha1", "kind": "Microservice", "status": status});
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        let event = Event {
+            type_: EventType::Warning,
+            reason: reason::INVALID_SPEC.to_string(),
+            note: Some(message),
+            action: "Reconcile".to_string(),
+            secondary: None,
+        };
+        if let Err(error) = ctx
+            .recorder
+            .publish(&event, &object.object_ref(&resource))
+            .await
+        {
+            tracing::warn!(%error, "could not publish event");
+        }
+    }
     Ok(Action::await_change())
 }

@@ -4,7 +4,7 @@ mod metrics;
 mod server;
 
 pub use metrics::{Metrics, ReconcileOutcome};
-pub use server::{Health, serve};
+pub use server::{Health, Refresh, bind, serve};
 
 use crate::cli::LogFormat;
 

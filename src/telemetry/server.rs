@@ -22,29 +22,43 @@ impl Health {
     }
 }
 
+/// Brings gauges that are derived from caches up to date just before a scrape.
+pub type Refresh = Arc<dyn Fn() + Send + Sync>;
+
 #[derive(Clone)]
 struct AppState {
     health: Health,
     registry: Arc<Registry>,
+    refresh: Refresh,
 }
 
 /// Serves `/healthz`, `/readyz` and `/metrics` until `shutdown` resolves.
 pub async fn serve(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     health: Health,
     registry: Arc<Registry>,
+    refresh: Refresh,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(AppState { health, registry });
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "serving health and metrics");
+        .with_state(AppState {
+            health,
+            registry,
+            refresh,
+        });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Binds the health server's address, so a taken port fails at start.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "serving health and metrics");
+    Ok(listener)
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
@@ -56,6 +70,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (state.refresh)();
     let mut body = String::new();
     match encode(&mut body, &state.registry) {
         Ok(()) => (

@@ -1,0 +1,134 @@
+//! Writing children: server-side apply with Weir's field manager, only when something
+//! changed, and never to an object Weir does not own.
+
+use std::fmt::Debug;
+
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::Error;
+use super::drift::{needs_apply, stamp};
+use super::status::Problem;
+use crate::build::labels::FIELD_MANAGER;
+
+/// What happened to one child.
+pub enum Applied<K> {
+    Unchanged(K),
+    Created(K),
+    Updated(K),
+}
+
+impl<K> Applied<K> {
+    pub fn object(&self) -> &K {
+        match self {
+            Applied::Unchanged(k) | Applied::Created(k) | Applied::Updated(k) => k,
+        }
+    }
+}
+
+/// Children a reconcile touches, typed; the cache comes from the controller's watches.
+pub trait Child:
+    Resource<DynamicType = ()>
+    + k8s_openapi::Resource
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+}
+impl<K> Child for K where
+    K: Resource<DynamicType = ()>
+        + k8s_openapi::Resource
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// Makes the child equal to `desired` unless another owner holds its name.
+pub async fn ensure<K: Child>(
+    api: &Api<K>,
+    cache: &Store<K>,
+    owner_uid: &str,
+    desired: &K,
+) -> Result<Result<Applied<K>, Problem>, Error> {
+    let name = desired.name_any();
+    let stamped = stamp(
+        serde_json::to_value(desired)
+            .map_err(|e| Error::Serialize(<K as k8s_openapi::Resource>::KIND, e))?,
+    );
+    let live = match cached(cache, desired) {
+        Some(live) => Some(live),
+        // Not in the watch cache: new, or not ours (the cache only holds Weir's children).
+        None => api.get_opt(&name).await?,
+    };
+    if let Some(live) = &live {
+        if !owned_by(live, owner_uid) {
+            return Ok(Err(Problem::NameConflict {
+                kind: <K as k8s_openapi::Resource>::KIND,
+                name,
+            }));
+        }
+        let live_json = serde_json::to_value(live)
+            .map_err(|e| Error::Serialize(<K as k8s_openapi::Resource>::KIND, e))?;
+        if !needs_apply(&stamped, &live_json) {
+            return Ok(Ok(Applied::Unchanged(live.clone())));
+        }
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    match api.patch(&name, &params, &Patch::Apply(&stamped)).await {
+        Ok(applied) if live.is_some() => Ok(Ok(Applied::Updated(applied))),
+        Ok(applied) => Ok(Ok(Applied::Created(applied))),
+        Err(kube::Error::Api(status)) if status.code == 422 || status.code == 400 => {
+            Ok(Err(Problem::Refused {
+                kind: <K as k8s_openapi::Resource>::KIND,
+                message: status.message,
+            }))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Deletes the named child if Weir owns it; returns whether it deleted anything.
+pub async fn remove<K: Child>(
+    api: &Api<K>,
+    cache: &Store<K>,
+    namespace: &str,
+    name: &str,
+    owner_uid: &str,
+) -> Result<bool, Error> {
+    let key = ObjectRef::new(name).within(namespace);
+    let Some(live) = cache.get(&key) else {
+        return Ok(false);
+    };
+    if !owned_by(&*live, owner_uid) {
+        return Ok(false);
+    }
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn cached<K: Child>(cache: &Store<K>, desired: &K) -> Option<K> {
+    let key = ObjectRef::from_obj(desired);
+    cache.get(&key).map(|k| (*k).clone())
+}
+
+/// True when `object` has a controller owner reference to the Microservice with `uid`.
+pub fn owned_by<K: Resource>(object: &K, uid: &str) -> bool {
+    object
+        .owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && o.uid == uid)
+}

@@ -1,0 +1,220 @@
+//! Pure status computation: what the Microservice reports, from what the cluster shows.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ManagedFieldsEntry, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::conditions::{self, reason};
+use crate::api::{Microservice, MicroserviceStatus, Phase, Slot};
+use crate::build::{effective_replicas, labels};
+
+/// What stops a Microservice from being served as its spec asks, found while applying.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Problem {
+    /// A child's name is taken by an object Weir does not own.
+    NameConflict { kind: &'static str, name: String },
+    /// The API server refused a child as built from the spec.
+    Refused { kind: &'static str, message: String },
+}
+
+/// Everything `compute` reads besides the Microservice itself.
+pub struct Observed<'a> {
+    pub deployment: Option<&'a Deployment>,
+    pub active: Slot,
+    pub problem: Option<Problem>,
+    /// Managers other than the autoscaler that set `spec.replicas` while autoscaling is on.
+    pub replicas_contested_by: Vec<String>,
+}
+
+/// The status that describes `ms` given what was observed. Condition transition times are
+/// kept from `ms.status` when a condition's status did not change.
+pub fn compute(ms: &Microservice, observed: &Observed, now: Timestamp) -> MicroserviceStatus {
+    let name = ms.metadata.name.as_deref().unwrap_or_default();
+    let generation = ms.metadata.generation;
+    let desired = effective_replicas(ms);
+    let deployment_status = observed
+        .deployment
+        .and_then(|d| d.status.clone())
+        .unwrap_or_default();
+    let (phase, reason, mut message) = assess(ms, observed, desired);
+
+    if !observed.replicas_contested_by.is_empty() {
+        message.push_str(&format!(
+            " Warning: spec.replicas is also set by {} while autoscaling is on; remove replicas \
+             from that manifest so it and the autoscaler do not fight.",
+            observed.replicas_contested_by.join(", ")
+        ));
+    }
+
+    let old = ms.status.clone().unwrap_or_default();
+    let condition = |type_: &str, status: bool, reason: &str, message: &str| {
+        let status = if status { "True" } else { "False" };
+        let last_transition_time = old
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or(Time(now));
+        Condition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            reason: reason.to_string(),
+            message: message.to_string(),
+            observed_generation: generation,
+            last_transition_time,
+        }
+    };
+    let conditions = match phase {
+        Phase::Healthy => vec![
+            condition(conditions::READY, true, reason::AVAILABLE, &message),
+            condition(
+                conditions::PROGRESSING,
+                false,
+                reason::ROLLED_OUT,
+                "Nothing to roll out.",
+            ),
+            condition(
+                conditions::DEGRADED,
+                false,
+                reason::AS_EXPECTED,
+                "Nothing is wrong.",
+            ),
+        ],
+        Phase::Progressing | Phase::Paused => vec![
+            condition(conditions::READY, false, reason, &message),
+            condition(conditions::PROGRESSING, true, reason, &message),
+            condition(
+                conditions::DEGRADED,
+                false,
+                reason::AS_EXPECTED,
+                "Nothing is wrong.",
+            ),
+        ],
+        Phase::Degraded => vec![
+            condition(conditions::READY, false, reason, &message),
+            condition(conditions::PROGRESSING, false, reason, &message),
+            condition(conditions::DEGRADED, true, reason, &message),
+        ],
+    };
+
+    MicroserviceStatus {
+        observed_generation: generation,
+        phase: Some(phase),
+        message: Some(message),
+        conditions,
+        replicas: deployment_status.replicas.unwrap_or(0),
+        ready_replicas: deployment_status.ready_replicas.unwrap_or(0),
+        updated_replicas: deployment_status.updated_replicas.unwrap_or(0),
+        selector: Some(labels::selector_string(&labels::service_selector(name))),
+        active_slot: Some(observed.active),
+    }
+}
+
+/// Phase, reason and a sentence for a person.
+fn assess(ms: &Microservice, observed: &Observed, desired: i32) -> (Phase, &'static str, String) {
+    match &observed.problem {
+        Some(Problem::NameConflict { kind, name }) => {
+            return (
+                Phase::Degraded,
+                reason::NAME_CONFLICT,
+                format!(
+                    "{kind} {name} already exists and is not owned by this Microservice; \
+                     Weir will not adopt or change it. Rename or delete it."
+                ),
+            );
+        }
+        Some(Problem::Refused { kind, message }) => {
+            return (
+                Phase::Degraded,
+                reason::APPLY_FAILED,
+                format!("The API server refused the {kind} built from this spec: {message}"),
+            );
+        }
+        None => {}
+    }
+    let Some(deployment) = observed.deployment else {
+        return (
+            Phase::Progressing,
+            reason::ROLLING_OUT,
+            "Creating the Deployment.".into(),
+        );
+    };
+    let status = deployment.status.clone().unwrap_or_default();
+    let stalled = status.conditions.iter().flatten().find(|c| {
+        c.type_ == "Progressing"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    });
+    let ready = status.ready_replicas.unwrap_or(0);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let replicas = status.replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    if let Some(stalled) = stalled {
+        let deadline = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.progress_deadline_seconds)
+            .unwrap_or_default();
+        return (
+            Phase::Degraded,
+            reason::PROGRESS_DEADLINE_EXCEEDED,
+            format!(
+                "The rollout of {} made no progress for {deadline}s: {ready} of {desired} pods ready, \
+                 {updated} updated. {}",
+                ms.spec.image,
+                stalled.message.as_deref().unwrap_or_default()
+            ),
+        );
+    }
+    let seen = status.observed_generation >= deployment.metadata.generation;
+    if !seen {
+        return (
+            Phase::Progressing,
+            reason::WAITING_FOR_CONTROLLER,
+            "Waiting for the Deployment controller to see the new spec.".into(),
+        );
+    }
+    if updated < desired || ready < desired || available < desired || replicas > desired {
+        return (
+            Phase::Progressing,
+            reason::ROLLING_OUT,
+            format!(
+                "Rolling out {}: {updated} of {desired} pods updated, {ready} ready.",
+                ms.spec.image
+            ),
+        );
+    }
+    (
+        Phase::Healthy,
+        reason::AVAILABLE,
+        format!(
+            "{ready} of {desired} pods ready, running {}.",
+            ms.spec.image
+        ),
+    )
+}
+
+/// Managers that set `spec.replicas` other than through `/scale` (where autoscalers write)
+/// and other than Weir: with autoscaling on, they would fight the autoscaler.
+pub fn replicas_contested_by(ms: &Microservice) -> Vec<String> {
+    if ms.spec.autoscaling.is_none() || ms.spec.replicas.is_none() {
+        return Vec::new();
+    }
+    let entries: &[ManagedFieldsEntry] = ms.metadata.managed_fields.as_deref().unwrap_or_default();
+    let mut managers: Vec<String> = entries
+        .iter()
+        .filter(|e| e.subresource.as_deref().unwrap_or_default().is_empty())
+        .filter(|e| {
+            e.fields_v1
+                .as_ref()
+                .and_then(|f| f.0.get("f:spec"))
+                .and_then(|spec| spec.get("f:replicas"))
+                .is_some()
+        })
+        .filter_map(|e| e.manager.clone())
+        .filter(|m| m != labels::FIELD_MANAGER)
+        .collect();
+    managers.sort();
+    managers.dedup();
+    managers
+}
