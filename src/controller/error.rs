@@ -9,6 +9,16 @@ pub enum Error {
     Serialize(&'static str, #[source] serde_json::Error),
 }
 
+/// Every value `Error::category` returns, so metrics can start each at zero.
+pub const CATEGORIES: [&str; 6] = [
+    "conflict",
+    "server",
+    "refused",
+    "connection",
+    "invalid_object",
+    "serialize",
+];
+
 impl Error {
     /// A bounded word for metric labels and event reasons; never an object name.
     pub fn category(&self) -> &'static str {

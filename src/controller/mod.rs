@@ -56,7 +56,7 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
     let identity = args.identity.clone().unwrap_or_else(default_identity);
     let client = client(&identity).await?;
     let mut registry = Registry::default();
-    let metrics = Metrics::register(&mut registry);
+    let metrics = Metrics::register(&mut registry, &error::CATEGORIES);
     let health = Health::default();
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {

@@ -20,6 +20,9 @@ use crate::api::{Microservice, MicroserviceStatus, Phase, Slot, conditions::reas
 use crate::build::{self, Defaults, labels::FIELD_MANAGER};
 use crate::telemetry::{Metrics, ReconcileOutcome};
 
+/// How soon a Microservice blocked by a name conflict looks again.
+const CONFLICT_RECHECK: Duration = Duration::from_secs(5);
+
 /// The watch caches of Weir's children (labelled `app.kubernetes.io/managed-by=weir`).
 #[derive(Clone)]
 pub struct Caches {
@@ -69,6 +72,11 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
     let active = old_status.active_slot.unwrap_or(Slot::Blue);
     let (deployment, problem) = apply_children(&ms, &namespace, active, ctx).await?;
 
+    // A conflicting object is not watched (it lacks Weir's label), so look again soon.
+    let next = match problem {
+        Some(Problem::NameConflict { .. }) => Action::requeue(CONFLICT_RECHECK),
+        _ => Action::requeue(ctx.resync),
+    };
     let observed = Observed {
         deployment: deployment.as_ref(),
         active,
@@ -80,7 +88,7 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
         publish_transition_events(&ms, &old_status, &new_status, ctx).await;
         write_status(ctx, &namespace, &ms.name_any(), &new_status).await?;
     }
-    Ok(Action::requeue(ctx.resync))
+    Ok(next)
 }
 
 /// Applies every wanted child and deletes unwanted ones. Apply order: the Deployment first
@@ -308,8 +316,8 @@ async fn write_status(
     Ok(())
 }
 
-/// A stored object that does not read as a Microservice: say so in its status and an event,
-/// then wait for it to change.
+/// A stored object that does not read as a Microservice: say so in an event and its status,
+/// then wait for it to change. The event goes first: it does not depend on the object.
 async fn report_unreadable(
     object: &DynamicObject,
     namespace: &str,
@@ -319,49 +327,49 @@ async fn report_unreadable(
     let name = object.name_any();
     let message =
         format!("The stored object cannot be read as a Microservice: {error}. Fix the spec.");
-    let already = object
+    let reported = object
         .data
         .pointer("/status/message")
-        .and_then(|m| m.as_str())
-        == Some(message.as_str());
-    if !already {
-        tracing::warn!(%name, %namespace, %error, "unreadable Microservice");
-        let now = Timestamp::now();
-        let condition = |type_: &str, status: &str| {
-            json!({"type": type_, "status": status, "reason": reason::INVALID_SPEC, "message": message,
-                   "observedGeneration": object.metadata.generation, "lastTransitionTime": now.to_string()})
-        };
-        let status = json!({
-            "observedGeneration": object.metadata.generation,
-            "phase": "Degraded",
-            "message": message,
-            "conditions": [condition("Ready", "False"), condition("Progressing", "False"), condition("Degraded", "True")],
-        });
-        let resource = kube::discovery::ApiResource::erase::<Microservice>(&());
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(ctx.client.clone(), namespace, &resource);
-        let patch =
-            json!({"apiVersion": "weir.dev/v1alpha1", "kind": "Microservice", "status": status});
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-        let event = Event {
-            type_: EventType::Warning,
-            reason: reason::INVALID_SPEC.to_string(),
-            note: Some(message),
-            action: "Reconcile".to_string(),
-            secondary: None,
-        };
-        if let Err(error) = ctx
-            .recorder
-            .publish(&event, &object.object_ref(&resource))
-            .await
-        {
-            tracing::warn!(%error, "could not publish event");
-        }
+        .and_then(|m| m.as_str());
+    if reported == Some(message.as_str()) {
+        return Ok(Action::await_change());
     }
+    tracing::warn!(%name, %namespace, %error, "unreadable Microservice");
+    let resource = kube::discovery::ApiResource::erase::<Microservice>(&());
+    let event = Event {
+        type_: EventType::Warning,
+        reason: reason::INVALID_SPEC.to_string(),
+        note: Some(message.clone()),
+        action: "Reconcile".to_string(),
+        secondary: None,
+    };
+    if let Err(error) = ctx
+        .recorder
+        .publish(&event, &object.object_ref(&resource))
+        .await
+    {
+        tracing::warn!(%error, "could not publish event");
+    }
+    let now = Timestamp::now().to_string();
+    let generation = object.metadata.generation;
+    let condition = |type_: &str, status: &str| {
+        json!({"type": type_, "status": status, "reason": reason::INVALID_SPEC, "message": message,
+               "observedGeneration": generation, "lastTransitionTime": now})
+    };
+    let status = json!({
+        "observedGeneration": generation,
+        "phase": "Degraded",
+        "message": message,
+        "conditions": [condition("Ready", "False"), condition("Progressing", "False"), condition("Degraded", "True")],
+    });
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resource);
+    let patch =
+        json!({"apiVersion": "weir.dev/v1alpha1", "kind": "Microservice", "status": status});
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     Ok(Action::await_change())
 }

@@ -1,21 +1,30 @@
 use std::time::Duration;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::{
     counter::Counter, family::Family, gauge::Gauge, histogram::Histogram,
 };
 use prometheus_client::registry::Registry;
 
 /// How a reconcile ended. Labels carry bounded categories only, never object names.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum ReconcileOutcome {
     Success,
     Error,
 }
 
+impl ReconcileOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            ReconcileOutcome::Success => "success",
+            ReconcileOutcome::Error => "error",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
-    result: ReconcileOutcome,
+    result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -42,8 +51,9 @@ pub struct Metrics {
 pub const PHASES: [&str; 5] = ["Healthy", "Progressing", "Paused", "Degraded", "Unknown"];
 
 impl Metrics {
-    /// Creates the metrics and registers them under the `weir` prefix.
-    pub fn register(registry: &mut Registry) -> Self {
+    /// Creates the metrics and registers them under the `weir` prefix; every error
+    /// category starts at zero so dashboards and alerts see the series before a failure.
+    pub fn register(registry: &mut Registry, error_categories: &[&'static str]) -> Self {
         let metrics = Self {
             reconciles: Family::default(),
             errors: Family::default(),
@@ -52,6 +62,9 @@ impl Metrics {
             ]),
             microservices: Family::default(),
         };
+        for category in error_categories {
+            metrics.errors.get_or_create(&CategoryLabels { category });
+        }
         let weir = registry.sub_registry_with_prefix("weir");
         weir.register(
             "reconciles",
@@ -84,7 +97,9 @@ impl Metrics {
                 .inc();
         }
         self.reconciles
-            .get_or_create(&OutcomeLabels { result })
+            .get_or_create(&OutcomeLabels {
+                result: result.label(),
+            })
             .inc();
         self.reconcile_duration.observe(took.as_secs_f64());
     }

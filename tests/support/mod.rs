@@ -4,6 +4,10 @@
 //! Cluster tests never skip: with no cluster configured they fail and say how to get one.
 #![allow(dead_code)] // each test crate uses a different part of this module
 
+pub mod audit;
+pub mod microservice;
+pub mod operator;
+
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;

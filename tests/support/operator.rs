@@ -1,0 +1,117 @@
+//! A `weir run` process per test, watching only the test's namespace, so tests run in
+//! parallel without seeing each other's objects or writes.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+/// A running operator; killed when dropped.
+pub struct Operator {
+    pub child: Child,
+    pub metrics_addr: String,
+    pub identity: String,
+}
+
+impl Operator {
+    /// Starts `weir run` for `namespace` with `extra` flags and waits until `/readyz` is 200.
+    pub async fn start(namespace: &str, identity: &str, extra: &[&str]) -> Operator {
+        let metrics_addr = format!("127.0.0.1:{}", free_port());
+        let log_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("operator-logs");
+        std::fs::create_dir_all(&log_dir).expect("log dir");
+        let log = std::fs::File::create(log_dir.join(format!("{namespace}-{identity}.log")))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args([
+                "run",
+                "--metrics-addr",
+                &metrics_addr,
+                "--namespace",
+                namespace,
+            ])
+            .args([
+                "--identity",
+                identity,
+                "--lease-namespace",
+                namespace,
+                "--leader-elect=false",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "info,weir=debug")
+            .stdout(Stdio::from(log.try_clone().expect("log file")))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start weir run");
+        let operator = Operator {
+            child,
+            metrics_addr,
+            identity: identity.to_string(),
+        };
+        super::eventually(
+            Duration::from_secs(60),
+            "the operator's /readyz to answer 200",
+            || async {
+                http_get(&operator.metrics_addr, "/readyz")
+                    .await
+                    .filter(|(status, _)| *status == 200)
+            },
+        )
+        .await;
+        operator
+    }
+
+    /// The operator's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let (status, body) = http_get(&self.metrics_addr, "/metrics")
+            .await
+            .expect("/metrics answers");
+        assert_eq!(status, 200, "/metrics answered {status}");
+        body
+    }
+
+    /// Sends a signal (`-TERM`, `-KILL`) to the operator.
+    pub async fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("operator is running").to_string();
+        let sent = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .await
+            .expect("run kill");
+        assert!(sent.success(), "kill {signal} {pid} failed");
+    }
+}
+
+/// The sum of the samples of a metric family in `/metrics` text whose line matches `filter`.
+pub fn metric_sum(metrics: &str, name: &str, filter: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(filter))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Status code and body of a plain HTTP GET, or None when nothing answers yet.
+pub async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    Some((status, body))
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
