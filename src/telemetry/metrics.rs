@@ -63,7 +63,7 @@ impl Metrics {
             microservices: Family::default(),
         };
         for category in error_categories {
-            metrics.errors.get_or_create(&CategoryLabels { category });
+            let _ = metrics.errors.get_or_create(&CategoryLabels { category });
         }
         let weir = registry.sub_registry_with_prefix("weir");
         weir.register(
