@@ -145,6 +145,8 @@ for run in $(seq 1 "$runs"); do
   if (( run % 2 == 1 )); then order="floor weir"; else order="weir floor"; fi
   log "run $run/$runs ($order), N=$n, replicas=$replicas"
   for kind in $order; do phase "$kind" "$run"; done
+  # The operator's writes for this run are counted up to here, settling writes included.
+  printf '{"kind": "run-end", "run": %s, "time": %s}\n' "$run" "$EPOCHREALTIME" >> "$out/events.jsonl"
   if (( run < runs )); then
     delete_namespaces "bench-floor-$run" "bench-weir-$run"
   else

@@ -4,8 +4,9 @@
     report.py --events events.jsonl --audit audit.log --rss rss.tsv --out core.json \
         --n N --replicas R --runs RUNS --idle-seconds S
 
-events.jsonl holds one line per measured phase (measure.py's output) and one for the idle
-window ({"kind": "idle", "start", "end", "settled_rss_kib"}); rss.tsv holds
+events.jsonl holds one line per measured phase (measure.py's output), one for the end of
+each run ({"kind": "run-end", "run", "time"}) and one for the idle window
+({"kind": "idle", "start", "end", "settled_rss_kib"}); rss.tsv holds
 "<epoch seconds> <VmRSS KiB>" samples of the operator.
 
 Operator writes are audit entries whose userAgent starts with "weir/", whose verb is
@@ -88,6 +89,7 @@ def main():
     with open(args.events) as f:
         events = [json.loads(line) for line in f if line.strip()]
     phases = {(e["run"], e["kind"]): e for e in events if e["kind"] in ("floor", "weir")}
+    ends = {e["run"]: e["time"] for e in events if e["kind"] == "run-end"}
     idle = next(e for e in events if e["kind"] == "idle")
     writes = operator_writes(args.audit)
     with open(args.rss) as f:
@@ -96,10 +98,12 @@ def main():
     runs = []
     for run in range(1, args.runs + 1):
         floor, weir = phases[(run, "floor")], phases[(run, "weir")]
-        # Writes that brought this run's Microservices to Ready: in its namespace, from the
-        # start of the apply to the poll that saw them all Ready.
+        # Writes that brought this run's Microservices to Ready and settled them: in their
+        # namespace, from the start of the apply to the end of the run (before its namespaces
+        # are deleted; for the last run, the start of the idle window).
         counted = [w for w in writes if not w[4] and w[1] == weir["namespace"]
-                   and weir["start"] <= w[0] <= weir["ready"]]
+                   and weir["start"] <= w[0] <= ends[run]]
+        before_ready = sum(1 for w in counted if w[0] <= weir["ready"])
         runs.append({
             "run": run,
             "order": "floor,weir" if floor["start"] < weir["start"] else "weir,floor",
@@ -108,6 +112,7 @@ def main():
             "weir_seconds": round(weir["seconds"], 3),
             "weir_apply_seconds": round(weir["apply_seconds"], 3),
             "weir_writes": len(counted),
+            "weir_writes_until_ready": before_ready,
             "writes_per_microservice": round(len(counted) / args.n, 3),
             "weir_writes_by_resource": dict(collections.Counter(f"{w[3]} {w[2]}" for w in counted).most_common()),
         })
@@ -154,6 +159,8 @@ def print_table(r):
         ("  of which kubectl apply", fmt(median([x["weir_apply_seconds"] for x in runs]), 2, " s"), per_run("weir_apply_seconds")),
         ("ratio weir / floor", fmt(r["ratio"], 2), ""),
         ("API writes per Microservice", fmt(r["writes_per_microservice"], 2), per_run("writes_per_microservice")),
+        ("  of which until all Ready", fmt(median([x["weir_writes_until_ready"] / r["n"] for x in runs]), 2),
+         " ".join(fmt(x["weir_writes_until_ready"] / r["n"]) for x in runs)),
         ("operator RSS peak", fmt(r["peak_rss_mib"], 1, " MiB"), ""),
         ("operator RSS settled", fmt(r["settled_rss_mib"], 1, " MiB"), "at the end of the idle window"),
         (f"idle writes ({r['idle_seconds']:g} s)", str(r["idle_writes"]),

@@ -180,12 +180,9 @@ async fn sync<K: super::apply::Child>(
         },
         None => {
             if remove(api, cache, namespace, &ms.name_any(), &uid).await? {
-                let note = format!(
-                    "Deleted {} {}: no longer wanted",
-                    <K as k8s_openapi::Resource>::KIND,
-                    ms.name_any()
-                );
-                publish(ctx, ms, EventType::Normal, "Deleted", "Delete", note).await;
+                let kind = <K as k8s_openapi::Resource>::KIND;
+                let note = format!("Deleted {kind} {}: no longer wanted", ms.name_any());
+                publish(ctx, ms, event(EventType::Normal, "Deleted", "Delete", note)).await;
             }
             Ok(None)
         }
@@ -199,18 +196,19 @@ fn other(slot: Slot) -> Slot {
     }
 }
 
+/// A Normal event per child created, naming the child as the related object (so the
+/// events of different children are not folded into one series).
 async fn announce_creation<K: super::apply::Child>(
     ms: &Microservice,
     applied: &Applied<K>,
     ctx: &Context,
 ) {
     if let Applied::Created(object) = applied {
-        let note = format!(
-            "Created {} {}",
-            <K as k8s_openapi::Resource>::KIND,
-            object.meta().name.as_deref().unwrap_or_default()
-        );
-        publish(ctx, ms, EventType::Normal, "Created", "Create", note).await;
+        let kind = <K as k8s_openapi::Resource>::KIND;
+        let note = format!("Created {kind} {}", object.name_any());
+        let mut created = event(EventType::Normal, "Created", "Create", note);
+        created.secondary = Some(object.object_ref(&()));
+        publish(ctx, ms, created).await;
     }
 }
 
@@ -221,24 +219,20 @@ async fn publish_transition_events(
     new: &MicroserviceStatus,
     ctx: &Context,
 ) {
-    let reason_of = |s: &MicroserviceStatus| {
+    let ready_reason = |s: &MicroserviceStatus| {
         s.conditions
             .iter()
             .find(|c| c.type_ == crate::api::conditions::READY)
             .map(|c| c.reason.clone())
     };
-    let (old_reason, new_reason) = (reason_of(old), reason_of(new));
     let message = new.message.clone().unwrap_or_default();
     match new.phase {
-        Some(Phase::Degraded) if old_reason != new_reason => {
-            let reason = new_reason.unwrap_or_default();
+        Some(Phase::Degraded) if ready_reason(old) != ready_reason(new) => {
+            let reason = ready_reason(new).unwrap_or_default();
             publish(
                 ctx,
                 ms,
-                EventType::Warning,
-                &reason,
-                "Reconcile",
-                message.clone(),
+                event(EventType::Warning, &reason, "Reconcile", message.clone()),
             )
             .await;
         }
@@ -247,10 +241,7 @@ async fn publish_transition_events(
             publish(
                 ctx,
                 ms,
-                EventType::Normal,
-                reason::ROLLED_OUT,
-                "Rollout",
-                note,
+                event(EventType::Normal, reason::ROLLED_OUT, "Rollout", note),
             )
             .await;
         }
@@ -259,36 +250,31 @@ async fn publish_transition_events(
     let contested = |s: &MicroserviceStatus| {
         s.message
             .as_deref()
-            .is_some_and(|m| m.contains("spec.replicas is also set by"))
+            .is_some_and(|m| m.contains(status::REPLICAS_CONTESTED_TEXT))
     };
     if contested(new) && !contested(old) {
-        publish(
-            ctx,
-            ms,
+        let warning = event(
             EventType::Warning,
             reason::REPLICAS_CONTESTED,
             "Reconcile",
             message,
-        )
-        .await;
+        );
+        publish(ctx, ms, warning).await;
     }
 }
 
-async fn publish(
-    ctx: &Context,
-    ms: &Microservice,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    let event = Event {
+fn event(type_: EventType, reason: &str, action: &str, note: String) -> Event {
+    Event {
         type_,
         reason: reason.to_string(),
         note: Some(note),
         action: action.to_string(),
         secondary: None,
-    };
+    }
+}
+
+/// Publishes an event about `ms`; a failure to publish is logged, never fatal.
+async fn publish(ctx: &Context, ms: &Microservice, event: Event) {
     if let Err(error) = ctx.recorder.publish(&event, &ms.object_ref(&())).await {
         tracing::warn!(%error, "could not publish event");
     }
@@ -336,13 +322,12 @@ async fn report_unreadable(
     }
     tracing::warn!(%name, %namespace, %error, "unreadable Microservice");
     let resource = kube::discovery::ApiResource::erase::<Microservice>(&());
-    let event = Event {
-        type_: EventType::Warning,
-        reason: reason::INVALID_SPEC.to_string(),
-        note: Some(message.clone()),
-        action: "Reconcile".to_string(),
-        secondary: None,
-    };
+    let event = event(
+        EventType::Warning,
+        reason::INVALID_SPEC,
+        "Reconcile",
+        message.clone(),
+    );
     if let Err(error) = ctx
         .recorder
         .publish(&event, &object.object_ref(&resource))

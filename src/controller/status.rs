@@ -8,6 +8,9 @@ use crate::api::conditions::{self, reason};
 use crate::api::{Microservice, MicroserviceStatus, Phase, Slot};
 use crate::build::{effective_replicas, labels};
 
+/// The words that mark the replicas warning in a status message.
+pub const REPLICAS_CONTESTED_TEXT: &str = "spec.replicas is also set by";
+
 /// What stops a Microservice from being served as its spec asks, found while applying.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Problem {
@@ -40,7 +43,7 @@ pub fn compute(ms: &Microservice, observed: &Observed, now: Timestamp) -> Micros
 
     if !observed.replicas_contested_by.is_empty() {
         message.push_str(&format!(
-            " Warning: spec.replicas is also set by {} while autoscaling is on; remove replicas \
+            " Warning: {REPLICAS_CONTESTED_TEXT} {} while autoscaling is on; remove replicas \
              from that manifest so it and the autoscaler do not fight.",
             observed.replicas_contested_by.join(", ")
         ));

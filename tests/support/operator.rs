@@ -36,9 +36,10 @@ impl Operator {
                 identity,
                 "--lease-namespace",
                 namespace,
-                "--leader-elect=false",
             ])
             .args(extra)
+            // One operator per namespace needs no election; tests of it pass --leader-elect=true.
+            .env("WEIR_LEADER_ELECT", "false")
             .env("RUST_LOG", "info,weir=debug")
             .stdout(Stdio::from(log.try_clone().expect("log file")))
             .stderr(Stdio::from(log))
