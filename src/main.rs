@@ -7,7 +7,8 @@ use weir::cli::{Cli, Command};
 async fn main() -> std::process::ExitCode {
     match Cli::parse().command {
         Command::Crd => {
-            print!("{}", weir::crds_yaml());
+            // A closed pipe (`weir crd | head`) is not an error worth a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), weir::crds_yaml().as_bytes());
             std::process::ExitCode::SUCCESS
         }
         Command::Run(args) => {

@@ -31,12 +31,7 @@ impl Operator {
                 "--namespace",
                 namespace,
             ])
-            .args([
-                "--identity",
-                identity,
-                "--lease-namespace",
-                namespace,
-            ])
+            .args(["--identity", identity, "--lease-namespace", namespace])
             .args(extra)
             // One operator per namespace needs no election; tests of it pass --leader-elect=true.
             .env("WEIR_LEADER_ELECT", "false")
