@@ -139,13 +139,15 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
     });
 
     // Reconcile on spec changes only: Weir's own status writes must not trigger reconciles.
-    let ms_stream = reflector(
-        ms_writer,
-        watcher(microservices, watcher::Config::default()),
-    )
-    .default_backoff()
-    .applied_objects()
-    .try_filter(spec_changed());
+    let ms_watch =
+        watcher(microservices, watcher::Config::default()).modify(|ms: &mut DynamicObject| {
+            let autoscaling = ms.data.pointer("/spec/autoscaling").is_some();
+            status::slim_for_cache(&mut ms.metadata, autoscaling);
+        });
+    let ms_stream = reflector(ms_writer, ms_watch)
+        .default_backoff()
+        .applied_objects()
+        .try_filter(spec_changed());
     let mut controller_stop = stop.clone();
     let mut lost_for_controller = lost.clone();
     let shutdown = async move {

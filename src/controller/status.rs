@@ -221,3 +221,111 @@ pub fn replicas_contested_by(ms: &Microservice) -> Vec<String> {
     managers.dedup();
     managers
 }
+
+/// Drops from a cached Microservice what Weir never reads, since the cache is most of the
+/// operator's memory: kubectl's last-applied copy, and every managedFields entry except
+/// those that set `spec.replicas` while autoscaling is on (all `replicas_contested_by` needs).
+pub fn slim_for_cache(
+    metadata: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    autoscaling: bool,
+) {
+    if let Some(annotations) = metadata.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+    let Some(entries) = metadata.managed_fields.as_mut() else {
+        return;
+    };
+    if !autoscaling {
+        entries.clear();
+        return;
+    }
+    entries.retain(|e| {
+        e.fields_v1
+            .as_ref()
+            .and_then(|f| f.0.get("f:spec"))
+            .and_then(|spec| spec.get("f:replicas"))
+            .is_some()
+    });
+    for entry in entries.iter_mut() {
+        entry.fields_v1 = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1(
+            serde_json::json!({"f:spec": {"f:replicas": {}}}),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ObjectMeta};
+    use serde_json::json;
+
+    fn entry(
+        manager: &str,
+        subresource: Option<&str>,
+        fields: serde_json::Value,
+    ) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            subresource: subresource.map(Into::into),
+            fields_v1: Some(FieldsV1(fields)),
+            ..Default::default()
+        }
+    }
+
+    fn autoscaled(entries: Vec<ManagedFieldsEntry>) -> Microservice {
+        let mut ms: Microservice = serde_json::from_value(json!({
+            "apiVersion": "weir.dev/v1alpha1", "kind": "Microservice", "metadata": {"name": "a"},
+            "spec": {"image": "x:1", "replicas": 3, "autoscaling": {"maxReplicas": 5}}
+        }))
+        .unwrap();
+        ms.metadata.managed_fields = Some(entries);
+        ms
+    }
+
+    #[test]
+    fn only_managers_setting_replicas_outside_scale_contest_the_autoscaler() {
+        let ms = autoscaled(vec![
+            entry(
+                "kustomize-controller",
+                None,
+                json!({"f:spec": {"f:replicas": {}, "f:image": {}}}),
+            ),
+            entry(
+                "kube-controller-manager",
+                Some("scale"),
+                json!({"f:spec": {"f:replicas": {}}}),
+            ),
+            entry("weir", None, json!({"f:spec": {"f:replicas": {}}})),
+            entry("kubectl-edit", None, json!({"f:spec": {"f:image": {}}})),
+        ]);
+        assert_eq!(replicas_contested_by(&ms), ["kustomize-controller"]);
+    }
+
+    #[test]
+    fn slimming_keeps_exactly_what_contest_detection_reads() {
+        let mut ms = autoscaled(vec![
+            entry(
+                "kustomize-controller",
+                None,
+                json!({"f:spec": {"f:replicas": {}, "f:image": {}}}),
+            ),
+            entry("kubectl-edit", None, json!({"f:spec": {"f:image": {}}})),
+        ]);
+        let before = replicas_contested_by(&ms);
+        let mut metadata = ObjectMeta {
+            managed_fields: ms.metadata.managed_fields.clone(),
+            ..Default::default()
+        };
+        slim_for_cache(&mut metadata, true);
+        assert_eq!(metadata.managed_fields.as_ref().map(Vec::len), Some(1));
+        ms.metadata.managed_fields = metadata.managed_fields;
+        assert_eq!(replicas_contested_by(&ms), before);
+
+        let mut plain = ObjectMeta {
+            managed_fields: ms.metadata.managed_fields.clone(),
+            ..Default::default()
+        };
+        slim_for_cache(&mut plain, false);
+        assert_eq!(plain.managed_fields, Some(vec![]));
+    }
+}
