@@ -174,7 +174,7 @@ async fn an_image_change_rolls_out_without_losing_a_ready_pod() {
             phases.contains(&Phase::Progressing),
             "never reported Progressing: {phases:?}"
         );
-        assert_eq!(phases.last(), Some(&Phase::Healthy));
+        assert_eq!(ms.status.as_ref().unwrap().phase, Some(Phase::Healthy));
         let pods = Api::<Pod>::namespaced(client.clone(), &ns)
             .list(&Default::default())
             .await

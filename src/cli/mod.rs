@@ -44,6 +44,11 @@ pub struct RunArgs {
     #[arg(long, env = "WEIR_RESYNC_SECONDS", default_value_t = 300)]
     pub resync_seconds: u64,
 
+    /// Milliseconds to gather triggers for one Microservice before reconciling it: the
+    /// burst of Deployment updates of a rollout then costs one status write, not one each.
+    #[arg(long, env = "WEIR_DEBOUNCE_MS", default_value_t = 200)]
+    pub debounce_ms: u64,
+
     /// Take part in leader election, so only one of several replicas writes.
     #[arg(long, env = "WEIR_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,

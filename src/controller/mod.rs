@@ -23,7 +23,7 @@ use kube::api::DynamicObject;
 use kube::discovery::ApiResource;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store, reflector};
-use kube::runtime::{Controller, WatchStreamExt, controller::Action, wait, watcher};
+use kube::runtime::{Controller, WatchStreamExt, controller, controller::Action, wait, watcher};
 use kube::{Api, Client, CustomResourceExt, Resource, ResourceExt};
 use prometheus_client::registry::Registry;
 use serde::de::DeserializeOwned;
@@ -168,6 +168,9 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
         .owns_stream(services)
         .owns_stream(pdbs)
         .owns_stream(hpas)
+        .with_config(
+            controller::Config::default().debounce(Duration::from_millis(args.debounce_ms)),
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|_| futures::future::ready(()))

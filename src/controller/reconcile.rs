@@ -70,7 +70,9 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
     }
     let old_status = ms.status.clone().unwrap_or_default();
     let active = old_status.active_slot.unwrap_or(Slot::Blue);
-    let (deployment, problem) = apply_children(&ms, &namespace, active, ctx).await?;
+    let mut changes = Changes::default();
+    let (deployment, problem) = apply_children(&ms, &namespace, active, ctx, &mut changes).await?;
+    changes.announce(&ms, ctx).await;
 
     // A conflicting object is not watched (it lacks Weir's label), so look again soon.
     let next = match problem {
@@ -91,6 +93,34 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
     Ok(next)
 }
 
+/// Children created and deleted in one reconcile, announced in one event each so that
+/// creating a Microservice costs one event write, not one per child.
+#[derive(Default)]
+struct Changes {
+    created: Vec<String>,
+    deleted: Vec<String>,
+}
+
+impl Changes {
+    fn note<K: super::apply::Child>(&mut self, applied: &Applied<K>) {
+        if let Applied::Created(object) = applied {
+            let kind = <K as k8s_openapi::Resource>::KIND;
+            self.created.push(format!("{kind} {}", object.name_any()));
+        }
+    }
+
+    async fn announce(self, ms: &Microservice, ctx: &Context) {
+        if !self.created.is_empty() {
+            let note = format!("Created {}", self.created.join(", "));
+            publish(ctx, ms, event(EventType::Normal, "Created", "Create", note)).await;
+        }
+        if !self.deleted.is_empty() {
+            let note = format!("Deleted {}: no longer wanted", self.deleted.join(", "));
+            publish(ctx, ms, event(EventType::Normal, "Deleted", "Delete", note)).await;
+        }
+    }
+}
+
 /// Applies every wanted child and deletes unwanted ones. Apply order: the Deployment first
 /// (pods take longest), then the Service that routes to them, then what guards and scales
 /// them. Stops at the first name conflict or refusal, which the status then reports.
@@ -99,6 +129,7 @@ async fn apply_children(
     namespace: &str,
     active: Slot,
     ctx: &Context,
+    changes: &mut Changes,
 ) -> Result<(Option<Deployment>, Option<Problem>), Error> {
     let uid = ms.uid().unwrap_or_default();
     let name = ms.name_any();
@@ -115,48 +146,48 @@ async fn apply_children(
     let live_deployment = match ensure(&deployments, &caches.deployments, &uid, &deployment).await?
     {
         Ok(applied) => {
-            announce_creation(ms, &applied, ctx).await;
+            changes.note(&applied);
             applied.object().clone()
         }
         Err(problem) => return Ok((None, Some(problem))),
     };
     let inactive = build::deployment_name(&name, other(active));
-    remove(
+    if remove(
         &deployments,
         &caches.deployments,
         namespace,
         &inactive,
         &uid,
     )
-    .await?;
-
-    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
-    if let Some(problem) = sync(ms, &services, &caches.services, service, namespace, ctx).await? {
-        return Ok((Some(live_deployment), Some(problem)));
-    }
-    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), namespace);
-    if let Some(problem) = sync(
-        ms,
-        &pdbs,
-        &caches.pod_disruption_budgets,
-        pod_disruption_budget,
-        namespace,
-        ctx,
-    )
     .await?
     {
-        return Ok((Some(live_deployment), Some(problem)));
+        changes.deleted.push(format!("Deployment {inactive}"));
     }
+
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), namespace);
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), namespace);
-    let problem = sync(
-        ms,
-        &hpas,
-        &caches.horizontal_pod_autoscalers,
-        horizontal_pod_autoscaler,
-        namespace,
-        ctx,
-    )
-    .await?;
+    let mut problem = sync(ms, &services, &caches.services, service, changes).await?;
+    if problem.is_none() {
+        problem = sync(
+            ms,
+            &pdbs,
+            &caches.pod_disruption_budgets,
+            pod_disruption_budget,
+            changes,
+        )
+        .await?;
+    }
+    if problem.is_none() {
+        problem = sync(
+            ms,
+            &hpas,
+            &caches.horizontal_pod_autoscalers,
+            horizontal_pod_autoscaler,
+            changes,
+        )
+        .await?;
+    }
     Ok((Some(live_deployment), problem))
 }
 
@@ -166,23 +197,23 @@ async fn sync<K: super::apply::Child>(
     api: &Api<K>,
     cache: &Store<K>,
     desired: Option<K>,
-    namespace: &str,
-    ctx: &Context,
+    changes: &mut Changes,
 ) -> Result<Option<Problem>, Error> {
     let uid = ms.uid().unwrap_or_default();
+    let name = ms.name_any();
     match desired {
         Some(desired) => match ensure(api, cache, &uid, &desired).await? {
             Ok(applied) => {
-                announce_creation(ms, &applied, ctx).await;
+                changes.note(&applied);
                 Ok(None)
             }
             Err(problem) => Ok(Some(problem)),
         },
         None => {
-            if remove(api, cache, namespace, &ms.name_any(), &uid).await? {
+            let namespace = ms.namespace().unwrap_or_default();
+            if remove(api, cache, &namespace, &name, &uid).await? {
                 let kind = <K as k8s_openapi::Resource>::KIND;
-                let note = format!("Deleted {kind} {}: no longer wanted", ms.name_any());
-                publish(ctx, ms, event(EventType::Normal, "Deleted", "Delete", note)).await;
+                changes.deleted.push(format!("{kind} {name}"));
             }
             Ok(None)
         }
@@ -193,22 +224,6 @@ fn other(slot: Slot) -> Slot {
     match slot {
         Slot::Blue => Slot::Green,
         Slot::Green => Slot::Blue,
-    }
-}
-
-/// A Normal event per child created, naming the child as the related object (so the
-/// events of different children are not folded into one series).
-async fn announce_creation<K: super::apply::Child>(
-    ms: &Microservice,
-    applied: &Applied<K>,
-    ctx: &Context,
-) {
-    if let Applied::Created(object) = applied {
-        let kind = <K as k8s_openapi::Resource>::KIND;
-        let note = format!("Created {kind} {}", object.name_any());
-        let mut created = event(EventType::Normal, "Created", "Create", note);
-        created.secondary = Some(object.object_ref(&()));
-        publish(ctx, ms, created).await;
     }
 }
 
