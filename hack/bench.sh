@@ -54,20 +54,23 @@ trap 'exit 130' INT TERM
 kubectl() { "$dir/bin/kubectl" --kubeconfig "$dir/kubeconfig" "$@"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# Reads VmRSS (KiB) of a pid; prints nothing once the process is gone.
-rss_kib() {
-  local key value _
-  while read -r key value _; do
-    if [ "$key" = VmRSS: ]; then echo "$value"; return; fi
-  done < "/proc/$1/status" 2>/dev/null || true
+# Reads a field (KiB) of /proc/<pid>/status, e.g. VmRSS; prints nothing once the process is
+# gone. awk reads the file front to back in one go: bash's `read` seeks back after each line,
+# and /proc renders the file anew on each read, so a number that changed length in between
+# misaligns the lines and the field goes missing.
+proc_kib() { # pid field
+  awk -v field="$2:" '$1 == field { print $2 }' "/proc/$1/status" 2>/dev/null || true
 }
 
 # Appends "<epoch> <VmRSS KiB>" every 0.2 s while the process lives: the peak of a short
-# burst is what this is for, so it must sample faster than a reconcile wave lasts.
+# burst is what this is for, so it must sample faster than a reconcile wave lasts. A missed
+# sample is skipped, never the end of sampling.
 sample_rss() { # pid file
+  set +e
   local rss
-  while rss=$(rss_kib "$1") && [ -n "$rss" ]; do
-    printf '%s %s\n' "$EPOCHREALTIME" "$rss" >> "$2"
+  while [ -e "/proc/$1" ]; do
+    rss=$(proc_kib "$1" VmRSS)
+    if [ -n "$rss" ]; then printf '%s %s\n' "$EPOCHREALTIME" "$rss" >> "$2"; fi
     sleep 0.2
   done
 }
@@ -140,8 +143,8 @@ python3 "$root/hack/bench/gen.py" floor "$n" "$replicas" > "$out/floor.yaml"
 python3 "$root/hack/bench/gen.py" weir "$n" "$replicas" > "$out/weir.yaml"
 
 for run in $(seq 1 "$runs"); do
-  # Alternate which side goes first, so warm-up (caches, JIT-less but lazy allocations,
-  # informers filling) does not always favour the same one.
+  # Alternate which side goes first, so warm-up (the API server's caches, the operator's
+  # informers filling, lazy allocations) does not always favour the same one.
   if (( run % 2 == 1 )); then order="floor weir"; else order="weir floor"; fi
   log "run $run/$runs ($order), N=$n, replicas=$replicas"
   for kind in $order; do phase "$kind" "$run"; done
@@ -160,10 +163,11 @@ log "idle window: ${idle_seconds}s with $n Ready Microservices"
 idle_start=$EPOCHREALTIME
 sleep "$idle_seconds"
 idle_end=$EPOCHREALTIME
-settled=$(rss_kib "$weir_pid")
+settled=$(proc_kib "$weir_pid" VmRSS)
+hwm=$(proc_kib "$weir_pid" VmHWM) # the kernel's own peak, a check on the sampled one
 [ -n "$settled" ] || die "the operator exited during the idle window; see $out/weir.log"
-printf '{"kind": "idle", "start": %s, "end": %s, "settled_rss_kib": %s}\n' \
-  "$idle_start" "$idle_end" "$settled" >> "$out/events.jsonl"
+printf '{"kind": "idle", "start": %s, "end": %s, "settled_rss_kib": %s, "hwm_rss_kib": %s}\n' \
+  "$idle_start" "$idle_end" "$settled" "$hwm" >> "$out/events.jsonl"
 # The last run's Microservices go with the cluster, which cleanup removes.
 
 python3 "$root/hack/bench/report.py" --events "$out/events.jsonl" --audit "$dir/logs/audit.log" \

@@ -6,7 +6,7 @@
 
 events.jsonl holds one line per measured phase (measure.py's output), one for the end of
 each run ({"kind": "run-end", "run", "time"}) and one for the idle window
-({"kind": "idle", "start", "end", "settled_rss_kib"}); rss.tsv holds
+({"kind": "idle", "start", "end", "settled_rss_kib", "hwm_rss_kib"}); rss.tsv holds
 "<epoch seconds> <VmRSS KiB>" samples of the operator.
 
 Operator writes are audit entries whose userAgent starts with "weir/", whose verb is
@@ -130,7 +130,9 @@ def main():
         "median_weir_seconds": round(weir_median, 3),
         "ratio": round(weir_median / floor_median, 3),
         "peak_rss_mib": round(max(rss_kib) / 1024, 1) if rss_kib else None,
+        "peak_rss_hwm_mib": round(idle["hwm_rss_kib"] / 1024, 1),
         "settled_rss_mib": round(idle["settled_rss_kib"] / 1024, 1),
+        "rss_samples": len(rss_kib),
         "writes_per_microservice": median([r["writes_per_microservice"] for r in runs]),
         "operator_writes_total": sum(1 for w in writes if not w[4]),
         "lease_writes": len(lease_writes),
@@ -161,7 +163,8 @@ def print_table(r):
         ("API writes per Microservice", fmt(r["writes_per_microservice"], 2), per_run("writes_per_microservice")),
         ("  of which until all Ready", fmt(median([x["weir_writes_until_ready"] / r["n"] for x in runs]), 2),
          " ".join(fmt(x["weir_writes_until_ready"] / r["n"]) for x in runs)),
-        ("operator RSS peak", fmt(r["peak_rss_mib"], 1, " MiB"), ""),
+        ("operator RSS peak", fmt(r["peak_rss_mib"], 1, " MiB"),
+         f"{r['rss_samples']} samples; kernel's VmHWM {fmt(r['peak_rss_hwm_mib'], 1, ' MiB')}"),
         ("operator RSS settled", fmt(r["settled_rss_mib"], 1, " MiB"), "at the end of the idle window"),
         (f"idle writes ({r['idle_seconds']:g} s)", str(r["idle_writes"]),
          ", ".join(f"{k}: {v}" for k, v in r["idle_writes_by_resource"].items())),
