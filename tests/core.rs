@@ -175,6 +175,22 @@ async fn an_image_change_rolls_out_without_losing_a_ready_pod() {
             "never reported Progressing: {phases:?}"
         );
         assert_eq!(ms.status.as_ref().unwrap().phase, Some(Phase::Healthy));
+        let events = support::eventually(DEADLINE, "a RolledOut event", || async {
+            let events = ms_support::events(&client, &ns, "web").await;
+            events
+                .iter()
+                .any(|(t, r, m)| t == "Normal" && r == reason::ROLLED_OUT && m.contains("app:2"))
+                .then_some(events)
+        })
+        .await;
+        assert_eq!(
+            events
+                .iter()
+                .filter(|(_, r, _)| r == reason::ROLLED_OUT)
+                .count(),
+            1,
+            "{events:?}"
+        );
         let pods = Api::<Pod>::namespaced(client.clone(), &ns)
             .list(&Default::default())
             .await

@@ -72,6 +72,7 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
     let active = old_status.active_slot.unwrap_or(Slot::Blue);
     let mut changes = Changes::default();
     let (deployment, problem) = apply_children(&ms, &namespace, active, ctx, &mut changes).await?;
+    let deployment_written = changes.deployment_written;
     changes.announce(&ms, ctx).await;
 
     // A conflicting object is not watched (it lacks Weir's label), so look again soon.
@@ -86,7 +87,13 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
         replicas_contested_by: status::replicas_contested_by(&ms),
     };
     let new_status = status::compute(&ms, &observed, Timestamp::now());
-    if new_status != old_status {
+    // A new Microservice whose Deployment was just written: its controller's answer is sure
+    // to trigger the next reconcile, so a "waiting for it" status would say nothing. (After a
+    // spec change the Progressing status is written at once: it tells the change was seen.)
+    let awaiting = deployment_written
+        && old_status.observed_generation.is_none()
+        && status::ready_reason(&new_status) == Some(reason::WAITING_FOR_CONTROLLER);
+    if new_status != old_status && !awaiting {
         publish_transition_events(&ms, &old_status, &new_status, ctx).await;
         write_status(ctx, &namespace, &ms.name_any(), &new_status).await?;
     }
@@ -99,6 +106,7 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
 struct Changes {
     created: Vec<String>,
     deleted: Vec<String>,
+    deployment_written: bool,
 }
 
 impl Changes {
@@ -147,6 +155,7 @@ async fn apply_children(
     {
         Ok(applied) => {
             changes.note(&applied);
+            changes.deployment_written = !matches!(applied, Applied::Unchanged(_));
             applied.object().clone()
         }
         Err(problem) => return Ok((None, Some(problem))),
@@ -234,12 +243,7 @@ async fn publish_transition_events(
     new: &MicroserviceStatus,
     ctx: &Context,
 ) {
-    let ready_reason = |s: &MicroserviceStatus| {
-        s.conditions
-            .iter()
-            .find(|c| c.type_ == crate::api::conditions::READY)
-            .map(|c| c.reason.clone())
-    };
+    let ready_reason = |s: &MicroserviceStatus| status::ready_reason(s).map(str::to_string);
     let message = new.message.clone().unwrap_or_default();
     match new.phase {
         Some(Phase::Degraded) if ready_reason(old) != ready_reason(new) => {
@@ -251,7 +255,10 @@ async fn publish_transition_events(
             )
             .await;
         }
-        Some(Phase::Healthy) if old.phase != Some(Phase::Healthy) => {
+        // A new Microservice's first rollout is told by its Created event.
+        Some(Phase::Healthy)
+            if old.phase != Some(Phase::Healthy) && ms.metadata.generation > Some(1) =>
+        {
             let note = format!("Rolled out {}", ms.spec.image);
             publish(
                 ctx,

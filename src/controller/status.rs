@@ -197,6 +197,15 @@ fn assess(ms: &Microservice, observed: &Observed, desired: i32) -> (Phase, &'sta
     )
 }
 
+/// The reason of the Ready condition.
+pub fn ready_reason(status: &MicroserviceStatus) -> Option<&str> {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == conditions::READY)
+        .map(|c| c.reason.as_str())
+}
+
 /// Managers that set `spec.replicas` other than through `/scale` (where autoscalers write)
 /// and other than Weir: with autoscaling on, they would fight the autoscaler.
 pub fn replicas_contested_by(ms: &Microservice) -> Vec<String> {
