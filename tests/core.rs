@@ -540,3 +540,31 @@ async fn replicas_set_by_a_manifest_while_autoscaling_is_warned_about() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn default_pods_are_admitted_under_the_restricted_pod_security_profile() {
+    with_temp_ns(|client, ns| async move {
+        kubectl(&[
+            "label",
+            "namespace",
+            &ns,
+            "pod-security.kubernetes.io/enforce=restricted",
+        ])
+        .await;
+        let _operator = Operator::start(&ns, "core-restricted", &[]).await;
+        let api = ms_support::create(&client, &ns, &microservice("locked", json!({}))).await;
+        // Pods refused by admission would leave the rollout stuck short of Ready.
+        wait_ready(&api, "locked", 1, DEADLINE).await;
+        let events = kubectl(&[
+            "get",
+            "events",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.items[*].message}",
+        ])
+        .await;
+        assert!(!events.contains("violates PodSecurity"), "{events}");
+    })
+    .await;
+}

@@ -66,18 +66,8 @@ async fn an_unreadable_microservice_is_reported_and_the_others_are_still_served(
         .await;
         assert!(events.iter().any(|(_, _, m)| m.contains("cannot be read as a Microservice")), "{events:?}");
 
-        let resource = ApiResource::erase::<Microservice>(&());
-        let raw: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &resource);
-        eventually(DEADLINE, "the broken object's status to say Degraded/InvalidSpec", || {
-            let raw = raw.clone();
-            async move {
-                let broken = raw.get("broken").await.ok()?;
-                let phase = broken.data.pointer("/status/phase")?.as_str()?.to_string();
-                let ready_reason = broken.data.pointer("/status/conditions/0/reason")?.as_str()?.to_string();
-                (phase == "Degraded" && ready_reason == reason::INVALID_SPEC).then_some(())
-            }
-        })
-        .await;
+        // (No status check: with the strict schema back, the API server refuses any status
+        // write to this object, as it validates the whole object; the event is the report.)
 
         // Everything else is still served: a new Microservice and a change to an old one.
         let api2 = ms_support::create(&client, &ns, &microservice("good-2", json!({}))).await;

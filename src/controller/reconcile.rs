@@ -8,15 +8,16 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::Error;
 use super::apply::{Applied, ensure, remove};
+use super::events::{Changes, event, publish_about, publish_transition_events};
 use super::status::{self, Observed, Problem};
-use crate::api::{Microservice, MicroserviceStatus, Phase, Slot, conditions::reason};
+use crate::api::{Microservice, MicroserviceStatus, Slot, conditions::reason};
 use crate::build::{self, Defaults, labels::FIELD_MANAGER};
 use crate::telemetry::{Metrics, ReconcileOutcome};
 
@@ -98,35 +99,6 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
         write_status(ctx, &namespace, &ms.name_any(), &new_status).await?;
     }
     Ok(next)
-}
-
-/// Children created and deleted in one reconcile, announced in one event each so that
-/// creating a Microservice costs one event write, not one per child.
-#[derive(Default)]
-struct Changes {
-    created: Vec<String>,
-    deleted: Vec<String>,
-    deployment_written: bool,
-}
-
-impl Changes {
-    fn note<K: super::apply::Child>(&mut self, applied: &Applied<K>) {
-        if let Applied::Created(object) = applied {
-            let kind = <K as k8s_openapi::Resource>::KIND;
-            self.created.push(format!("{kind} {}", object.name_any()));
-        }
-    }
-
-    async fn announce(self, ms: &Microservice, ctx: &Context) {
-        if !self.created.is_empty() {
-            let note = format!("Created {}", self.created.join(", "));
-            publish(ctx, ms, event(EventType::Normal, "Created", "Create", note)).await;
-        }
-        if !self.deleted.is_empty() {
-            let note = format!("Deleted {}: no longer wanted", self.deleted.join(", "));
-            publish(ctx, ms, event(EventType::Normal, "Deleted", "Delete", note)).await;
-        }
-    }
 }
 
 /// Applies every wanted child and deletes unwanted ones. Apply order: the Deployment first
@@ -236,72 +208,6 @@ fn other(slot: Slot) -> Slot {
     }
 }
 
-/// Events for real transitions only, so a steady object produces none.
-async fn publish_transition_events(
-    ms: &Microservice,
-    old: &MicroserviceStatus,
-    new: &MicroserviceStatus,
-    ctx: &Context,
-) {
-    let ready_reason = |s: &MicroserviceStatus| status::ready_reason(s).map(str::to_string);
-    let message = new.message.clone().unwrap_or_default();
-    match new.phase {
-        Some(Phase::Degraded) if ready_reason(old) != ready_reason(new) => {
-            let reason = ready_reason(new).unwrap_or_default();
-            publish(
-                ctx,
-                ms,
-                event(EventType::Warning, &reason, "Reconcile", message.clone()),
-            )
-            .await;
-        }
-        // A new Microservice's first rollout is told by its Created event.
-        Some(Phase::Healthy)
-            if old.phase != Some(Phase::Healthy) && ms.metadata.generation > Some(1) =>
-        {
-            let note = format!("Rolled out {}", ms.spec.image);
-            publish(
-                ctx,
-                ms,
-                event(EventType::Normal, reason::ROLLED_OUT, "Rollout", note),
-            )
-            .await;
-        }
-        _ => {}
-    }
-    let contested = |s: &MicroserviceStatus| {
-        s.message
-            .as_deref()
-            .is_some_and(|m| m.contains(status::REPLICAS_CONTESTED_TEXT))
-    };
-    if contested(new) && !contested(old) {
-        let warning = event(
-            EventType::Warning,
-            reason::REPLICAS_CONTESTED,
-            "Reconcile",
-            message,
-        );
-        publish(ctx, ms, warning).await;
-    }
-}
-
-fn event(type_: EventType, reason: &str, action: &str, note: String) -> Event {
-    Event {
-        type_,
-        reason: reason.to_string(),
-        note: Some(note),
-        action: action.to_string(),
-        secondary: None,
-    }
-}
-
-/// Publishes an event about `ms`; a failure to publish is logged, never fatal.
-async fn publish(ctx: &Context, ms: &Microservice, event: Event) {
-    if let Err(error) = ctx.recorder.publish(&event, &ms.object_ref(&())).await {
-        tracing::warn!(%error, "could not publish event");
-    }
-}
-
 async fn write_status(
     ctx: &Context,
     namespace: &str,
@@ -324,8 +230,8 @@ async fn write_status(
     Ok(())
 }
 
-/// A stored object that does not read as a Microservice: say so in an event and its status,
-/// then wait for it to change. The event goes first: it does not depend on the object.
+/// A stored object that does not read as a Microservice: say so in an event and, where the
+/// API server allows it, its status; then wait for it to change.
 async fn report_unreadable(
     object: &DynamicObject,
     namespace: &str,
@@ -344,19 +250,13 @@ async fn report_unreadable(
     }
     tracing::warn!(%name, %namespace, %error, "unreadable Microservice");
     let resource = kube::discovery::ApiResource::erase::<Microservice>(&());
-    let event = event(
+    let warning = event(
         EventType::Warning,
         reason::INVALID_SPEC,
         "Reconcile",
         message.clone(),
     );
-    if let Err(error) = ctx
-        .recorder
-        .publish(&event, &object.object_ref(&resource))
-        .await
-    {
-        tracing::warn!(%error, "could not publish event");
-    }
+    publish_about(ctx, &object.object_ref(&resource), warning).await;
     let now = Timestamp::now().to_string();
     let generation = object.metadata.generation;
     let condition = |type_: &str, status: &str| {
@@ -372,11 +272,15 @@ async fn report_unreadable(
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resource);
     let patch =
         json!({"apiVersion": "weir.dev/v1alpha1", "kind": "Microservice", "status": status});
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    // The API server validates the whole object on a status write, so an object that fails
+    // today's schema cannot take a status at all: the event is then the report, and retrying
+    // would only repeat it. Either way, wait for the spec to change.
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    if let Err(error) = api
+        .patch_status(&name, &params, &Patch::Apply(&patch))
+        .await
+    {
+        tracing::warn!(%name, %namespace, %error, "cannot write the status of an unreadable Microservice");
+    }
     Ok(Action::await_change())
 }
