@@ -8,6 +8,7 @@ mod scaling;
 mod service;
 #[cfg(test)]
 mod tests;
+pub mod traffic;
 
 pub use defaults::Defaults;
 pub use deployment::{DEFAULT_PROGRESS_DEADLINE_SECONDS, deployment, deployment_name};

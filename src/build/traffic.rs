@@ -1,0 +1,208 @@
+//! Traffic between the two slots during a release: how many pods each slot needs for its
+//! share, the highest weight the candidate's ready pods can carry, and the HTTPRoute that
+//! carries the split. Pure; the release controller decides the weight and applies the route.
+
+use gateway_api::httproutes::HttpRoute;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::object_meta;
+use crate::api::{Microservice, Slot};
+
+/// A header a request must carry to be routed to the candidate (a feature toggle for a group).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct HeaderMatch {
+    pub name: String,
+    /// Exact value; or use `regex`.
+    pub value: Option<String>,
+    /// Regular expression the value must match.
+    pub regex: Option<String>,
+}
+
+/// Where a release's traffic should go right now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Split {
+    pub stable: Slot,
+    pub candidate: Slot,
+    /// Percent of plain traffic to the candidate, 0 to 100.
+    pub weight: i32,
+    /// Requests matching these go to the candidate whatever the weight.
+    pub header_route: Vec<HeaderMatch>,
+    /// Percent of traffic copied to the candidate, its answers dropped; 0 for none.
+    pub mirror_percent: i32,
+}
+
+/// Pods per slot for a total of `total`: the candidate gets `ceil(total × weight / 100)`
+/// (at least one while it gets any traffic, headers or a mirror), the stable slot keeps
+/// `ceil(total × (100 − weight) / 100)`, so neither is short of its share.
+pub fn capacity(total: i32, split: &Split) -> (i32, i32) {
+    let share = |percent: i32| ((i64::from(total) * i64::from(percent) + 99) / 100) as i32;
+    let busy = split.weight > 0 || split.mirror_percent > 0 || !split.header_route.is_empty();
+    let candidate = if busy { share(split.weight).max(1) } else { 0 };
+    let stable = share(100 - split.weight);
+    (stable, candidate)
+}
+
+/// The highest weight, up to `wanted`, whose share `candidate_ready` pods can carry: a
+/// version never gets traffic that its ready pods cannot serve.
+pub fn safe_weight(wanted: i32, total: i32, candidate_ready: i32) -> i32 {
+    if candidate_ready <= 0 {
+        return 0;
+    }
+    if total <= 0 {
+        return wanted.clamp(0, 100);
+    }
+    let carried = (i64::from(candidate_ready) * 100 / i64::from(total)) as i32;
+    wanted.clamp(0, 100).min(carried.max(1))
+}
+
+/// Name of the Service that selects one slot's pods: `<name>-blue` or `<name>-green`.
+pub fn slot_service_name(name: &str, slot: Slot) -> String {
+    format!("{name}-{}", slot.as_str())
+}
+
+/// HTTPRoute `<name>`: header rules first (Gateway API prefers more specific matches), then
+/// one weighted rule over the two slot Services, with a RequestMirror filter to the
+/// candidate while mirroring. `parent_refs` are Gateways, or the Service itself for a mesh.
+pub fn http_route(
+    ms: &Microservice,
+    parent_refs: &[Value],
+    hostnames: &[String],
+    port: i32,
+    split: &Split,
+) -> HttpRoute {
+    let name = ms.metadata.name.as_deref().unwrap_or_default();
+    let backend = |slot: Slot, weight: i32| json!({"kind": "Service", "name": slot_service_name(name, slot), "port": port, "weight": weight});
+    let mut rules = Vec::new();
+    if !split.header_route.is_empty() {
+        let headers: Vec<Value> = split
+            .header_route
+            .iter()
+            .map(|h| match &h.regex {
+                Some(regex) => json!({"name": h.name, "type": "RegularExpression", "value": regex}),
+                None => json!({"name": h.name, "type": "Exact", "value": h.value.clone().unwrap_or_default()}),
+            })
+            .collect();
+        rules.push(json!({"matches": [{"headers": headers}], "backendRefs": [backend(split.candidate, 1)]}));
+    }
+    let mut weighted = json!({
+        "backendRefs": [backend(split.stable, 100 - split.weight), backend(split.candidate, split.weight)],
+    });
+    if split.mirror_percent > 0 {
+        weighted["filters"] = json!([{
+            "type": "RequestMirror",
+            "requestMirror": {
+                "backendRef": {"kind": "Service", "name": slot_service_name(name, split.candidate), "port": port},
+                "percent": split.mirror_percent,
+            }
+        }]);
+    }
+    rules.push(weighted);
+    let mut spec = json!({"parentRefs": parent_refs, "rules": rules});
+    if !hostnames.is_empty() {
+        spec["hostnames"] = json!(hostnames);
+    }
+    let object = json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": object_meta(ms, name),
+        "spec": spec,
+    });
+    serde_json::from_value(object).expect("the built HTTPRoute matches its schema")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::MicroserviceSpec;
+
+    fn split(weight: i32) -> Split {
+        Split {
+            stable: Slot::Blue,
+            candidate: Slot::Green,
+            weight,
+            header_route: vec![],
+            mirror_percent: 0,
+        }
+    }
+
+    #[test]
+    fn capacity_follows_the_share_of_traffic() {
+        assert_eq!(capacity(10, &split(0)), (10, 0));
+        assert_eq!(capacity(10, &split(10)), (9, 1));
+        assert_eq!(capacity(10, &split(25)), (8, 3));
+        assert_eq!(capacity(3, &split(1)), (3, 1));
+        assert_eq!(capacity(3, &split(50)), (2, 2));
+        assert_eq!(capacity(4, &split(100)), (0, 4));
+        let mirrored = Split {
+            mirror_percent: 50,
+            ..split(0)
+        };
+        assert_eq!(
+            capacity(4, &mirrored),
+            (4, 1),
+            "a mirror needs a candidate pod"
+        );
+    }
+
+    #[test]
+    fn weight_never_exceeds_what_ready_pods_carry() {
+        assert_eq!(safe_weight(10, 10, 0), 0, "no ready pods, no traffic");
+        assert_eq!(safe_weight(50, 10, 2), 20);
+        assert_eq!(safe_weight(50, 10, 5), 50);
+        assert_eq!(safe_weight(50, 10, 9), 50);
+        assert_eq!(
+            safe_weight(1, 200, 1),
+            1,
+            "one ready pod carries the smallest step"
+        );
+        assert_eq!(safe_weight(150, 2, 2), 100);
+    }
+
+    #[test]
+    fn the_route_carries_headers_weights_and_the_mirror() {
+        let mut ms = Microservice::new("checkout", MicroserviceSpec::default());
+        ms.metadata.namespace = Some("shop".into());
+        let plan = Split {
+            header_route: vec![HeaderMatch {
+                name: "x-user-group".into(),
+                value: Some("beta".into()),
+                regex: None,
+            }],
+            mirror_percent: 50,
+            ..split(10)
+        };
+        let parents = [json!({"name": "public", "namespace": "gateways"})];
+        let route = serde_json::to_value(http_route(
+            &ms,
+            &parents,
+            &["shop.example".into()],
+            80,
+            &plan,
+        ))
+        .unwrap();
+        assert_eq!(
+            route["spec"],
+            json!({
+                "parentRefs": [{"name": "public", "namespace": "gateways"}],
+                "hostnames": ["shop.example"],
+                "rules": [
+                    {
+                        "matches": [{"headers": [{"name": "x-user-group", "type": "Exact", "value": "beta"}]}],
+                        "backendRefs": [{"kind": "Service", "name": "checkout-green", "port": 80, "weight": 1}]
+                    },
+                    {
+                        "backendRefs": [
+                            {"kind": "Service", "name": "checkout-blue", "port": 80, "weight": 90},
+                            {"kind": "Service", "name": "checkout-green", "port": 80, "weight": 10}
+                        ],
+                        "filters": [{"type": "RequestMirror", "requestMirror": {
+                            "backendRef": {"kind": "Service", "name": "checkout-green", "port": 80},
+                            "percent": 50
+                        }}]
+                    }
+                ]
+            })
+        );
+    }
+}

@@ -1,0 +1,82 @@
+//! The HTTPRoute Weir builds for a release is accepted by an API server that serves the
+//! Gateway API (CRDs generated from the `gateway-api` crate's types: no download).
+
+mod support;
+
+use std::time::Duration;
+
+use gateway_api::httproutes::HttpRoute;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::wait::conditions::is_crd_established;
+use kube::{Api, CustomResourceExt};
+use serde_json::json;
+use support::{wait_for, with_temp_ns};
+use weir::api::{Microservice, MicroserviceSpec, Slot};
+use weir::build::traffic::{HeaderMatch, Split, http_route};
+
+#[tokio::test]
+async fn a_release_route_with_headers_weights_and_a_mirror_is_accepted() {
+    let client = support::client().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut crd = HttpRoute::crd();
+    // *.k8s.io groups need an approval annotation; "unapproved, ..." is the honest value.
+    crd.metadata.annotations = Some(
+        [(
+            "api-approved.kubernetes.io".to_string(),
+            "unapproved, generated from the gateway-api crate for tests".to_string(),
+        )]
+        .into(),
+    );
+    let name = crd.metadata.name.clone().unwrap();
+    crds.patch(
+        &name,
+        &PatchParams::apply("weir-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("install the HTTPRoute CRD");
+    wait_for(
+        crds,
+        &name,
+        Duration::from_secs(30),
+        "the HTTPRoute CRD",
+        is_crd_established(),
+    )
+    .await;
+
+    with_temp_ns(|client, ns| async move {
+        let mut ms = Microservice::new("checkout", MicroserviceSpec::default());
+        ms.metadata.namespace = Some(ns.clone());
+        ms.metadata.uid = Some("00000000-0000-0000-0000-000000000001".into());
+        let split = Split {
+            stable: Slot::Blue,
+            candidate: Slot::Green,
+            weight: 10,
+            header_route: vec![HeaderMatch {
+                name: "x-user-group".into(),
+                value: Some("beta".into()),
+                regex: None,
+            }],
+            mirror_percent: 50,
+        };
+        let parents = [json!({"name": "public", "namespace": "gateways"})];
+        let route = http_route(&ms, &parents, &["shop.example".into()], 80, &split);
+        let routes: Api<HttpRoute> = Api::namespaced(client, &ns);
+        let params = PatchParams::apply("weir").dry_run();
+        let accepted = routes
+            .patch("checkout", &params, &Patch::Apply(&route))
+            .await
+            .expect("the API server accepts the route");
+        let rules = accepted.spec.rules.expect("rules");
+        assert_eq!(rules.len(), 2, "a header rule and the weighted rule");
+        let weights: Vec<_> = rules[1]
+            .backend_refs
+            .iter()
+            .flatten()
+            .map(|b| b.weight)
+            .collect();
+        assert_eq!(weights, vec![Some(90), Some(10)]);
+    })
+    .await;
+}
