@@ -7,6 +7,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 export WEIR_CLUSTER_DIR=$root/.cluster-test
 trap '"$root/hack/cluster-down.sh"' EXIT
 
+"$root/hack/install-prometheus.sh"
 "$root/hack/cluster-up.sh"
 export KUBECONFIG=$WEIR_CLUSTER_DIR/kubeconfig
 export PATH=$WEIR_CLUSTER_DIR/bin:$PATH

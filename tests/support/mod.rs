@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod microservice;
 pub mod operator;
+pub mod prometheus;
 
 use std::fmt::Debug;
 use std::future::Future;
