@@ -11,7 +11,7 @@ mod watches;
 
 pub use error::Error;
 pub use reconcile::{Caches, Context, reconcile};
-use watches::{ChildWatches, spec_changed};
+use watches::{ChildWatches, Generations};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,10 +141,11 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
             let autoscaling = ms.data.pointer("/spec/autoscaling").is_some();
             status::slim_for_cache(&mut ms.metadata, autoscaling);
         });
+    let mut generations = Generations::default();
     let ms_stream = reflector(ms_writer, ms_watch)
         .default_backoff()
-        .applied_objects()
-        .try_filter(spec_changed());
+        .map_ok(move |event| futures::stream::iter(generations.changed(event).into_iter().map(Ok)))
+        .try_flatten();
     let mut controller_stop = stop.clone();
     let mut lost_for_controller = lost.clone();
     let shutdown = async move {

@@ -10,6 +10,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use std::collections::{HashMap, HashSet};
 
 use super::Caches;
 use crate::build::labels::{MANAGED_BY, MANAGED_BY_LABEL};
@@ -75,14 +76,105 @@ where
     (cache, stream)
 }
 
-/// Passes an object on only when its generation changed (a spec change, or first sight), so
-/// status writes, Weir's own included, do not trigger reconciles. (kube's `predicates`
-/// need a static type; Microservices are watched as raw objects.)
-pub fn spec_changed() -> impl FnMut(&DynamicObject) -> futures::future::Ready<bool> {
-    let mut generations = std::collections::HashMap::<String, Option<i64>>::new();
-    move |object| {
-        let key = object.uid().unwrap_or_else(|| object.name_any());
+/// The generations of the Microservices seen, so that only spec changes (or first sight)
+/// trigger reconciles: status writes, Weir's own included, do not. (kube's `predicates` need
+/// a static type; Microservices are watched as raw objects.) Deleted objects are forgotten,
+/// including those deleted while the watch was down, so the map does not grow for ever.
+#[derive(Default)]
+pub struct Generations {
+    seen: HashMap<String, Option<i64>>,
+    relisted: Option<HashSet<String>>,
+}
+
+impl Generations {
+    /// The objects in `event` whose generation changed since they were last seen.
+    pub fn changed(&mut self, event: watcher::Event<DynamicObject>) -> Vec<DynamicObject> {
+        let key = |object: &DynamicObject| object.uid().unwrap_or_else(|| object.name_any());
+        match event {
+            watcher::Event::Apply(object) => self.admit(key(&object), object),
+            watcher::Event::InitApply(object) => {
+                let key = key(&object);
+                if let Some(relisted) = self.relisted.as_mut() {
+                    relisted.insert(key.clone());
+                }
+                self.admit(key, object)
+            }
+            watcher::Event::Delete(object) => {
+                self.seen.remove(&key(&object));
+                Vec::new()
+            }
+            watcher::Event::Init => {
+                self.relisted = Some(HashSet::new());
+                Vec::new()
+            }
+            watcher::Event::InitDone => {
+                if let Some(relisted) = self.relisted.take() {
+                    self.seen.retain(|key, _| relisted.contains(key));
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    fn admit(&mut self, key: String, object: DynamicObject) -> Vec<DynamicObject> {
         let generation = object.metadata.generation;
-        futures::future::ready(generations.insert(key, generation) != Some(generation))
+        if self.seen.insert(key, generation) == Some(generation) {
+            Vec::new()
+        } else {
+            vec![object]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(uid: &str, generation: i64) -> DynamicObject {
+        let mut object = DynamicObject::new(
+            uid,
+            &kube::discovery::ApiResource::erase::<crate::api::Microservice>(&()),
+        );
+        object.metadata.uid = Some(uid.into());
+        object.metadata.generation = Some(generation);
+        object
+    }
+
+    #[test]
+    fn only_spec_changes_pass_and_deleted_objects_are_forgotten() {
+        let mut generations = Generations::default();
+        assert_eq!(
+            generations.changed(watcher::Event::Apply(ms("a", 1))).len(),
+            1,
+            "first sight"
+        );
+        assert_eq!(
+            generations.changed(watcher::Event::Apply(ms("a", 1))).len(),
+            0,
+            "a status write"
+        );
+        assert_eq!(
+            generations.changed(watcher::Event::Apply(ms("a", 2))).len(),
+            1,
+            "a spec change"
+        );
+        generations.changed(watcher::Event::Delete(ms("a", 2)));
+        assert!(generations.seen.is_empty());
+    }
+
+    #[test]
+    fn a_relist_forgets_objects_deleted_while_the_watch_was_down() {
+        let mut generations = Generations::default();
+        generations.changed(watcher::Event::Apply(ms("a", 1)));
+        generations.changed(watcher::Event::Apply(ms("b", 1)));
+        generations.changed(watcher::Event::Init);
+        assert_eq!(
+            generations
+                .changed(watcher::Event::InitApply(ms("b", 1)))
+                .len(),
+            0
+        );
+        generations.changed(watcher::Event::InitDone);
+        assert_eq!(generations.seen.len(), 1);
     }
 }
