@@ -108,9 +108,8 @@ async fn a_new_microservice_becomes_ready_with_honest_status() {
 #[tokio::test]
 async fn an_image_change_rolls_out_without_losing_a_ready_pod() {
     with_temp_ns(|client, ns| async move {
-        let _operator = Operator::start(&ns, "core-rollout", &[]).await;
-        let api = ms_support::create(&client, &ns, &microservice("web", json!({}))).await;
-        wait_ready(&api, "web", 1, DEADLINE).await;
+        let (_operator, api) =
+            ms_support::ready_microservice(&client, &ns, "core-rollout", "web", json!({})).await;
 
         // Watch pods and phases for the whole rollout, recording the fewest ready pods seen.
         let fewest_ready = Arc::new(Mutex::new(usize::MAX));
@@ -213,9 +212,8 @@ async fn an_image_change_rolls_out_without_losing_a_ready_pod() {
 #[tokio::test]
 async fn drift_is_healed_and_foreign_fields_are_left_alone() {
     with_temp_ns(|client, ns| async move {
-        let _operator = Operator::start(&ns, "core-drift", &[]).await;
-        let api = ms_support::create(&client, &ns, &microservice("cart", json!({}))).await;
-        wait_ready(&api, "cart", 1, DEADLINE).await;
+        let (_operator, _api) =
+            ms_support::ready_microservice(&client, &ns, "core-drift", "cart", json!({})).await;
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
         let services: Api<Service> = Api::namespaced(client.clone(), &ns);
         let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
@@ -438,9 +436,9 @@ async fn a_rollout_that_cannot_finish_turns_degraded_after_the_deadline() {
 #[tokio::test]
 async fn metrics_count_reconciles_and_phases_with_bounded_labels() {
     with_temp_ns(|client, ns| async move {
-        let operator = Operator::start(&ns, "core-metrics", &[]).await;
-        let api = ms_support::create(&client, &ns, &microservice("metered", json!({}))).await;
-        wait_ready(&api, "metered", 1, DEADLINE).await;
+        let (operator, _api) =
+            ms_support::ready_microservice(&client, &ns, "core-metrics", "metered", json!({}))
+                .await;
         let metrics = support::eventually(DEADLINE, "the Healthy gauge", || async {
             let metrics = operator.metrics().await;
             (metric_sum(&metrics, "weir_microservices", "phase=\"Healthy\"") == 1.0)

@@ -3,22 +3,17 @@
 
 mod support;
 
-use std::time::Duration;
-
 use gateway_api::httproutes::HttpRoute;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::wait::conditions::is_crd_established;
 use kube::{Api, CustomResourceExt};
 use serde_json::json;
-use support::{wait_for, with_temp_ns};
+use support::with_temp_ns;
 use weir::api::{Microservice, MicroserviceSpec, Slot};
 use weir::build::traffic::{HeaderMatch, Split, http_route};
 
 #[tokio::test]
 async fn a_release_route_with_headers_weights_and_a_mirror_is_accepted() {
     let client = support::client().await;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut crd = HttpRoute::crd();
     // *.k8s.io groups need an approval annotation; "unapproved, ..." is the honest value.
     crd.metadata.annotations = Some(
@@ -28,22 +23,7 @@ async fn a_release_route_with_headers_weights_and_a_mirror_is_accepted() {
         )]
         .into(),
     );
-    let name = crd.metadata.name.clone().unwrap();
-    crds.patch(
-        &name,
-        &PatchParams::apply("weir-tests").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("install the HTTPRoute CRD");
-    wait_for(
-        crds,
-        &name,
-        Duration::from_secs(30),
-        "the HTTPRoute CRD",
-        is_crd_established(),
-    )
-    .await;
+    support::install_crd(&client, crd).await;
 
     with_temp_ns(|client, ns| async move {
         let mut ms = Microservice::new("checkout", MicroserviceSpec::default());

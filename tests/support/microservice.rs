@@ -36,6 +36,21 @@ pub async fn create(client: &Client, ns: &str, ms: &Microservice) -> Api<Microse
     api
 }
 
+/// Starts an operator for `ns` (named `identity`) and a Microservice `name` with `spec`
+/// overrides, and waits until it is Ready: the common start of a test.
+pub async fn ready_microservice(
+    client: &Client,
+    ns: &str,
+    identity: &str,
+    name: &str,
+    spec: Value,
+) -> (super::operator::Operator, Api<Microservice>) {
+    let operator = super::operator::Operator::start(ns, identity, &[]).await;
+    let api = create(client, ns, &microservice(name, spec)).await;
+    wait_ready(&api, name, 1, Duration::from_secs(90)).await;
+    (operator, api)
+}
+
 /// Merges `patch` into the spec (as a user's edit would) and returns the new generation.
 pub async fn edit_spec(api: &Api<Microservice>, name: &str, patch: Value) -> i64 {
     let patched = api

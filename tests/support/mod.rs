@@ -149,24 +149,20 @@ where
 
 /// Installs (server-side apply) Weir's CRDs and waits until the API server serves them.
 pub async fn install_crds(client: &Client) {
+    install_crd(client, weir::api::Microservice::crd()).await;
+}
+
+/// Installs one CRD (server-side apply) and waits until it is established.
+pub async fn install_crd(client: &Client, crd: CustomResourceDefinition) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = weir::api::Microservice::crd();
-    let name = weir::api::Microservice::crd_name();
-    crds.patch(
-        name,
-        &PatchParams::apply("weir-tests").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("apply the Microservice CRD");
-    wait_for(
-        crds,
-        name,
-        Duration::from_secs(30),
-        "the Microservice CRD to be established",
-        wait::conditions::is_crd_established(),
-    )
-    .await;
+    let name = crd.metadata.name.clone().expect("a CRD has a name");
+    let params = PatchParams::apply("weir-tests").force();
+    crds.patch(&name, &params, &Patch::Apply(&crd))
+        .await
+        .unwrap_or_else(|e| panic!("apply the CRD {name}: {e}"));
+    let what = format!("the CRD {name} to be established");
+    let established = wait::conditions::is_crd_established();
+    wait_for(crds, &name, Duration::from_secs(30), &what, established).await;
 }
 
 /// Polls `probe` until it yields a value, for state no watch can report (what kubectl
