@@ -4,6 +4,8 @@
 mod defaults;
 mod deployment;
 pub mod labels;
+#[cfg(test)]
+mod properties;
 mod scaling;
 mod service;
 #[cfg(test)]
