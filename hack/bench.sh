@@ -110,7 +110,7 @@ phase() { # floor|weir run
   local kind=$1 run=$2 ns="bench-$1-$2"
   fresh_namespace "$ns"
   python3 "$root/hack/bench/measure.py" "$kind" --namespace "$ns" --file "$out/$kind.yaml" \
-    --n "$n" --replicas "$replicas" --deadline "$deadline" --operator-pid "$weir_pid" --run "$run" \
+    --n "$n" --replicas "$replicas" --deadline "$deadline" --operator-pid "$weir_pid" --run "$run" --pids-dir "$dir/pids" \
     >> "$out/events.jsonl"
 }
 

@@ -104,6 +104,25 @@ def describe(obj):
     return f"{obj['metadata']['name']}: {conditions}; {extra}"
 
 
+def cpu_seconds(pids_dir):
+    """User+system CPU seconds used so far by each process recorded in `pids_dir`: where the
+    two cores went during a phase (the API server, etcd, the controllers, the operator)."""
+    if not pids_dir or not os.path.isdir(pids_dir):
+        return {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for name in os.listdir(pids_dir):
+        try:
+            with open(os.path.join(pids_dir, name)) as f:
+                pid = f.read().strip()
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            used[name] = (int(fields[11]) + int(fields[12])) / ticks
+        except (OSError, ValueError, IndexError):
+            continue
+    return used
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("kind", choices=["floor", "weir"])
@@ -114,6 +133,7 @@ def main():
     parser.add_argument("--deadline", type=float, required=True, help="seconds from the start of apply")
     parser.add_argument("--operator-pid", type=int)
     parser.add_argument("--run", type=int, default=0)
+    parser.add_argument("--pids-dir", help="cluster-up's pids/: CPU time per component is recorded")
     args = parser.parse_args()
 
     api = Api()
@@ -125,6 +145,7 @@ def main():
         path, ready = f"/apis/weir.dev/v1alpha1/namespaces/{ns}/microservices", microservice_ready
         what = "Microservices Ready at their generation"
 
+    cpu_before = cpu_seconds(args.pids_dir)
     start = time.time()
     subprocess.run(
         ["kubectl", "apply", "--server-side", "--field-manager=weir-bench", "-n", ns, "-f", args.file],
@@ -156,10 +177,12 @@ def main():
             next_progress = now + PROGRESS_SECONDS
         time.sleep(max(0.0, POLL_SECONDS - (now - polled)))
 
+    cpu_after = cpu_seconds(args.pids_dir)
     result = {
         "run": args.run, "kind": args.kind, "namespace": ns, "n": args.n,
         "start": start, "applied": applied, "ready": now,
         "seconds": now - start, "apply_seconds": applied - start,
+        "cpu_seconds": {k: round(cpu_after[k] - cpu_before[k], 2) for k in cpu_after if k in cpu_before},
     }
     if args.kind == "weir":
         # Ready must mean what the floor measures: check the children's pods really are ready.

@@ -115,6 +115,8 @@ def main():
             "weir_writes_until_ready": before_ready,
             "writes_per_microservice": round(len(counted) / args.n, 3),
             "weir_writes_by_resource": dict(collections.Counter(f"{w[3]} {w[2]}" for w in counted).most_common()),
+            "floor_cpu_seconds": floor.get("cpu_seconds", {}),
+            "weir_cpu_seconds": weir.get("cpu_seconds", {}),
         })
 
     floor_median = median([r["floor_seconds"] for r in runs])
@@ -170,6 +172,11 @@ def print_table(r):
          ", ".join(f"{k}: {v}" for k, v in r["idle_writes_by_resource"].items())),
         ("lease writes (all / idle)", f"{r['lease_writes']} / {r['lease_writes_idle']}", "not counted above"),
     ]
+    components = sorted(set(runs[0]["floor_cpu_seconds"]) | set(runs[0]["weir_cpu_seconds"]))
+    for component in components:
+        floor_cpu = median([x["floor_cpu_seconds"].get(component, 0.0) for x in runs])
+        weir_cpu = median([x["weir_cpu_seconds"].get(component, 0.0) for x in runs])
+        rows.append((f"CPU s, {component} (floor / weir)", f"{fmt(floor_cpu, 1)} / {fmt(weir_cpu, 1)}", "median over runs"))
     width = max(len(row[0]) for row in rows)
     value_width = max(len(row[1]) for row in rows)
     print(f"\n{'metric':<{width}}  {'median':<{value_width}}  per run / notes")
