@@ -68,29 +68,15 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
     };
     let ms_writer = reflector::store::Writer::new(resource.clone());
     let ms_cache = ms_writer.as_reader();
-    let phases_cache: Store<DynamicObject> = ms_cache.clone();
-    let phase_metrics = metrics.clone();
-    let refresh: telemetry::Refresh = Arc::new(move || {
-        let objects = phases_cache.state();
-        phase_metrics.set_phases(
-            objects
-                .iter()
-                .map(|o| o.data.pointer("/status/phase").and_then(|p| p.as_str())),
-        );
-    });
-    let listener = telemetry::bind(args.metrics_addr)
-        .await
-        .map_err(StartError::Server)?;
-    let mut server_stop = stop.clone();
-    let server = tokio::spawn(telemetry::serve(
-        listener,
+    let server = start_health_server(
+        &args,
         health.clone(),
-        Arc::new(registry),
-        refresh,
-        async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        },
-    ));
+        registry,
+        metrics.clone(),
+        ms_cache.clone(),
+        stop.clone(),
+    )
+    .await?;
 
     wait_for_crd(client.clone(), Duration::from_secs(args.crd_wait_seconds)).await?;
     health.set_ready(true);
@@ -146,14 +132,7 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
         .default_backoff()
         .map_ok(move |event| futures::stream::iter(generations.changed(event).into_iter().map(Ok)))
         .try_flatten();
-    let mut controller_stop = stop.clone();
-    let mut lost_for_controller = lost.clone();
-    let shutdown = async move {
-        tokio::select! {
-            _ = controller_stop.wait_for(|s| *s) => {}
-            _ = async { match lost_for_controller.as_mut() { Some(l) => { let _ = l.wait_for(|s| *s).await; } None => std::future::pending().await } } => {}
-        }
-    };
+    let shutdown = stop_or_lost(stop.clone(), lost.clone());
     let ChildWatches {
         deployments,
         services,
@@ -176,6 +155,54 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
 
     let lost_leadership = lost.is_some_and(|l| *l.borrow());
     finish(server, leadership, lost_leadership).await
+}
+
+/// Serves health and metrics until `stop`; the per-phase gauge is refreshed from the
+/// Microservice cache at each scrape.
+async fn start_health_server(
+    args: &RunArgs,
+    health: Health,
+    registry: Registry,
+    metrics: Metrics,
+    cache: Store<DynamicObject>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, StartError> {
+    let refresh: telemetry::Refresh = Arc::new(move || {
+        let objects = cache.state();
+        let phases = objects
+            .iter()
+            .map(|o| o.data.pointer("/status/phase").and_then(|p| p.as_str()));
+        metrics.set_phases(phases);
+    });
+    let listener = telemetry::bind(args.metrics_addr)
+        .await
+        .map_err(StartError::Server)?;
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    Ok(tokio::spawn(telemetry::serve(
+        listener,
+        health,
+        Arc::new(registry),
+        refresh,
+        stopped,
+    )))
+}
+
+/// Resolves on SIGTERM/SIGINT, or when leadership is lost: either way the controller stops.
+async fn stop_or_lost(mut stop: watch::Receiver<bool>, lost: Option<watch::Receiver<bool>>) {
+    let lost = async {
+        match lost {
+            Some(mut lost) => {
+                let _ = lost.wait_for(|l| *l).await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = stop.wait_for(|s| *s) => {}
+        _ = lost => {}
+    }
 }
 
 async fn finish(
