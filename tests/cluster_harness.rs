@@ -14,6 +14,7 @@ use kube::core::GroupVersionKind;
 use kube::discovery::ApiResource;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
+use support::microservice::pod_is_ready;
 use support::{eventually, install_crds, try_kubectl, wait_for, wait_for_all, with_temp_ns};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -39,13 +40,6 @@ fn deployment(name: &str, replicas: i32, pod_annotations: serde_json::Value) -> 
         }
     }))
     .expect("valid deployment")
-}
-
-fn pod_is_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 async fn create_ready_deployment(client: &Client, ns: &str, name: &str) -> Vec<Pod> {

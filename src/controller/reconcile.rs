@@ -257,29 +257,11 @@ async fn report_unreadable(
         message.clone(),
     );
     publish_about(ctx, &object.object_ref(&resource), warning).await;
-    let now = Timestamp::now().to_string();
-    let generation = object.metadata.generation;
-    let condition = |type_: &str, status: &str| {
-        json!({"type": type_, "status": status, "reason": reason::INVALID_SPEC, "message": message,
-               "observedGeneration": generation, "lastTransitionTime": now})
-    };
-    let status = json!({
-        "observedGeneration": generation,
-        "phase": "Degraded",
-        "message": message,
-        "conditions": [condition("Ready", "False"), condition("Progressing", "False"), condition("Degraded", "True")],
-    });
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resource);
-    let patch =
-        json!({"apiVersion": "weir.dev/v1alpha1", "kind": "Microservice", "status": status});
+    let status = status::unreadable(object.metadata.generation, &message, Timestamp::now());
     // The API server validates the whole object on a status write, so an object that fails
     // today's schema cannot take a status at all: the event is then the report, and retrying
     // would only repeat it. Either way, wait for the spec to change.
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    if let Err(error) = api
-        .patch_status(&name, &params, &Patch::Apply(&patch))
-        .await
-    {
+    if let Err(error) = write_status(ctx, namespace, &name, &status).await {
         tracing::warn!(%name, %namespace, %error, "cannot write the status of an unreadable Microservice");
     }
     Ok(Action::await_change())

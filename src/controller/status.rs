@@ -50,10 +50,52 @@ pub fn compute(ms: &Microservice, observed: &Observed, now: Timestamp) -> Micros
     }
 
     let old = ms.status.clone().unwrap_or_default();
+    let conditions = conditions_for(phase, reason, &message, generation, &old.conditions, now);
+
+    MicroserviceStatus {
+        observed_generation: generation,
+        phase: Some(phase),
+        message: Some(message),
+        conditions,
+        replicas: deployment_status.replicas.unwrap_or(0),
+        ready_replicas: deployment_status.ready_replicas.unwrap_or(0),
+        updated_replicas: deployment_status.updated_replicas.unwrap_or(0),
+        selector: Some(labels::selector_string(&labels::service_selector(name))),
+        active_slot: Some(observed.active),
+    }
+}
+
+/// The status of a stored object that does not read as a Microservice.
+pub fn unreadable(generation: Option<i64>, message: &str, now: Timestamp) -> MicroserviceStatus {
+    MicroserviceStatus {
+        observed_generation: generation,
+        phase: Some(Phase::Degraded),
+        message: Some(message.to_string()),
+        conditions: conditions_for(
+            Phase::Degraded,
+            reason::INVALID_SPEC,
+            message,
+            generation,
+            &[],
+            now,
+        ),
+        ..Default::default()
+    }
+}
+
+/// The Ready, Progressing and Degraded conditions for a phase. A condition's transition time
+/// is kept from `old` when its status did not change.
+fn conditions_for(
+    phase: Phase,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    old: &[Condition],
+    now: Timestamp,
+) -> Vec<Condition> {
     let condition = |type_: &str, status: bool, reason: &str, message: &str| {
         let status = if status { "True" } else { "False" };
         let last_transition_time = old
-            .conditions
             .iter()
             .find(|c| c.type_ == type_ && c.status == status)
             .map(|c| c.last_transition_time.clone())
@@ -67,9 +109,10 @@ pub fn compute(ms: &Microservice, observed: &Observed, now: Timestamp) -> Micros
             last_transition_time,
         }
     };
-    let conditions = match phase {
+    const NOTHING_WRONG: &str = "Nothing is wrong.";
+    match phase {
         Phase::Healthy => vec![
-            condition(conditions::READY, true, reason::AVAILABLE, &message),
+            condition(conditions::READY, true, reason::AVAILABLE, message),
             condition(
                 conditions::PROGRESSING,
                 false,
@@ -80,36 +123,24 @@ pub fn compute(ms: &Microservice, observed: &Observed, now: Timestamp) -> Micros
                 conditions::DEGRADED,
                 false,
                 reason::AS_EXPECTED,
-                "Nothing is wrong.",
+                NOTHING_WRONG,
             ),
         ],
         Phase::Progressing | Phase::Paused => vec![
-            condition(conditions::READY, false, reason, &message),
-            condition(conditions::PROGRESSING, true, reason, &message),
+            condition(conditions::READY, false, reason, message),
+            condition(conditions::PROGRESSING, true, reason, message),
             condition(
                 conditions::DEGRADED,
                 false,
                 reason::AS_EXPECTED,
-                "Nothing is wrong.",
+                NOTHING_WRONG,
             ),
         ],
         Phase::Degraded => vec![
-            condition(conditions::READY, false, reason, &message),
-            condition(conditions::PROGRESSING, false, reason, &message),
-            condition(conditions::DEGRADED, true, reason, &message),
+            condition(conditions::READY, false, reason, message),
+            condition(conditions::PROGRESSING, false, reason, message),
+            condition(conditions::DEGRADED, true, reason, message),
         ],
-    };
-
-    MicroserviceStatus {
-        observed_generation: generation,
-        phase: Some(phase),
-        message: Some(message),
-        conditions,
-        replicas: deployment_status.replicas.unwrap_or(0),
-        ready_replicas: deployment_status.ready_replicas.unwrap_or(0),
-        updated_replicas: deployment_status.updated_replicas.unwrap_or(0),
-        selector: Some(labels::selector_string(&labels::service_selector(name))),
-        active_slot: Some(observed.active),
     }
 }
 

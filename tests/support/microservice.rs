@@ -83,20 +83,11 @@ pub async fn wait_ready(
     deadline: Duration,
 ) -> Microservice {
     let what = format!("Microservice {name} Ready at generation {generation}");
-    super::wait_for(
-        api.clone(),
-        name,
-        deadline,
-        &what,
-        move |ms: Option<&Microservice>| {
-            ms.is_some_and(|ms| {
-                ms.status.as_ref().and_then(|s| s.observed_generation) == Some(generation)
-                    && ready(ms).is_some_and(|(status, _)| status == "True")
-            })
-        },
-    )
+    wait_status(api, name, deadline, &what, move |ms| {
+        ms.status.as_ref().and_then(|s| s.observed_generation) == Some(generation)
+            && ready(ms).is_some_and(|(status, _)| status == "True")
+    })
     .await
-    .expect("the Microservice exists")
 }
 
 /// Waits until the Microservice reports `phase` with the Ready reason `reason`.
@@ -109,20 +100,24 @@ pub async fn wait_phase(
 ) -> Microservice {
     let what = format!("Microservice {name} in phase {phase:?} with reason {reason}");
     let reason = reason.to_string();
-    super::wait_for(
-        api.clone(),
-        name,
-        deadline,
-        &what,
-        move |ms: Option<&Microservice>| {
-            ms.is_some_and(|ms| {
-                ms.status.as_ref().and_then(|s| s.phase) == Some(phase)
-                    && ready(ms).is_some_and(|(_, r)| r == reason)
-            })
-        },
-    )
+    wait_status(api, name, deadline, &what, move |ms| {
+        ms.status.as_ref().and_then(|s| s.phase) == Some(phase)
+            && ready(ms).is_some_and(|(_, r)| r == reason)
+    })
     .await
-    .expect("the Microservice exists")
+}
+
+async fn wait_status(
+    api: &Api<Microservice>,
+    name: &str,
+    deadline: Duration,
+    what: &str,
+    holds: impl Fn(&Microservice) -> bool + Send + 'static,
+) -> Microservice {
+    let condition = move |ms: Option<&Microservice>| ms.is_some_and(&holds);
+    super::wait_for(api.clone(), name, deadline, what, condition)
+        .await
+        .expect("the Microservice exists")
 }
 
 /// Events about the named Microservice, as (type, reason) pairs.
