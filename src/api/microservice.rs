@@ -7,6 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use super::rollout::Rollout;
 use super::status::MicroserviceStatus;
 
 /// Longest Microservice name: its longest child, `<name>-preview`, must stay a DNS label.
@@ -40,6 +41,7 @@ pub const MAX_NAME_LENGTH: usize = 55;
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Weight", type_ = "integer", json_path = ".status.release.weight"),
     printcolumn(name = "Image", type_ = "string", json_path = ".spec.image"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
@@ -268,31 +270,4 @@ pub struct PodOptions {
     /// Secrets for pulling the image from a private registry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_pull_secrets: Vec<LocalObjectReference>,
-}
-
-/// How a new version replaces the old one.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Rollout {
-    /// `RollingUpdate` (default): pods are replaced a few at a time, never dropping below the
-    /// desired number of ready pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub strategy: Option<Strategy>,
-    /// Extra pods (a number or a percentage) a rolling update may start. Defaults to 25%.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_surge: Option<IntOrString>,
-    /// Seconds a rollout may go without progress before the Microservice turns Degraded.
-    /// Defaults to 600.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
-    pub progress_deadline_seconds: Option<i32>,
-}
-
-/// Release strategies.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
-)]
-pub enum Strategy {
-    #[default]
-    RollingUpdate,
 }

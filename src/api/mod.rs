@@ -5,7 +5,9 @@
 
 pub mod conditions;
 mod microservice;
+mod rollout;
 mod status;
 
 pub use microservice::*;
-pub use status::{MicroserviceStatus, Phase, Slot};
+pub use rollout::*;
+pub use status::*;

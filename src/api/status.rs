@@ -1,6 +1,8 @@
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
+
+use super::rollout::HeaderMatch;
 
 /// What Weir observed and did, written by the operator only.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
@@ -42,6 +44,134 @@ pub struct MicroserviceStatus {
     /// The slot whose Deployment serves traffic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_slot: Option<Slot>,
+
+    /// Hash of the pod template that serves users: the last good revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
+
+    /// Hash of the pod template being released, while a release runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate_revision: Option<String>,
+
+    /// A revision whose release was aborted. It is not tried again until the spec changes
+    /// or a `retry` action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted_revision: Option<String>,
+
+    /// Where the running release stands; absent when none runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<Release>,
+
+    /// When the slot that served before the last promotion loses its pods. Until then a
+    /// return to that revision is immediate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_at: Option<Time>,
+
+    /// The last `weir.dev/action` annotation acted on, so that each action takes effect
+    /// exactly once even if the operator stops between acting and removing the annotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_action: Option<String>,
+}
+
+/// The state of a release: enough for a restarted operator to carry on exactly where the
+/// last one stopped.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Release {
+    /// The revision being released.
+    pub revision: String,
+    /// Index of the current step; equal to `stepCount` once every step is done.
+    pub step_index: i32,
+    /// Number of steps of this release.
+    pub step_count: i32,
+    /// When the current step started.
+    pub step_started_at: Time,
+    /// Percent of traffic the new version receives, as applied.
+    pub weight: i32,
+    /// The router (or, without one, the ready pods) confirmed `weight`.
+    pub weight_verified: bool,
+    /// Percent of traffic copied to the new version.
+    #[serde(default)]
+    pub mirror_percent: i32,
+    /// Requests with these headers go to the new version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub header_route: Vec<HeaderMatch>,
+    /// A manual `pause` holds the release at its current step.
+    #[serde(default)]
+    pub paused: bool,
+    /// Every step is done: the new version is taking all traffic and becoming stable.
+    #[serde(default)]
+    pub promoting: bool,
+    /// Traffic is going back to the stable version: for an abort, or to restart the
+    /// release with a newer revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returning: Option<Returning>,
+    /// Measurements of the analysis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisStatus>,
+}
+
+/// Why traffic is going back to the stable version.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Returning {
+    /// A condition reason: `AnalysisFailed`, `ProgressDeadlineExceeded`, `Aborted`, or
+    /// `SpecChanged` for a restart.
+    pub reason: String,
+    /// A sentence for a person.
+    pub message: String,
+    /// True for an abort: the revision is recorded as aborted. False for a restart.
+    pub abort: bool,
+}
+
+/// The analysis of a release so far.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisStatus {
+    /// Failed rounds in a row.
+    #[serde(default)]
+    pub consecutive_failures: i32,
+    /// Inconclusive rounds in a row.
+    #[serde(default)]
+    pub consecutive_inconclusive: i32,
+    /// Outcome of the latest round of measurements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_round: Option<Outcome>,
+    /// When the latest round ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_at: Option<Time>,
+    /// The latest measurements, newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last: Vec<Measurement>,
+}
+
+/// One measurement of one metric.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Measurement {
+    pub metric: String,
+    /// The measured value; absent for a webhook or when nothing was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// True when the value was within bounds (or the webhook answered 2xx).
+    pub passed: bool,
+    pub outcome: Outcome,
+    /// What was seen, for a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub at: Time,
+}
+
+/// What a measurement said.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum Outcome {
+    #[default]
+    Passed,
+    Failed,
+    /// No data, or the source could not be reached: neither a pass nor a failure.
+    Inconclusive,
 }
 
 /// One word for where the service stands.

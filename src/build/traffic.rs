@@ -3,21 +3,11 @@
 //! carries the split. Pure; the release controller decides the weight and applies the route.
 
 use gateway_api::httproutes::HttpRoute;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::object_meta;
+pub use crate::api::HeaderMatch;
 use crate::api::{Microservice, Slot};
-
-/// A header a request must carry to be routed to the candidate (a feature toggle for a group).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct HeaderMatch {
-    pub name: String,
-    /// Exact value; or use `regex`.
-    pub value: Option<String>,
-    /// Regular expression the value must match.
-    pub regex: Option<String>,
-}
 
 /// Where a release's traffic should go right now.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -62,6 +62,7 @@ pub fn compute(ms: &Microservice, observed: &Observed, now: Timestamp) -> Micros
         updated_replicas: deployment_status.updated_replicas.unwrap_or(0),
         selector: Some(labels::selector_string(&labels::service_selector(name))),
         active_slot: Some(observed.active),
+        ..Default::default()
     }
 }
 

@@ -1,0 +1,316 @@
+//! How a new version reaches users: the strategy, its steps, the traffic router and the
+//! analysis that gates it.
+
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+/// How a new version replaces the old one.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.canary) || (has(self.strategy) && self.strategy == 'Canary')").message("rollout.canary is only used with strategy: Canary"),
+    validation = Rule::new("!has(self.blueGreen) || (has(self.strategy) && self.strategy == 'BlueGreen')").message("rollout.blueGreen is only used with strategy: BlueGreen"),
+    validation = Rule::new("!has(self.canary) || !has(self.canary.steps) || self.canary.steps.all(s, !has(s.setHeaderRoute) && !has(s.setMirror)) || (has(self.traffic) && has(self.traffic.gatewayAPI))").message("setHeaderRoute and setMirror steps need rollout.traffic.gatewayAPI: replica ratios cannot route by header or mirror traffic"),
+    validation = Rule::new("!has(self.canary) || !has(self.canary.steps) || self.canary.steps.all(s, !has(s.analysis)) || has(self.analysis)").message("an analysis step needs rollout.analysis with the metrics to run"),
+    validation = Rule::new("!has(self.blueGreen) || !has(self.blueGreen.prePromotionAnalysis) || has(self.analysis)").message("blueGreen.prePromotionAnalysis needs rollout.analysis with the metrics to run")
+)]
+pub struct Rollout {
+    /// `RollingUpdate` (default): the pods are replaced in place, a few at a time.
+    /// `Canary`: the new version runs beside the old one and receives traffic step by step.
+    /// `BlueGreen`: the new version runs at full size behind `<name>-preview`, then all
+    /// traffic switches at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+    /// Extra pods (a number or a percentage) a rolling update may start. Defaults to 25%.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<IntOrString>,
+    /// Seconds a rollout or a release step may go without progress before Weir gives up:
+    /// a release is aborted, a rolling update turns Degraded. Pauses do not count. Defaults
+    /// to 600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub progress_deadline_seconds: Option<i32>,
+    /// The router that splits traffic during a release. Without one, the ratio of ready pods
+    /// behind Service `<name>` approximates the weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<Traffic>,
+    /// Steps of a `Canary` release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
+    /// Settings of a `BlueGreen` release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<BlueGreen>,
+    /// Metrics that judge the new version during a release. They run in the background
+    /// while the new version receives traffic, and once at each `analysis` step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Analysis>,
+}
+
+/// Release strategies.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum Strategy {
+    #[default]
+    RollingUpdate,
+    Canary,
+    BlueGreen,
+}
+
+/// The traffic router Weir drives.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Traffic {
+    /// Weir owns an HTTPRoute `<name>` with weighted backends to the two slot Services.
+    #[serde(
+        default,
+        rename = "gatewayAPI",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_api: Option<GatewayApiTraffic>,
+}
+
+/// Gateway API routing: north-south through Gateways, or east-west in a mesh (GAMMA) with
+/// the Microservice's own Service as parent.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayApiTraffic {
+    /// Gateways the route attaches to, or the Service `<name>` itself for a mesh.
+    #[schemars(length(min = 1, max = 32))]
+    pub parent_refs: Vec<ParentRef>,
+    /// Host names the route answers for; empty means every host of the parent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub hostnames: Vec<String>,
+}
+
+/// A parent of the HTTPRoute: a Gateway (the default kind) or a Service.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentRef {
+    /// `gateway.networking.k8s.io` (default) for a Gateway, `""` (core) for a Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// `Gateway` (default) or `Service`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Name of the Gateway or Service.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Namespace of the parent; defaults to the Microservice's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// A listener of the Gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    /// A port of the parent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+}
+
+/// A canary release: the new version receives traffic in steps.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Canary {
+    /// Steps, in order. After the last, the new version gets all traffic and becomes stable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub steps: Vec<CanaryStep>,
+    /// Seconds the old version keeps its pods after promotion, so that going back is
+    /// immediate. Defaults to 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub scale_down_delay_seconds: Option<i32>,
+}
+
+/// One step of a canary release: set exactly one field.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("[has(self.setWeight), has(self.pause), has(self.setHeaderRoute), has(self.setMirror), has(self.analysis)].filter(x, x).size() == 1").message("each canary step sets exactly one of setWeight, pause, setHeaderRoute, setMirror or analysis"))]
+pub struct CanaryStep {
+    /// Percent of traffic to send to the new version, 0 to 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub set_weight: Option<i32>,
+    /// Wait: for `duration`, or without one until a manual promote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<Pause>,
+    /// Send requests with matching headers to the new version (a feature toggle for a
+    /// group), from this step until the release ends. An empty `match` removes the rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_header_route: Option<HeaderRoute>,
+    /// Copy a percentage of live traffic to the new version and drop its answers, from this
+    /// step until the release ends. `percent: 0` stops mirroring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_mirror: Option<Mirror>,
+    /// Run the analysis once as a gate: it must pass for the release to go on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisGate>,
+}
+
+/// A pause step.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Pause {
+    /// How long to wait, for example `30s`, `2m` or `1h`. Without it the release waits for
+    /// a manual promote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"), length(max = 32))]
+    pub duration: Option<String>,
+}
+
+/// Requests to route to the new version by their headers.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderRoute {
+    /// Headers a request must all carry.
+    #[serde(default, rename = "match")]
+    #[schemars(length(max = 16))]
+    pub matches: Vec<HeaderMatch>,
+}
+
+/// A header a request must carry to be routed to the new version.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.value) != has(self.regex)").message("a header match sets exactly one of value or regex"))]
+pub struct HeaderMatch {
+    /// Header name, for example `x-user-group`.
+    #[schemars(
+        length(min = 1, max = 256),
+        regex(pattern = r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
+    )]
+    pub name: String,
+    /// The exact value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub value: Option<String>,
+    /// A regular expression the value must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub regex: Option<String>,
+}
+
+/// Traffic mirroring.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Mirror {
+    /// Percent of requests copied to the new version, 0 to 100.
+    #[schemars(range(min = 0, max = 100))]
+    pub percent: i32,
+}
+
+/// A one-off run of the analysis.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisGate {
+    /// Names of the metrics to run; empty runs all of `rollout.analysis.metrics`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub metrics: Vec<String>,
+}
+
+/// A blue/green release.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlueGreen {
+    /// Seconds to wait, once the new version is ready (and its pre-promotion analysis
+    /// passed), before switching traffic on its own. Without it, the switch waits for a
+    /// manual promote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub auto_promotion_seconds: Option<i32>,
+    /// Seconds the old version keeps its pods after the switch, so that going back is
+    /// immediate. Defaults to 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub scale_down_delay_seconds: Option<i32>,
+    /// Analysis the new version must pass, reached through `<name>-preview`, before the
+    /// switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_promotion_analysis: Option<AnalysisGate>,
+}
+
+/// Metrics that judge the new version.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Analysis {
+    /// Time between measurements, for example `30s`. Defaults to `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"), length(max = 32))]
+    pub interval: Option<String>,
+    /// Failed measurement rounds in a row that are tolerated; one more aborts the release.
+    /// Defaults to 0: the first failure aborts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub failure_limit: Option<i32>,
+    /// Inconclusive rounds in a row (no data, metrics source unreachable) that are
+    /// tolerated; the release waits meanwhile, and one more aborts it. Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub inconclusive_limit: Option<i32>,
+    /// The metrics; each names one provider.
+    #[schemars(length(min = 1, max = 16))]
+    #[x_kube(validation = Rule::new("self.all(m, self.exists_one(n, n.name == m.name))").message("metric names must be unique"))]
+    pub metrics: Vec<Metric>,
+}
+
+/// One metric and its bounds.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.prometheus) != has(self.webhook)").message("a metric sets exactly one of prometheus or webhook"),
+    validation = Rule::new("!has(self.prometheus) || has(self.min) || has(self.max)").message("a prometheus metric needs a min or a max bound"),
+    validation = Rule::new("!has(self.min) || !has(self.max) || self.min <= self.max").message("a metric's min must not be greater than its max")
+)]
+pub struct Metric {
+    /// Name shown in status and events.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// A PromQL query whose first sample is the measured value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusMetric>,
+    /// A URL that receives a POST describing the release; a 2xx answer passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookMetric>,
+    /// The value must be at least this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// The value must be at most this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// A Prometheus query.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusMetric {
+    /// Base URL of the Prometheus server; defaults to the operator's `--prometheus-address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub address: Option<String>,
+    /// PromQL. `{{name}}`, `{{namespace}}`, `{{candidateSlot}}`, `{{stableSlot}}` and
+    /// `{{candidateRevision}}` are replaced before it runs.
+    #[schemars(length(min = 1, max = 8192))]
+    pub query: String,
+}
+
+/// A webhook check.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookMetric {
+    /// `http://` or `https://` URL.
+    #[schemars(length(min = 1, max = 2048), regex(pattern = r"^https?://"))]
+    pub url: String,
+    /// Seconds to wait for the answer; no answer in time is inconclusive. Defaults to 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 300))]
+    pub timeout_seconds: Option<i32>,
+}
+
+impl Rollout {
+    pub fn strategy(&self) -> Strategy {
+        self.strategy.unwrap_or_default()
+    }
+}
