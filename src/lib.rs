@@ -1,6 +1,7 @@
 //! Weir: a Kubernetes operator that deploys microservices and releases them progressively.
 #![forbid(unsafe_code)]
 
+pub mod analysis;
 pub mod api;
 pub mod build;
 pub mod cli;
