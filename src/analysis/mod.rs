@@ -1,11 +1,20 @@
 //! Release analysis: measuring the new version with Prometheus queries and webhooks.
 //! The controller asks for a round of measurements; this module only measures.
+//!
+//! A measurement never fails as a call: a source that cannot answer makes it Inconclusive,
+//! a value out of bounds or a broken configuration (a query Prometheus rejects) makes it
+//! Failed. The round's verdict is [`round_outcome`].
+
+mod bounds;
+mod prometheus;
+mod template;
+mod webhook;
 
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{Measurement, Metric, Outcome};
+use crate::api::{Measurement, Metric, Outcome, PrometheusMetric};
 
 /// What a query template or a webhook may know about the release.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -21,28 +30,153 @@ pub struct ReleaseFacts {
     pub step_index: i32,
 }
 
-/// Measures metrics over HTTP. Cheap to clone.
-#[derive(Clone)]
+/// Measures metrics over HTTP. Cheap to clone: clones share one connection pool.
+#[derive(Clone, Debug)]
 pub struct Measurer {
+    /// Prometheus for metrics that do not name one (the operator's `--prometheus-address`).
     pub default_prometheus: Option<String>,
+    client: reqwest::Client,
 }
 
 impl Measurer {
     pub fn new(default_prometheus: Option<String>) -> Self {
-        Measurer { default_prometheus }
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("an HTTP client with the built-in TLS roots always builds");
+        Measurer {
+            default_prometheus,
+            client,
+        }
     }
 
     /// One measurement of `metric`; never fails: an unreachable source is Inconclusive.
     pub async fn measure(&self, metric: &Metric, facts: &ReleaseFacts, at: Time) -> Measurement {
-        let _ = facts;
-        Measurement {
-            metric: metric.name.clone(),
+        let verdict = match (&metric.prometheus, &metric.webhook) {
+            (Some(query), _) => self.query_prometheus(metric, query, facts).await,
+            (None, Some(webhook)) => webhook::measure(&self.client, metric, webhook, facts).await,
+            (None, None) => Verdict::failed(format!(
+                "{}: the metric sets neither prometheus nor webhook",
+                metric.name
+            )),
+        };
+        tracing::debug!(
+            metric = %metric.name,
+            outcome = ?verdict.outcome,
+            message = %verdict.message,
+            "measured"
+        );
+        verdict.into_measurement(&metric.name, at)
+    }
+
+    async fn query_prometheus(
+        &self,
+        metric: &Metric,
+        prometheus: &PrometheusMetric,
+        facts: &ReleaseFacts,
+    ) -> Verdict {
+        let address = prometheus
+            .address
+            .as_deref()
+            .or(self.default_prometheus.as_deref())
+            .filter(|address| !address.trim().is_empty());
+        let Some(address) = address else {
+            return Verdict::inconclusive(format!(
+                "{}: no Prometheus address: set prometheus.address or the operator's --prometheus-address",
+                metric.name
+            ));
+        };
+        let query = template::render(&prometheus.query, facts);
+        prometheus::measure(&self.client, address.trim(), &query, metric).await
+    }
+}
+
+/// What a provider found: the outcome, the value when one was read, and a sentence.
+#[derive(Debug)]
+struct Verdict {
+    outcome: Outcome,
+    value: Option<f64>,
+    message: String,
+}
+
+impl Verdict {
+    fn passed(message: String) -> Verdict {
+        Verdict {
+            outcome: Outcome::Passed,
             value: None,
-            passed: false,
+            message,
+        }
+    }
+
+    fn failed(message: String) -> Verdict {
+        Verdict {
+            outcome: Outcome::Failed,
+            value: None,
+            message,
+        }
+    }
+
+    fn inconclusive(message: String) -> Verdict {
+        Verdict {
             outcome: Outcome::Inconclusive,
-            message: Some("not measured".into()),
+            value: None,
+            message,
+        }
+    }
+
+    fn into_measurement(self, metric: &str, at: Time) -> Measurement {
+        Measurement {
+            metric: metric.to_string(),
+            value: self.value,
+            passed: self.outcome == Outcome::Passed,
+            outcome: self.outcome,
+            message: Some(self.message),
             at,
         }
+    }
+}
+
+/// Why a request got no answer, in a few words: the innermost cause, not reqwest's wrapper
+/// that repeats the whole URL (and with it the query).
+fn why(error: &reqwest::Error, timeout: Duration) -> String {
+    if error.is_timeout() {
+        return format!("no answer within {}s", timeout.as_secs());
+    }
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    let cause = cause.to_string();
+    if error.is_connect() {
+        format!("cannot connect: {cause}")
+    } else {
+        cause
+    }
+}
+
+/// The body of `response`, or None when it is longer than `limit` bytes.
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// The first line of `text`, trimmed and at most 300 characters: enough to say what went
+/// wrong without pasting a page into status.
+fn excerpt(text: &str) -> String {
+    const MAX: usize = 300;
+    let line = text.trim().lines().next().unwrap_or_default().trim();
+    match line.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_string(),
     }
 }
 
@@ -76,9 +210,104 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 pub fn round_outcome(measurements: &[Measurement]) -> Outcome {
     if measurements.iter().any(|m| m.outcome == Outcome::Failed) {
         Outcome::Failed
-    } else if measurements.iter().any(|m| m.outcome == Outcome::Inconclusive) {
+    } else if measurements
+        .iter()
+        .any(|m| m.outcome == Outcome::Inconclusive)
+    {
         Outcome::Inconclusive
     } else {
         Outcome::Passed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measurement(outcome: Outcome) -> Measurement {
+        Verdict {
+            outcome,
+            value: None,
+            message: String::new(),
+        }
+        .into_measurement("m", Time(Default::default()))
+    }
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(
+            parse_duration("1m30s250ms"),
+            Some(Duration::from_millis(90_250))
+        );
+        assert_eq!(parse_duration("0s"), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn rejects_malformed_durations() {
+        for text in ["30", "s", "1d", "1.5s", "-1s", "1 s", "m5"] {
+            assert_eq!(parse_duration(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn passed_is_true_only_for_a_passed_outcome() {
+        assert!(measurement(Outcome::Passed).passed);
+        assert!(!measurement(Outcome::Failed).passed);
+        assert!(!measurement(Outcome::Inconclusive).passed);
+    }
+
+    #[test]
+    fn a_round_fails_on_any_failure_then_waits_on_any_inconclusive() {
+        use Outcome::*;
+        let round = |outcomes: &[Outcome]| {
+            round_outcome(&outcomes.iter().map(|o| measurement(*o)).collect::<Vec<_>>())
+        };
+        assert_eq!(round(&[Passed, Inconclusive, Failed]), Failed);
+        assert_eq!(round(&[Passed, Inconclusive]), Inconclusive);
+        assert_eq!(round(&[Passed, Passed]), Passed);
+    }
+
+    #[test]
+    fn excerpts_keep_the_first_line_and_cut_long_ones() {
+        assert_eq!(excerpt("  first\nsecond "), "first");
+        let long = "é".repeat(400);
+        assert_eq!(excerpt(&long).chars().count(), 301);
+    }
+
+    #[tokio::test]
+    async fn without_any_prometheus_address_the_measurement_is_inconclusive() {
+        let metric = Metric {
+            name: "error-rate".into(),
+            prometheus: Some(PrometheusMetric {
+                address: None,
+                query: "vector(0)".into(),
+            }),
+            max: Some(0.01),
+            ..Metric::default()
+        };
+        let facts = ReleaseFacts {
+            name: "checkout".into(),
+            namespace: "shop".into(),
+            candidate_slot: "green".into(),
+            stable_slot: "blue".into(),
+            candidate_revision: "7f9c2".into(),
+            stable_revision: "1a2b3".into(),
+            weight: 20,
+            step_index: 1,
+        };
+        let at = Time(Default::default());
+        let measured = Measurer::new(None).measure(&metric, &facts, at).await;
+        assert_eq!(measured.outcome, Outcome::Inconclusive);
+        assert!(!measured.passed);
+        assert_eq!(
+            measured.message.as_deref(),
+            Some(
+                "error-rate: no Prometheus address: set prometheus.address or the operator's --prometheus-address"
+            )
+        );
     }
 }
