@@ -6,6 +6,7 @@ pub mod api;
 pub mod build;
 pub mod cli;
 pub mod controller;
+pub mod release;
 pub mod telemetry;
 
 /// The CRDs Weir installs, as one YAML stream (what `weir crd` prints and `crds/` holds).

@@ -28,4 +28,28 @@ pub mod reason {
     pub const REPLICAS_CONTESTED: &str = "ReplicasContested";
     /// The Deployment has not yet seen the newest spec.
     pub const WAITING_FOR_CONTROLLER: &str = "WaitingForDeploymentController";
+    /// A release is moving traffic to a new revision.
+    pub const RELEASING: &str = "Releasing";
+    /// A release waits for a promote, or was paused by hand.
+    pub const PAUSED: &str = "Paused";
+    /// A release started.
+    pub const RELEASE_STARTED: &str = "ReleaseStarted";
+    /// A release ended with the new revision serving all traffic.
+    pub const PROMOTED: &str = "Promoted";
+    /// A release was stopped and traffic returned to the stable revision.
+    pub const ABORTED: &str = "Aborted";
+    /// The analysis failed (or stayed inconclusive) beyond its limits.
+    pub const ANALYSIS_FAILED: &str = "AnalysisFailed";
+    /// The spec changed during a release, which restarts with the newest revision.
+    pub const SPEC_CHANGED: &str = "SpecChanged";
+    /// Manual actions received through the `weir.dev/action` annotation.
+    pub const PROMOTE_REQUESTED: &str = "PromoteRequested";
+    pub const ABORT_REQUESTED: &str = "AbortRequested";
+    pub const RETRY_REQUESTED: &str = "RetryRequested";
+    pub const PAUSE_REQUESTED: &str = "PauseRequested";
+    pub const RESUME_REQUESTED: &str = "ResumeRequested";
+    /// An action that cannot apply now, or is not known.
+    pub const ACTION_IGNORED: &str = "ActionIgnored";
+    /// `traffic.gatewayAPI` is set but the cluster does not serve HTTPRoutes.
+    pub const GATEWAY_API_MISSING: &str = "GatewayAPIMissing";
 }

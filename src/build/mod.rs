@@ -39,10 +39,52 @@ pub struct Children {
 pub fn children(ms: &Microservice, active: Slot, defaults: &Defaults) -> Children {
     Children {
         deployment: deployment(ms, active, effective_replicas(ms), defaults),
-        service: service(ms),
+        service: service(
+            ms,
+            ms.metadata.name.as_deref().unwrap_or_default(),
+            Some(active),
+        ),
         pod_disruption_budget: pod_disruption_budget(ms),
         horizontal_pod_autoscaler: horizontal_pod_autoscaler(ms),
     }
+}
+
+/// Annotation on a slot's Deployment naming the revision its pod template carries.
+pub const REVISION_ANNOTATION: &str = "weir.dev/revision";
+
+/// The revision the spec asks for: a hash of the pod template, the same whichever slot
+/// runs it, so a change anywhere in the pod (image, env, resources, ...) is a new revision.
+pub fn revision(ms: &Microservice, defaults: &Defaults) -> String {
+    let built = deployment(ms, Slot::Blue, 0, defaults);
+    let template = serde_json::to_value(built.spec.map(|s| s.template)).unwrap_or_default();
+    format!(
+        "{:010x}",
+        fnv1a(template.to_string().as_bytes()) & 0xff_ffff_ffff
+    )
+}
+
+/// The Deployment of `slot` running the spec's revision with `replicas` pods, labelled
+/// with that revision.
+pub fn slot_deployment(
+    ms: &Microservice,
+    slot: Slot,
+    replicas: i32,
+    defaults: &Defaults,
+) -> Deployment {
+    let mut built = deployment(ms, slot, replicas, defaults);
+    built
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(REVISION_ANNOTATION.to_string(), revision(ms, defaults));
+    built
+}
+
+/// FNV-1a: a hash that stays the same across Rust releases, unlike `DefaultHasher`.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// Metadata every child carries: its name, the standard labels, and a controller owner

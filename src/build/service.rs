@@ -2,12 +2,17 @@ use k8s_openapi::api::core::v1::Service;
 use serde_json::json;
 
 use super::{labels, object_meta};
-use crate::api::Microservice;
+use crate::api::{Microservice, Slot};
 
-/// Service `<name>` over every pod of the Microservice, or None when it declares no ports
-/// (a Service needs at least one).
-pub fn service(ms: &Microservice) -> Option<Service> {
-    let name = ms.metadata.name.as_deref().unwrap_or_default();
+/// A Service `name` over the pods of one slot, or of every slot when `slot` is None; None
+/// when the Microservice declares no ports (a Service needs at least one). Service `<name>`
+/// is what clients call; `<name>-blue`, `<name>-green` and `<name>-preview` serve routing.
+pub fn service(ms: &Microservice, name: &str, slot: Option<Slot>) -> Option<Service> {
+    let instance = ms.metadata.name.as_deref().unwrap_or_default();
+    let selector = match slot {
+        Some(slot) => labels::slot_selector(instance, slot),
+        None => labels::service_selector(instance),
+    };
     if ms.spec.ports.is_empty() {
         return None;
     }
@@ -32,7 +37,7 @@ pub fn service(ms: &Microservice) -> Option<Service> {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": object_meta(ms, name),
-        "spec": {"type": "ClusterIP", "selector": labels::service_selector(name), "ports": ports},
+        "spec": {"type": "ClusterIP", "selector": selector, "ports": ports},
     });
     Some(serde_json::from_value(object).expect("the built Service matches its schema"))
 }

@@ -90,7 +90,7 @@ fn the_deployment_carries_every_default_for_isolation_and_zero_downtime() {
 
 #[test]
 fn the_service_selects_every_slot_and_maps_ports() {
-    let built = serde_json::to_value(service(&checkout()).unwrap()).unwrap();
+    let built = serde_json::to_value(service(&checkout(), "checkout", None).unwrap()).unwrap();
     assert_eq!(
         built["spec"]["selector"],
         json!({"app.kubernetes.io/instance": "checkout"})
@@ -102,10 +102,22 @@ fn the_service_selects_every_slot_and_maps_ports() {
 }
 
 #[test]
+fn a_slot_service_selects_one_slot() {
+    let built =
+        serde_json::to_value(service(&checkout(), "checkout-green", Some(Slot::Green)).unwrap())
+            .unwrap();
+    assert_eq!(built["metadata"]["name"], "checkout-green");
+    assert_eq!(
+        built["spec"]["selector"],
+        json!({"app.kubernetes.io/instance": "checkout", "weir.dev/slot": "green"})
+    );
+}
+
+#[test]
 fn no_ports_means_no_service() {
     let mut ms = checkout();
     ms.spec.ports.clear();
-    assert!(service(&ms).is_none());
+    assert!(service(&ms, "checkout", None).is_none());
 }
 
 #[test]

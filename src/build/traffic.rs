@@ -23,12 +23,16 @@ pub struct Split {
 }
 
 /// Pods per slot for a total of `total`: the candidate gets `ceil(total × weight / 100)`
-/// (at least one while it gets any traffic, headers or a mirror), the stable slot keeps
+/// (or the mirror's share when larger; at least one while it gets any traffic, headers or a
+/// mirror). With a router the release keeps the stable slot at full size; without one the
+/// stable slot keeps
 /// `ceil(total × (100 − weight) / 100)`, so neither is short of its share.
 pub fn capacity(total: i32, split: &Split) -> (i32, i32) {
     let share = |percent: i32| ((i64::from(total) * i64::from(percent) + 99) / 100) as i32;
     let busy = split.weight > 0 || split.mirror_percent > 0 || !split.header_route.is_empty();
-    let candidate = if busy { share(split.weight).max(1) } else { 0 };
+    // A mirror copies its share of requests: the candidate needs pods for that load too.
+    let load = split.weight.max(split.mirror_percent);
+    let candidate = if busy { share(load).max(1) } else { 0 };
     let stable = share(100 - split.weight);
     (stable, candidate)
 }
@@ -75,8 +79,15 @@ pub fn http_route(
             .collect();
         rules.push(json!({"matches": [{"headers": headers}], "backendRefs": [backend(split.candidate, 1)]}));
     }
+    // Backends in slot order, so that a promotion (the candidate becoming stable at 100)
+    // leaves the route unchanged.
+    let mut backends = [
+        (split.stable, 100 - split.weight),
+        (split.candidate, split.weight),
+    ];
+    backends.sort_by_key(|(slot, _)| slot.as_str());
     let mut weighted = json!({
-        "backendRefs": [backend(split.stable, 100 - split.weight), backend(split.candidate, split.weight)],
+        "backendRefs": backends.iter().map(|(slot, weight)| backend(*slot, *weight)).collect::<Vec<_>>(),
     });
     if split.mirror_percent > 0 {
         weighted["filters"] = json!([{
@@ -130,8 +141,8 @@ mod tests {
         };
         assert_eq!(
             capacity(4, &mirrored),
-            (4, 1),
-            "a mirror needs a candidate pod"
+            (4, 2),
+            "a mirror needs pods for the copied share"
         );
     }
 

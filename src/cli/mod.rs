@@ -23,6 +23,11 @@ pub enum Command {
 /// Settings of a running operator.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
+    /// Prometheus server that analysis queries go to when a metric names no address,
+    /// for example `http://prometheus.monitoring:9090`.
+    #[arg(long, env = "WEIR_PROMETHEUS_ADDRESS")]
+    pub prometheus_address: Option<String>,
+
     /// Address of the HTTP server for /healthz, /readyz and /metrics.
     #[arg(long, env = "WEIR_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,

@@ -20,38 +20,26 @@ pub enum Applied<K> {
     Updated(K),
 }
 
-impl<K> Applied<K> {
-    pub fn object(&self) -> &K {
-        match self {
-            Applied::Unchanged(k) | Applied::Created(k) | Applied::Updated(k) => k,
-        }
-    }
-}
-
 /// Children a reconcile touches, typed; the cache comes from the controller's watches.
 pub trait Child:
-    Resource<DynamicType = ()>
-    + k8s_openapi::Resource
-    + Clone
-    + Debug
-    + Serialize
-    + DeserializeOwned
-    + Send
-    + Sync
-    + 'static
+    Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static
 {
+    /// The kind, for messages and events.
+    const KIND: &'static str;
 }
-impl<K> Child for K where
-    K: Resource<DynamicType = ()>
-        + k8s_openapi::Resource
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned
-        + Send
-        + Sync
-        + 'static
-{
+
+macro_rules! child {
+    ($($type:ty => $kind:literal),* $(,)?) => {
+        $(impl Child for $type { const KIND: &'static str = $kind; })*
+    };
+}
+
+child! {
+    k8s_openapi::api::apps::v1::Deployment => "Deployment",
+    k8s_openapi::api::core::v1::Service => "Service",
+    k8s_openapi::api::policy::v1::PodDisruptionBudget => "PodDisruptionBudget",
+    k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
+    gateway_api::httproutes::HttpRoute => "HTTPRoute",
 }
 
 /// Makes the child equal to `desired` unless another owner holds its name.
@@ -62,10 +50,7 @@ pub async fn ensure<K: Child>(
     desired: &K,
 ) -> Result<Result<Applied<K>, Problem>, Error> {
     let name = desired.name_any();
-    let stamped = stamp(
-        serde_json::to_value(desired)
-            .map_err(|e| Error::Serialize(<K as k8s_openapi::Resource>::KIND, e))?,
-    );
+    let stamped = stamp(serde_json::to_value(desired).map_err(|e| Error::Serialize(K::KIND, e))?);
     let live = match cached(cache, desired) {
         Some(live) => Some(live),
         // Not in the watch cache: new, or not ours (the cache only holds Weir's children).
@@ -74,12 +59,11 @@ pub async fn ensure<K: Child>(
     if let Some(live) = &live {
         if !owned_by(live, owner_uid) {
             return Ok(Err(Problem::NameConflict {
-                kind: <K as k8s_openapi::Resource>::KIND,
+                kind: K::KIND,
                 name,
             }));
         }
-        let live_json = serde_json::to_value(live)
-            .map_err(|e| Error::Serialize(<K as k8s_openapi::Resource>::KIND, e))?;
+        let live_json = serde_json::to_value(live).map_err(|e| Error::Serialize(K::KIND, e))?;
         if !needs_apply(&stamped, &live_json) {
             return Ok(Ok(Applied::Unchanged(live.clone())));
         }
@@ -90,7 +74,7 @@ pub async fn ensure<K: Child>(
         Ok(applied) => Ok(Ok(Applied::Created(applied))),
         Err(kube::Error::Api(status)) if status.code == 422 || status.code == 400 => {
             Ok(Err(Problem::Refused {
-                kind: <K as k8s_openapi::Resource>::KIND,
+                kind: K::KIND,
                 message: status.message,
             }))
         }

@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 
+use crate::build::fnv1a;
+
 /// Annotation holding a hash of what Weir last applied; a changed hash means the desired
 /// object changed (including fields it no longer sets, which a subset check cannot see).
 pub const APPLIED_HASH_ANNOTATION: &str = "weir.dev/applied-hash";
@@ -71,13 +73,6 @@ fn same_quantity(a: &str, b: &str) -> bool {
         (Some(x), Some(y)) => (x - y).abs() <= f64::EPSILON * x.abs().max(y.abs()) * 4.0,
         _ => false,
     }
-}
-
-/// FNV-1a: a hash that stays the same across Rust releases, unlike `DefaultHasher`.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x100000001b3)
-    })
 }
 
 #[cfg(test)]

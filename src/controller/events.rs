@@ -21,7 +21,7 @@ pub struct Changes {
 impl Changes {
     pub fn note<K: Child>(&mut self, applied: &Applied<K>) {
         if let Applied::Created(object) = applied {
-            let kind = <K as k8s_openapi::Resource>::KIND;
+            let kind = K::KIND;
             self.created.push(format!("{kind} {}", object.name_any()));
         }
     }

@@ -6,6 +6,7 @@ mod error;
 mod events;
 mod leader;
 mod reconcile;
+mod release;
 pub mod status;
 mod watches;
 
@@ -105,7 +106,8 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
         namespace = args.namespace.as_deref().unwrap_or("all"),
         "controller starting"
     );
-    let caches_and_streams = ChildWatches::start(&client, args.namespace.as_deref());
+    let gateway_api = serves_http_routes(&client).await;
+    let caches_and_streams = ChildWatches::start(&client, args.namespace.as_deref(), gateway_api);
     let context = Arc::new(Context {
         client: client.clone(),
         metrics,
@@ -119,6 +121,7 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
         caches: caches_and_streams.caches.clone(),
         defaults: args.defaults(),
         resync: Duration::from_secs(args.resync_seconds),
+        measurer: crate::analysis::Measurer::new(args.prometheus_address.clone()),
     });
 
     // Reconcile on spec changes only: Weir's own status writes must not trigger reconciles.
@@ -138,6 +141,7 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
         services,
         pdbs,
         hpas,
+        http_routes,
         ..
     } = caches_and_streams;
     Controller::for_stream_with(ms_stream, ms_cache, resource)
@@ -145,6 +149,7 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
         .owns_stream(services)
         .owns_stream(pdbs)
         .owns_stream(hpas)
+        .owns_stream(http_routes)
         .with_config(
             controller::Config::default().debounce(Duration::from_millis(args.debounce_ms)),
         )
@@ -221,6 +226,17 @@ async fn finish(
         Ok(result) => result.map_err(StartError::Server),
         Err(_) => Ok(()),
     }
+}
+
+/// True when the cluster serves Gateway API HTTPRoutes; checked once at start (install the
+/// Gateway API CRDs before Weir, or restart it after).
+async fn serves_http_routes(client: &Client) -> bool {
+    let served = client
+        .list_api_group_resources("gateway.networking.k8s.io/v1")
+        .await
+        .is_ok_and(|list| list.resources.iter().any(|r| r.name == "httproutes"));
+    tracing::info!(served, "Gateway API HTTPRoutes");
+    served
 }
 
 /// A client whose requests say who sends them: `weir/<version> (<identity>)`.

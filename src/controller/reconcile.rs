@@ -9,17 +9,21 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{EventType, Recorder};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::Error;
-use super::apply::{Applied, ensure, remove};
-use super::events::{Changes, event, publish_about, publish_transition_events};
+use super::apply::{Applied, ensure, owned_by, remove};
+use super::events::{Changes, event, publish, publish_about, publish_transition_events};
+use super::release as cluster;
 use super::status::{self, Observed, Problem};
+use crate::analysis::Measurer;
 use crate::api::{Microservice, MicroserviceStatus, Slot, conditions::reason};
-use crate::build::{self, Defaults, labels::FIELD_MANAGER};
+use crate::build::{self, Defaults, labels::FIELD_MANAGER, traffic};
+use crate::release::{self, ACTION_ANNOTATION, Decision, Router, SlotPlan, Traffic, parse_action};
 use crate::telemetry::{Metrics, ReconcileOutcome};
+use gateway_api::httproutes::HttpRoute;
 
 /// How soon a Microservice blocked by a name conflict looks again.
 const CONFLICT_RECHECK: Duration = Duration::from_secs(5);
@@ -31,6 +35,8 @@ pub struct Caches {
     pub services: Store<Service>,
     pub pod_disruption_budgets: Store<PodDisruptionBudget>,
     pub horizontal_pod_autoscalers: Store<HorizontalPodAutoscaler>,
+    /// None when the cluster does not serve Gateway API HTTPRoutes.
+    pub http_routes: Option<Store<HttpRoute>>,
 }
 
 /// Shared by every reconcile, built once at start.
@@ -41,6 +47,7 @@ pub struct Context {
     pub caches: Caches,
     pub defaults: Defaults,
     pub resync: Duration,
+    pub measurer: Measurer,
 }
 
 /// Brings the cluster in line with one Microservice.
@@ -69,25 +76,147 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
     if ms.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    let name = ms.name_any();
     let old_status = ms.status.clone().unwrap_or_default();
-    let active = old_status.active_slot.unwrap_or(Slot::Blue);
+    let now = Timestamp::now();
+    let revision = build::revision(&ms, &ctx.defaults);
+    let router = release::router(&ms);
+
+    // A manual action is acted on once: its value is recorded in status before the
+    // annotation is removed, so a restart in between cannot act on it twice.
+    let pending = ms.annotations().get(ACTION_ANNOTATION).cloned();
+    let action = pending
+        .as_ref()
+        .filter(|value| old_status.handled_action.as_ref() != Some(*value))
+        .map(|value| parse_action(value));
+
+    let blue = cluster::slot_state(&ctx.caches.deployments, &namespace, &name, Slot::Blue);
+    let green = cluster::slot_state(&ctx.caches.deployments, &namespace, &name, Slot::Green);
+    let live_route = ctx.caches.http_routes.as_ref().and_then(|routes| {
+        routes
+            .get(&ObjectRef::new(&name).within(&namespace))
+            .map(|r| (*r).clone())
+    });
+    let live_service = ctx
+        .caches
+        .services
+        .get(&ObjectRef::new(&name).within(&namespace))
+        .map(|s| (*s).clone());
+    let total = build::effective_replicas(&ms);
+    let verified = |traffic: &Traffic| {
+        let active = traffic.split.stable;
+        let (stable, candidate) = match active {
+            Slot::Blue => (&blue, &green),
+            Slot::Green => (&green, &blue),
+        };
+        match router {
+            Router::GatewayApi => cluster::route_carries(&ms, live_route.as_ref(), traffic),
+            Router::ReplicaRatio => cluster::pods_carry(
+                &ms,
+                live_service.as_ref(),
+                traffic,
+                stable,
+                candidate,
+                total,
+            ),
+        }
+    };
+
+    // Measure when a round is due, before deciding (the decision reads the results), and
+    // once more if the decision just reached an analysis gate.
+    let mut current = ms.clone();
+    let mut measured = false;
+    if let Some(names) = release::due_measurement(&current, now) {
+        let measurements = cluster::measure(ctx, &current, &names).await;
+        record(&mut current, measurements, now);
+        measured = true;
+    }
+    let observed = release::Observed {
+        now,
+        revision: revision.clone(),
+        blue: blue.clone(),
+        green: green.clone(),
+        verified: &verified,
+        action: action.clone(),
+    };
+    let mut decision = release::decide(&current, &observed);
+    if !measured {
+        current.status = Some(decision.status.clone());
+        if let Some(names) = release::due_measurement(&current, now) {
+            let measurements = cluster::measure(ctx, &current, &names).await;
+            record(&mut current, measurements, now);
+            let again = release::Observed {
+                action: None,
+                ..observed
+            };
+            let mut next = release::decide(&current, &again);
+            decision.notes.append(&mut next.notes);
+            next.notes = std::mem::take(&mut decision.notes);
+            decision = next;
+        }
+    }
+
     let mut changes = Changes::default();
-    let (deployment, problem) = apply_children(&ms, &namespace, active, ctx, &mut changes).await?;
+    let problem = if router == Router::GatewayApi && ctx.caches.http_routes.is_none() {
+        Some(Problem::Missing {
+            reason: reason::GATEWAY_API_MISSING,
+            message: "rollout.traffic.gatewayAPI is set, but this cluster does not serve \
+                      HTTPRoutes (gateway.networking.k8s.io/v1). Install the Gateway API \
+                      CRDs, then restart Weir."
+                .into(),
+        })
+    } else {
+        apply_children(&ms, &namespace, &decision, ctx, &mut changes).await?
+    };
     let deployment_written = changes.deployment_written;
     changes.announce(&ms, ctx).await;
+    for note in &decision.notes {
+        let type_ = if note.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        publish(
+            ctx,
+            &ms,
+            event(type_, note.reason, "Release", note.message.clone()),
+        )
+        .await;
+    }
 
     // A conflicting object is not watched (it lacks Weir's label), so look again soon.
-    let next = match problem {
-        Some(Problem::NameConflict { .. }) => Action::requeue(CONFLICT_RECHECK),
-        _ => Action::requeue(ctx.resync),
+    let mut next = match problem {
+        Some(Problem::NameConflict { .. }) => CONFLICT_RECHECK,
+        _ => ctx.resync,
     };
+    if let Some(wake) = decision.requeue {
+        next = next.min(wake);
+    }
+    let active = decision.active;
+    let active_deployment = ctx
+        .caches
+        .deployments
+        .get(&ObjectRef::new(&build::deployment_name(&name, active)).within(&namespace))
+        .map(|d| (*d).clone());
     let observed = Observed {
-        deployment: deployment.as_ref(),
+        deployment: active_deployment.as_ref(),
         active,
         problem,
         replicas_contested_by: status::replicas_contested_by(&ms),
+        release: cluster::assessment(&ms, &decision, &revision, &old_status),
     };
-    let new_status = status::compute(&ms, &observed, Timestamp::now());
+    let mut new_status = status::compute(&ms, &observed, now);
+    let decided = decision.status;
+    new_status.stable_revision = decided.stable_revision;
+    new_status.candidate_revision = decided.candidate_revision;
+    new_status.aborted_revision = decided.aborted_revision;
+    new_status.release = decided.release;
+    new_status.scale_down_at = decided.scale_down_at;
+    new_status.handled_action = match (&pending, &action) {
+        (Some(value), Some(_)) => Some(value.clone()),
+        (Some(_), None) => old_status.handled_action.clone(),
+        (None, _) => None,
+    };
     // A new Microservice whose Deployment was just written: its controller's answer is sure
     // to trigger the next reconcile, so a "waiting for it" status would say nothing. (After a
     // spec change the Progressing status is written at once: it tells the change was seen.)
@@ -96,92 +225,185 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
         && status::ready_reason(&new_status) == Some(reason::WAITING_FOR_CONTROLLER);
     if new_status != old_status && !awaiting {
         publish_transition_events(&ms, &old_status, &new_status, ctx).await;
-        write_status(ctx, &namespace, &ms.name_any(), &new_status).await?;
+        write_status(ctx, &namespace, &name, &new_status).await?;
     }
-    Ok(next)
+    if pending.is_some() {
+        clear_action(ctx, &namespace, &name).await?;
+    }
+    Ok(Action::requeue(next))
 }
 
-/// Applies every wanted child and deletes unwanted ones. Apply order: the Deployment first
-/// (pods take longest), then the Service that routes to them, then what guards and scales
-/// them. Stops at the first name conflict or refusal, which the status then reports.
+/// Adds a round of measurements to the running release in `ms`'s status.
+fn record(ms: &mut Microservice, measurements: Vec<crate::api::Measurement>, now: Timestamp) {
+    if let Some(release) = ms.status.as_mut().and_then(|s| s.release.as_mut()) {
+        release::record_round(release, measurements, now);
+    }
+}
+
+/// Removes the `weir.dev/action` annotation once its action is recorded.
+async fn clear_action(ctx: &Context, namespace: &str, name: &str) -> Result<(), Error> {
+    let resource = kube::discovery::ApiResource::erase::<Microservice>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resource);
+    let patch = json!({"metadata": {"annotations": {ACTION_ANNOTATION: null}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+/// Applies every wanted child and deletes unwanted ones, in an order that keeps traffic
+/// safe: the slots' Deployments first (pods take longest), then the Services and the route
+/// that send traffic to them, then what guards and scales them. Stops at the first name
+/// conflict or refusal, which the status then reports.
 async fn apply_children(
     ms: &Microservice,
     namespace: &str,
-    active: Slot,
+    decision: &Decision,
     ctx: &Context,
     changes: &mut Changes,
-) -> Result<(Option<Deployment>, Option<Problem>), Error> {
-    let uid = ms.uid().unwrap_or_default();
+) -> Result<Option<Problem>, Error> {
     let name = ms.name_any();
     let client = &ctx.client;
     let caches = &ctx.caches;
-    let build::Children {
-        deployment,
-        service,
-        pod_disruption_budget,
-        horizontal_pod_autoscaler,
-    } = build::children(ms, active, &ctx.defaults);
-
+    let active = decision.active;
+    let traffic = &decision.traffic;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let live_deployment = match ensure(&deployments, &caches.deployments, &uid, &deployment).await?
-    {
-        Ok(applied) => {
-            changes.note(&applied);
-            changes.deployment_written = !matches!(applied, Applied::Unchanged(_));
-            applied.object().clone()
+    for (slot, plan) in [
+        (active, &decision.active_plan),
+        (release::other(active), &decision.other_plan),
+    ] {
+        if let Some(problem) = apply_slot(ms, &deployments, slot, plan, ctx, changes).await? {
+            return Ok(Some(problem));
         }
-        Err(problem) => return Ok((None, Some(problem))),
-    };
-    let inactive = build::deployment_name(&name, other(active));
-    if remove(
-        &deployments,
-        &caches.deployments,
-        namespace,
-        &inactive,
-        &uid,
-    )
-    .await?
-    {
-        changes.deleted.push(format!("Deployment {inactive}"));
     }
 
     let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let gateway = release::router(ms) == Router::GatewayApi;
+    let wanted_services = [
+        (name.clone(), true, traffic.service_slot),
+        (
+            traffic::slot_service_name(&name, Slot::Blue),
+            gateway,
+            Some(Slot::Blue),
+        ),
+        (
+            traffic::slot_service_name(&name, Slot::Green),
+            gateway,
+            Some(Slot::Green),
+        ),
+        (
+            format!("{name}-preview"),
+            traffic.preview,
+            Some(traffic.split.candidate),
+        ),
+    ];
+    for (service_name, wanted, slot) in wanted_services {
+        let desired = wanted
+            .then(|| build::service(ms, &service_name, slot))
+            .flatten();
+        let problem = sync_named(
+            ms,
+            &services,
+            &caches.services,
+            &service_name,
+            desired,
+            changes,
+        )
+        .await?;
+        if problem.is_some() {
+            return Ok(problem);
+        }
+    }
+    if let Some(routes) = &caches.http_routes {
+        let api: Api<HttpRoute> = Api::namespaced(client.clone(), namespace);
+        let desired = gateway.then(|| cluster::route_for(ms, traffic));
+        let problem = sync_named(ms, &api, routes, &name, desired, changes).await?;
+        if problem.is_some() {
+            return Ok(problem);
+        }
+    }
+
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), namespace);
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), namespace);
-    let mut problem = sync(ms, &services, &caches.services, service, changes).await?;
-    if problem.is_none() {
-        problem = sync(
-            ms,
-            &pdbs,
-            &caches.pod_disruption_budgets,
-            pod_disruption_budget,
-            changes,
-        )
-        .await?;
+    let problem = sync(
+        ms,
+        &pdbs,
+        &caches.pod_disruption_budgets,
+        build::pod_disruption_budget(ms),
+        changes,
+    )
+    .await?;
+    if problem.is_some() {
+        return Ok(problem);
     }
-    if problem.is_none() {
-        problem = sync(
-            ms,
-            &hpas,
-            &caches.horizontal_pod_autoscalers,
-            horizontal_pod_autoscaler,
-            changes,
-        )
-        .await?;
-    }
-    Ok((Some(live_deployment), problem))
+    sync(
+        ms,
+        &hpas,
+        &caches.horizontal_pod_autoscalers,
+        build::horizontal_pod_autoscaler(ms),
+        changes,
+    )
+    .await
 }
 
-/// Applies `desired`, or deletes Weir's object of that kind and name when it is not wanted.
-async fn sync<K: super::apply::Child>(
+/// Brings one slot's Deployment to its plan: built from the spec, scaled only (its template
+/// is an older revision that must not change), left alone, or deleted.
+async fn apply_slot(
+    ms: &Microservice,
+    api: &Api<Deployment>,
+    slot: Slot,
+    plan: &SlotPlan,
+    ctx: &Context,
+    changes: &mut Changes,
+) -> Result<Option<Problem>, Error> {
+    let uid = ms.uid().unwrap_or_default();
+    let namespace = ms.namespace().unwrap_or_default();
+    let name = build::deployment_name(&ms.name_any(), slot);
+    let cache = &ctx.caches.deployments;
+    match plan {
+        SlotPlan::Template(replicas) => {
+            let desired = build::slot_deployment(ms, slot, *replicas, &ctx.defaults);
+            match ensure(api, cache, &uid, &desired).await? {
+                Ok(applied) => {
+                    changes.note(&applied);
+                    changes.deployment_written |= !matches!(applied, Applied::Unchanged(_));
+                    Ok(None)
+                }
+                Err(problem) => Ok(Some(problem)),
+            }
+        }
+        SlotPlan::Scale(replicas) => {
+            let live = cache.get(&ObjectRef::new(&name).within(&namespace));
+            let Some(live) = live else { return Ok(None) };
+            let current = live.spec.as_ref().and_then(|s| s.replicas);
+            if !owned_by(&*live, &uid) || current == Some(*replicas) {
+                return Ok(None);
+            }
+            let patch = json!({"spec": {"replicas": replicas}});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            Ok(None)
+        }
+        SlotPlan::Keep => Ok(None),
+        SlotPlan::Delete => {
+            if remove(api, cache, &namespace, &name, &uid).await? {
+                changes.deleted.push(format!("Deployment {name}"));
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Applies `desired` as the object `name`, or deletes Weir's object of that name when it
+/// is not wanted.
+async fn sync_named<K: super::apply::Child>(
     ms: &Microservice,
     api: &Api<K>,
     cache: &Store<K>,
+    name: &str,
     desired: Option<K>,
     changes: &mut Changes,
 ) -> Result<Option<Problem>, Error> {
     let uid = ms.uid().unwrap_or_default();
-    let name = ms.name_any();
     match desired {
         Some(desired) => match ensure(api, cache, &uid, &desired).await? {
             Ok(applied) => {
@@ -192,20 +414,24 @@ async fn sync<K: super::apply::Child>(
         },
         None => {
             let namespace = ms.namespace().unwrap_or_default();
-            if remove(api, cache, &namespace, &name, &uid).await? {
-                let kind = <K as k8s_openapi::Resource>::KIND;
-                changes.deleted.push(format!("{kind} {name}"));
+            if remove(api, cache, &namespace, name, &uid).await? {
+                changes.deleted.push(format!("{} {name}", K::KIND));
             }
             Ok(None)
         }
     }
 }
 
-fn other(slot: Slot) -> Slot {
-    match slot {
-        Slot::Blue => Slot::Green,
-        Slot::Green => Slot::Blue,
-    }
+/// Applies `desired`, or deletes Weir's object of that kind named after the Microservice
+/// when it is not wanted.
+async fn sync<K: super::apply::Child>(
+    ms: &Microservice,
+    api: &Api<K>,
+    cache: &Store<K>,
+    desired: Option<K>,
+    changes: &mut Changes,
+) -> Result<Option<Problem>, Error> {
+    sync_named(ms, api, cache, &ms.name_any(), desired, changes).await
 }
 
 async fn write_status(

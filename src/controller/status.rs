@@ -18,6 +18,11 @@ pub enum Problem {
     NameConflict { kind: &'static str, name: String },
     /// The API server refused a child as built from the spec.
     Refused { kind: &'static str, message: String },
+    /// Something the spec needs is not installed in the cluster.
+    Missing {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 /// Everything `compute` reads besides the Microservice itself.
@@ -27,6 +32,9 @@ pub struct Observed<'a> {
     pub problem: Option<Problem>,
     /// Managers other than the autoscaler that set `spec.replicas` while autoscaling is on.
     pub replicas_contested_by: Vec<String>,
+    /// Phase, reason and message of a release (or of an aborted one), which take over from
+    /// the active Deployment's rollout.
+    pub release: Option<(Phase, String, String)>,
 }
 
 /// The status that describes `ms` given what was observed. Condition transition times are
@@ -50,7 +58,7 @@ pub fn compute(ms: &Microservice, observed: &Observed, now: Timestamp) -> Micros
     }
 
     let old = ms.status.clone().unwrap_or_default();
-    let conditions = conditions_for(phase, reason, &message, generation, &old.conditions, now);
+    let conditions = conditions_for(phase, &reason, &message, generation, &old.conditions, now);
 
     MicroserviceStatus {
         observed_generation: generation,
@@ -146,12 +154,12 @@ fn conditions_for(
 }
 
 /// Phase, reason and a sentence for a person.
-fn assess(ms: &Microservice, observed: &Observed, desired: i32) -> (Phase, &'static str, String) {
+fn assess(ms: &Microservice, observed: &Observed, desired: i32) -> (Phase, String, String) {
     match &observed.problem {
         Some(Problem::NameConflict { kind, name }) => {
             return (
                 Phase::Degraded,
-                reason::NAME_CONFLICT,
+                reason::NAME_CONFLICT.into(),
                 format!(
                     "{kind} {name} already exists and is not owned by this Microservice; \
                      Weir will not adopt or change it. Rename or delete it."
@@ -161,16 +169,22 @@ fn assess(ms: &Microservice, observed: &Observed, desired: i32) -> (Phase, &'sta
         Some(Problem::Refused { kind, message }) => {
             return (
                 Phase::Degraded,
-                reason::APPLY_FAILED,
+                reason::APPLY_FAILED.into(),
                 format!("The API server refused the {kind} built from this spec: {message}"),
             );
         }
+        Some(Problem::Missing { reason, message }) => {
+            return (Phase::Degraded, reason.to_string(), message.clone());
+        }
         None => {}
+    }
+    if let Some((phase, reason, message)) = &observed.release {
+        return (*phase, reason.clone(), message.clone());
     }
     let Some(deployment) = observed.deployment else {
         return (
             Phase::Progressing,
-            reason::ROLLING_OUT,
+            reason::ROLLING_OUT.into(),
             "Creating the Deployment.".into(),
         );
     };
@@ -192,7 +206,7 @@ fn assess(ms: &Microservice, observed: &Observed, desired: i32) -> (Phase, &'sta
             .unwrap_or_default();
         return (
             Phase::Degraded,
-            reason::PROGRESS_DEADLINE_EXCEEDED,
+            reason::PROGRESS_DEADLINE_EXCEEDED.into(),
             format!(
                 "The rollout of {} made no progress for {deadline}s: {ready} of {desired} pods ready, \
                  {updated} updated. {}",
@@ -205,14 +219,14 @@ fn assess(ms: &Microservice, observed: &Observed, desired: i32) -> (Phase, &'sta
     if !seen {
         return (
             Phase::Progressing,
-            reason::WAITING_FOR_CONTROLLER,
+            reason::WAITING_FOR_CONTROLLER.into(),
             "Waiting for the Deployment controller to see the new spec.".into(),
         );
     }
     if updated < desired || ready < desired || available < desired || replicas > desired {
         return (
             Phase::Progressing,
-            reason::ROLLING_OUT,
+            reason::ROLLING_OUT.into(),
             format!(
                 "Rolling out {}: {updated} of {desired} pods updated, {ready} ready.",
                 ms.spec.image
@@ -221,7 +235,7 @@ fn assess(ms: &Microservice, observed: &Observed, desired: i32) -> (Phase, &'sta
     }
     (
         Phase::Healthy,
-        reason::AVAILABLE,
+        reason::AVAILABLE.into(),
         format!(
             "{ready} of {desired} pods ready, running {}.",
             ms.spec.image

@@ -1,6 +1,7 @@
 //! The watches behind the controller: Microservices, and Weir's children with their caches.
 
 use futures::StreamExt;
+use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
@@ -14,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::Caches;
 use crate::build::labels::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::release::ACTION_ANNOTATION;
 
 /// A child watch's stream of touched objects, which triggers reconciles of their owners.
 pub type ChildStream<K> = futures::stream::BoxStream<'static, Result<K, watcher::Error>>;
@@ -25,16 +27,25 @@ pub struct ChildWatches {
     pub services: ChildStream<Service>,
     pub pdbs: ChildStream<PodDisruptionBudget>,
     pub hpas: ChildStream<HorizontalPodAutoscaler>,
+    pub http_routes: ChildStream<HttpRoute>,
 }
 
 impl ChildWatches {
-    pub fn start(client: &Client, namespace: Option<&str>) -> Self {
+    /// Starts the watches; HTTPRoutes only when the cluster serves them (`gateway_api`).
+    pub fn start(client: &Client, namespace: Option<&str>, gateway_api: bool) -> Self {
         let (deployments_cache, deployments) = child_watch::<Deployment>(client, namespace);
         let (services_cache, services) = child_watch::<Service>(client, namespace);
         let (pdbs_cache, pdbs) = child_watch::<PodDisruptionBudget>(client, namespace);
         let (hpas_cache, hpas) = child_watch::<HorizontalPodAutoscaler>(client, namespace);
+        let (http_routes_cache, http_routes) = if gateway_api {
+            let (cache, stream) = child_watch::<HttpRoute>(client, namespace);
+            (Some(cache), stream)
+        } else {
+            (None, futures::stream::empty().boxed())
+        };
         ChildWatches {
             caches: Caches {
+                http_routes: http_routes_cache,
                 deployments: deployments_cache,
                 services: services_cache,
                 pod_disruption_budgets: pdbs_cache,
@@ -44,6 +55,7 @@ impl ChildWatches {
             services,
             pdbs,
             hpas,
+            http_routes,
         }
     }
 }
@@ -76,13 +88,13 @@ where
     (cache, stream)
 }
 
-/// The generations of the Microservices seen, so that only spec changes (or first sight)
-/// trigger reconciles: status writes, Weir's own included, do not. (kube's `predicates` need
+/// The generations (and pending actions) of the Microservices seen, so that only spec
+/// changes, actions or first sight trigger reconciles: status writes, Weir's own included, do not. (kube's `predicates` need
 /// a static type; Microservices are watched as raw objects.) Deleted objects are forgotten,
 /// including those deleted while the watch was down, so the map does not grow for ever.
 #[derive(Default)]
 pub struct Generations {
-    seen: HashMap<String, Option<i64>>,
+    seen: HashMap<String, (Option<i64>, Option<String>)>,
     relisted: Option<HashSet<String>>,
 }
 
@@ -117,10 +129,13 @@ impl Generations {
     }
 
     fn admit(&mut self, key: String, object: DynamicObject) -> Vec<DynamicObject> {
-        let generation = object.metadata.generation;
-        if self.seen.insert(key, generation) == Some(generation) {
+        // A manual action (an annotation) is a change too, though not of the spec.
+        let action = object.annotations().get(ACTION_ANNOTATION).cloned();
+        let seen = (object.metadata.generation, action);
+        if self.seen.get(&key) == Some(&seen) {
             Vec::new()
         } else {
+            self.seen.insert(key, seen);
             vec![object]
         }
     }
@@ -157,6 +172,15 @@ mod tests {
             generations.changed(watcher::Event::Apply(ms("a", 2))).len(),
             1,
             "a spec change"
+        );
+        let mut acted = ms("a", 2);
+        acted
+            .annotations_mut()
+            .insert(ACTION_ANNOTATION.into(), "promote".into());
+        assert_eq!(
+            generations.changed(watcher::Event::Apply(acted)).len(),
+            1,
+            "an action"
         );
         generations.changed(watcher::Event::Delete(ms("a", 2)));
         assert!(generations.seen.is_empty());

@@ -1,0 +1,61 @@
+//! Manual actions on a release. They live in an annotation, outside the spec that Git owns,
+//! and each value is acted on once (see `status.handledAction`).
+
+/// `kubectl annotate ms NAME weir.dev/action=promote` (optionally `promote@<nonce>`).
+pub const ACTION_ANNOTATION: &str = "weir.dev/action";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// End the current step (an indefinite pause, for example).
+    Promote,
+    /// Skip every remaining step and the analysis.
+    PromoteFull,
+    Abort,
+    /// Release an aborted revision again.
+    Retry,
+    Pause,
+    Resume,
+    Unknown(String),
+}
+
+impl Action {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Action::Promote => "promote",
+            Action::PromoteFull => "promote-full",
+            Action::Abort => "abort",
+            Action::Retry => "retry",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+            Action::Unknown(value) => value,
+        }
+    }
+}
+
+/// Reads an annotation value: the verb, then an optional `@` and anything that makes a
+/// repeat of the same verb a new value.
+pub fn parse_action(value: &str) -> Action {
+    let verb = value.split('@').next().unwrap_or_default().trim();
+    match verb {
+        "promote" => Action::Promote,
+        "promote-full" => Action::PromoteFull,
+        "abort" => Action::Abort,
+        "retry" => Action::Retry,
+        "pause" => Action::Pause,
+        "resume" => Action::Resume,
+        _ => Action::Unknown(value.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nonce_makes_a_repeat_distinct_without_changing_the_verb() {
+        assert_eq!(parse_action("promote"), Action::Promote);
+        assert_eq!(parse_action("promote@1764160000"), Action::Promote);
+        assert_eq!(parse_action("promote-full@x"), Action::PromoteFull);
+        assert_eq!(parse_action("rollback"), Action::Unknown("rollback".into()));
+    }
+}

@@ -1,0 +1,160 @@
+//! When the analysis measures, and what its rounds mean for the release. Measuring itself
+//! (HTTP) is in `crate::analysis`.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use super::{Step, after, steps, strategy};
+use crate::analysis::{parse_duration, round_outcome};
+use crate::api::{AnalysisStatus, Measurement, Microservice, Outcome, Release, Strategy};
+
+/// Measurements kept in status, newest last.
+const KEPT_MEASUREMENTS: usize = 10;
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+
+pub fn configured(ms: &Microservice) -> bool {
+    ms.spec
+        .rollout
+        .as_ref()
+        .and_then(|r| r.analysis.as_ref())
+        .is_some_and(|a| !a.metrics.is_empty())
+}
+
+fn interval(ms: &Microservice) -> Duration {
+    ms.spec
+        .rollout
+        .as_ref()
+        .and_then(|r| r.analysis.as_ref())
+        .and_then(|a| a.interval.as_deref())
+        .and_then(parse_duration)
+        .filter(|d| !d.is_zero())
+        .unwrap_or(DEFAULT_INTERVAL)
+}
+
+/// The candidate receives traffic of some kind, or every step is done and the promotion
+/// waits for a passing round.
+fn background_running(ms: &Microservice, release: &Release) -> bool {
+    strategy(ms) == Strategy::Canary
+        && configured(ms)
+        && !release.promoting
+        && (release.weight > 0
+            || release.mirror_percent > 0
+            || !release.header_route.is_empty()
+            || release.step_index >= release.step_count)
+}
+
+fn gate_metrics<'a>(release: &Release, steps: &'a [Step]) -> Option<&'a Vec<String>> {
+    if release.promoting {
+        return None;
+    }
+    match steps.get(release.step_index.max(0) as usize) {
+        Some(Step::Analysis(names)) => Some(names),
+        _ => None,
+    }
+}
+
+/// When the next round is due, if the analysis runs now.
+pub fn next_due(ms: &Microservice, release: &Release, steps: &[Step]) -> Option<Timestamp> {
+    if release.returning.is_some() || !configured(ms) {
+        return None;
+    }
+    let status = release.analysis.clone().unwrap_or_default();
+    let measured_at = status.measured_at.as_ref();
+    if gate_metrics(release, steps).is_some() {
+        let measured_in_step = measured_at.is_some_and(|at| at.0 >= release.step_started_at.0);
+        return Some(match (measured_in_step, measured_at) {
+            (true, Some(at)) if status.last_round == Some(Outcome::Inconclusive) => {
+                after(at, interval(ms))
+            }
+            (true, _) => return None,
+            (false, _) => release.step_started_at.0,
+        });
+    }
+    if !background_running(ms, release) {
+        return None;
+    }
+    Some(match measured_at {
+        Some(at) => after(at, interval(ms)),
+        None => Timestamp::UNIX_EPOCH,
+    })
+}
+
+/// The names of the metrics to measure now (all of them when empty), or None.
+pub fn due_measurement(ms: &Microservice, now: Timestamp) -> Option<Vec<String>> {
+    let release = ms.status.as_ref()?.release.as_ref()?;
+    let steps = steps(ms);
+    let due = next_due(ms, release, &steps)?;
+    if due > now {
+        return None;
+    }
+    Some(gate_metrics(release, &steps).cloned().unwrap_or_default())
+}
+
+/// Adds a round of measurements to the release's analysis status.
+pub fn record_round(release: &mut Release, measurements: Vec<Measurement>, at: Timestamp) {
+    let status = release.analysis.get_or_insert_with(AnalysisStatus::default);
+    let outcome = round_outcome(&measurements);
+    match outcome {
+        Outcome::Passed => {
+            status.consecutive_failures = 0;
+            status.consecutive_inconclusive = 0;
+        }
+        Outcome::Failed => {
+            status.consecutive_failures += 1;
+            status.consecutive_inconclusive = 0;
+        }
+        Outcome::Inconclusive => status.consecutive_inconclusive += 1,
+    }
+    status.last_round = Some(outcome);
+    status.measured_at = Some(Time(at));
+    status.last.extend(measurements);
+    let excess = status.last.len().saturating_sub(KEPT_MEASUREMENTS);
+    status.last.drain(..excess);
+}
+
+pub fn last_round_passed(release: &Release) -> bool {
+    release
+        .analysis
+        .as_ref()
+        .is_some_and(|a| a.last_round == Some(Outcome::Passed))
+}
+
+/// A round measured since the gate step began passed.
+pub fn gate_passed(release: &Release) -> bool {
+    release.analysis.as_ref().is_some_and(|a| {
+        a.last_round == Some(Outcome::Passed)
+            && a.measured_at
+                .as_ref()
+                .is_some_and(|at| at.0 >= release.step_started_at.0)
+    })
+}
+
+/// Why the analysis stops the release, naming the metrics and values of the last round.
+pub fn failure_message(status: &AnalysisStatus, outcome: Outcome) -> String {
+    let at = status.measured_at.as_ref().map(|t| t.0);
+    let culprits: Vec<String> = status
+        .last
+        .iter()
+        .filter(|m| Some(m.at.0) == at && m.outcome == outcome)
+        .map(|m| {
+            m.message.clone().unwrap_or_else(|| match m.value {
+                Some(value) => format!("{} = {value}", m.metric),
+                None => m.metric.clone(),
+            })
+        })
+        .collect();
+    match outcome {
+        Outcome::Inconclusive => format!(
+            "The analysis was inconclusive {} times in a row: {}.",
+            status.consecutive_inconclusive,
+            culprits.join("; ")
+        ),
+        _ => format!(
+            "The analysis failed {} times in a row: {}.",
+            status.consecutive_failures,
+            culprits.join("; ")
+        ),
+    }
+}

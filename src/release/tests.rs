@@ -1,0 +1,356 @@
+//! The state machine driven by a simulated cluster: pods start ready at once, the router
+//! confirms what was applied one reconcile later, and time moves one second a reconcile.
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::api::{Microservice, MicroserviceStatus};
+
+pub(super) struct Cluster {
+    pub ms: Microservice,
+    pub now: Timestamp,
+    pub blue: SlotState,
+    pub green: SlotState,
+    /// Traffic as the router last confirmed it.
+    pub live: Option<Traffic>,
+    /// Revision of the pod template the spec asks for.
+    pub revision: String,
+    /// (weight, candidate ready pods) after each reconcile.
+    pub history: Vec<(i32, i32)>,
+    /// Pods of a new template become ready.
+    pub pods_ready: bool,
+    pub notes: Vec<Note>,
+}
+
+pub(super) fn microservice(rollout: Value) -> Microservice {
+    serde_json::from_value(json!({
+        "apiVersion": "weir.dev/v1alpha1", "kind": "Microservice",
+        "metadata": {"name": "checkout", "namespace": "shop", "uid": "u1", "generation": 1},
+        "spec": {"image": "a:1", "replicas": 4, "ports": [{"name": "http", "port": 80}], "rollout": rollout}
+    }))
+    .unwrap()
+}
+
+impl Cluster {
+    /// A Microservice running revision `r1` in blue, healthy.
+    pub(super) fn running(rollout: Value) -> Cluster {
+        let mut ms = microservice(rollout);
+        ms.status = Some(MicroserviceStatus {
+            active_slot: Some(Slot::Blue),
+            stable_revision: Some("r1".into()),
+            ..Default::default()
+        });
+        let settled = |revision: &str, replicas| SlotState {
+            exists: true,
+            revision: Some(revision.into()),
+            replicas,
+            ready: replicas,
+            settled: true,
+        };
+        Cluster {
+            ms,
+            now: "2026-01-01T00:00:00Z".parse().unwrap(),
+            blue: settled("r1", 4),
+            green: SlotState::default(),
+            live: None,
+            revision: "r1".into(),
+            history: vec![],
+            pods_ready: true,
+            notes: vec![],
+        }
+    }
+
+    fn slot_mut(&mut self, slot: Slot) -> &mut SlotState {
+        match slot {
+            Slot::Blue => &mut self.blue,
+            Slot::Green => &mut self.green,
+        }
+    }
+
+    /// One reconcile with an optional action; applies the decision to the simulated cluster.
+    pub(super) fn step(&mut self, action: Option<Action>) -> Decision {
+        let live = self.live.clone();
+        let verified = move |traffic: &Traffic| live.as_ref() == Some(traffic);
+        let observed = Observed {
+            now: self.now,
+            revision: self.revision.clone(),
+            blue: self.blue.clone(),
+            green: self.green.clone(),
+            verified: &verified,
+            action,
+        };
+        let decision = decide(&self.ms, &observed);
+        let active = decision.active;
+        for (slot, plan) in [
+            (active, decision.active_plan.clone()),
+            (other(active), decision.other_plan.clone()),
+        ] {
+            let revision = self.revision.clone();
+            let ready = self.pods_ready;
+            let state = self.slot_mut(slot);
+            match plan {
+                SlotPlan::Template(n) => {
+                    let new_template = state.revision.as_deref() != Some(&revision);
+                    let kept = if new_template { 0 } else { state.ready.min(n) };
+                    *state = SlotState {
+                        exists: true,
+                        revision: Some(revision),
+                        replicas: n,
+                        ready: if ready { n } else { kept },
+                        settled: ready || kept == n,
+                    };
+                }
+                SlotPlan::Scale(n) if state.exists => {
+                    state.replicas = n;
+                    state.ready = n;
+                }
+                SlotPlan::Delete => *state = SlotState::default(),
+                _ => {}
+            }
+        }
+        let candidate_ready = self.slot_mut(decision.traffic.split.candidate).ready;
+        self.history
+            .push((decision.traffic.split.weight, candidate_ready));
+        self.live = Some(decision.traffic.clone());
+        self.notes.extend(decision.notes.clone());
+        self.ms.status = Some(decision.status.clone());
+        self.now = self.now.checked_add(SignedDuration::from_secs(1)).unwrap();
+        decision
+    }
+
+    pub(super) fn release_revision(&mut self, revision: &str) {
+        self.revision = revision.into();
+        self.ms.spec.image = format!("a:{revision}");
+    }
+
+    pub(super) fn run(&mut self, reconciles: usize) {
+        for _ in 0..reconciles {
+            self.step(None);
+        }
+    }
+
+    pub(super) fn status(&self) -> &MicroserviceStatus {
+        self.ms.status.as_ref().unwrap()
+    }
+
+    pub(super) fn weights(&self) -> Vec<i32> {
+        let mut weights: Vec<i32> = self.history.iter().map(|(w, _)| *w).collect();
+        weights.dedup();
+        weights
+    }
+}
+
+fn gateway_canary(steps: Value) -> Value {
+    json!({
+        "strategy": "Canary",
+        "traffic": {"gatewayAPI": {"parentRefs": [{"name": "public"}]}},
+        "canary": {"steps": steps, "scaleDownDelaySeconds": 5}
+    })
+}
+
+#[test]
+fn a_canary_walks_its_weights_in_order_and_promotes() {
+    let mut cluster = Cluster::running(gateway_canary(json!([
+        {"setWeight": 10}, {"pause": {"duration": "2s"}}, {"setWeight": 50}, {"pause": {"duration": "2s"}}
+    ])));
+    cluster.release_revision("r2");
+    cluster.run(20);
+    assert_eq!(cluster.weights(), vec![0, 10, 50, 100, 0]);
+    let status = cluster.status();
+    assert_eq!(status.active_slot, Some(Slot::Green));
+    assert_eq!(status.stable_revision.as_deref(), Some("r2"));
+    assert!(status.release.is_none());
+    assert_eq!(cluster.live.as_ref().unwrap().split.stable, Slot::Green);
+    assert!(!cluster.blue.exists, "the old slot is gone after the delay");
+}
+
+#[test]
+fn the_old_slot_stays_warm_until_the_scale_down_delay() {
+    let mut cluster = Cluster::running(gateway_canary(json!([{"setWeight": 50}])));
+    cluster.release_revision("r2");
+    while cluster.status().stable_revision.as_deref() != Some("r2") {
+        cluster.step(None);
+    }
+    assert_eq!(cluster.blue.replicas, 4, "warm right after promotion");
+    cluster.run(3);
+    assert!(cluster.blue.exists);
+    cluster.run(4);
+    assert!(!cluster.blue.exists);
+}
+
+#[test]
+fn no_weight_reaches_a_candidate_without_ready_pods() {
+    let mut cluster = Cluster::running(gateway_canary(json!([{"setWeight": 50}, {"pause": {}}])));
+    cluster.pods_ready = false;
+    cluster.release_revision("r2");
+    cluster.run(10);
+    assert!(cluster.history.iter().all(|(w, _)| *w == 0));
+    cluster.pods_ready = true;
+    cluster.green.ready = cluster.green.replicas;
+    cluster.green.settled = true;
+    cluster.run(5);
+    assert_eq!(cluster.status().release.as_ref().unwrap().weight, 50);
+    for (weight, ready) in &cluster.history {
+        if *weight > 0 {
+            assert!(
+                *ready >= capacity_for(4, *weight),
+                "{weight}% on {ready} pods"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_indefinite_pause_waits_for_a_promote_and_acts_once() {
+    let mut cluster = Cluster::running(gateway_canary(
+        json!([{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}]),
+    ));
+    cluster.release_revision("r2");
+    cluster.run(10);
+    let release = cluster.status().release.clone().unwrap();
+    assert_eq!((release.step_index, release.weight), (1, 20));
+    let decision = cluster.step(Some(Action::Promote));
+    assert_eq!(decision.status.release.unwrap().step_index, 2);
+    cluster.run(10);
+    assert_eq!(cluster.status().stable_revision.as_deref(), Some("r2"));
+}
+
+#[test]
+fn an_abort_returns_traffic_before_the_candidate_scales_down() {
+    let mut cluster = Cluster::running(gateway_canary(json!([{"setWeight": 50}, {"pause": {}}])));
+    cluster.release_revision("r2");
+    cluster.run(6);
+    assert_eq!(cluster.status().release.as_ref().unwrap().weight, 50);
+    let decision = cluster.step(Some(Action::Abort));
+    assert_eq!(decision.traffic.split.weight, 0, "traffic goes back first");
+    assert_eq!(
+        cluster.green.replicas, 2,
+        "the candidate keeps its pods meanwhile"
+    );
+    let decision = cluster.step(None);
+    assert_eq!(
+        decision.other_plan,
+        SlotPlan::Scale(0),
+        "then it scales down"
+    );
+    let status = cluster.status();
+    assert_eq!(status.aborted_revision.as_deref(), Some("r2"));
+    assert!(status.release.is_none());
+    assert_eq!(
+        decision.abort.unwrap().0,
+        crate::api::conditions::reason::ABORTED
+    );
+    cluster.run(5);
+    assert!(
+        cluster.status().release.is_none(),
+        "an aborted revision is not retried"
+    );
+    cluster.step(Some(Action::Retry));
+    assert!(cluster.status().release.is_some(), "until a retry");
+}
+
+#[test]
+fn a_spec_change_returns_traffic_then_restarts_with_the_newest_revision() {
+    let mut cluster = Cluster::running(gateway_canary(json!([{"setWeight": 30}, {"pause": {}}])));
+    cluster.release_revision("r2");
+    cluster.run(6);
+    cluster.release_revision("r3");
+    let decision = cluster.step(None);
+    assert_eq!(decision.traffic.split.weight, 0);
+    assert_eq!(
+        cluster.green.revision.as_deref(),
+        Some("r2"),
+        "the candidate keeps its template while traffic returns"
+    );
+    cluster.run(6);
+    let release = cluster.status().release.clone().unwrap();
+    assert_eq!((release.revision.as_str(), release.weight), ("r3", 30));
+}
+
+#[test]
+fn a_step_that_makes_no_progress_aborts_at_the_deadline() {
+    let mut rollout = gateway_canary(json!([{"setWeight": 50}]));
+    rollout["progressDeadlineSeconds"] = json!(5);
+    let mut cluster = Cluster::running(rollout);
+    cluster.pods_ready = false;
+    cluster.release_revision("r2");
+    cluster.run(10);
+    let status = cluster.status();
+    assert_eq!(status.aborted_revision.as_deref(), Some("r2"));
+    assert!(cluster.history.iter().all(|(w, _)| *w == 0));
+}
+
+#[test]
+fn blue_green_switches_all_traffic_at_once_after_a_promote() {
+    let mut cluster = Cluster::running(json!({"strategy": "BlueGreen"}));
+    cluster.release_revision("r2");
+    cluster.run(5);
+    assert_eq!(cluster.green.replicas, 4, "full size before the switch");
+    assert!(cluster.live.as_ref().unwrap().preview);
+    assert_eq!(
+        cluster.live.as_ref().unwrap().service_slot,
+        Some(Slot::Blue)
+    );
+    cluster.step(Some(Action::Promote));
+    cluster.run(4);
+    assert_eq!(cluster.weights(), vec![0, 100, 0]);
+    assert_eq!(cluster.status().active_slot, Some(Slot::Green));
+    assert!(!cluster.live.as_ref().unwrap().preview);
+}
+
+#[test]
+fn a_replica_ratio_canary_moves_pods_not_routes() {
+    let mut cluster = Cluster::running(json!({
+        "strategy": "Canary", "canary": {"steps": [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]}
+    }));
+    cluster.release_revision("r2");
+    cluster.run(5);
+    assert_eq!((cluster.blue.replicas, cluster.green.replicas), (3, 1));
+    assert_eq!(cluster.live.as_ref().unwrap().service_slot, None);
+    cluster.step(Some(Action::Promote));
+    cluster.run(5);
+    assert_eq!((cluster.blue.replicas, cluster.green.replicas), (2, 2));
+    cluster.step(Some(Action::Promote));
+    cluster.run(5);
+    assert_eq!(cluster.status().active_slot, Some(Slot::Green));
+    assert_eq!(
+        cluster.blue.replicas, 2,
+        "the old pods stay warm after the switch"
+    );
+}
+
+#[test]
+fn a_manual_pause_holds_a_timed_pause() {
+    let mut cluster = Cluster::running(gateway_canary(
+        json!([{"setWeight": 10}, {"pause": {"duration": "2s"}}, {"setWeight": 20}]),
+    ));
+    cluster.release_revision("r2");
+    while cluster
+        .status()
+        .release
+        .as_ref()
+        .is_none_or(|r| r.step_index < 1)
+    {
+        cluster.step(None);
+    }
+    cluster.step(Some(Action::Pause));
+    cluster.run(10);
+    let release = cluster.status().release.clone().unwrap();
+    assert!(release.paused);
+    assert_eq!(release.step_index, 1);
+    cluster.step(Some(Action::Resume));
+    cluster.run(8);
+    assert_eq!(cluster.status().stable_revision.as_deref(), Some("r2"));
+}
+
+#[test]
+fn the_first_deploy_runs_no_release() {
+    let mut cluster = Cluster::running(gateway_canary(json!([{"setWeight": 10}])));
+    cluster.ms.status = None;
+    cluster.blue = SlotState::default();
+    cluster.run(3);
+    let status = cluster.status();
+    assert!(status.release.is_none());
+    assert_eq!(status.stable_revision.as_deref(), Some("r1"));
+}
