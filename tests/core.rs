@@ -79,7 +79,7 @@ async fn a_new_microservice_becomes_ready_with_honest_status() {
 
         let table = kubectl(&["get", "ms", "shop", "-n", &ns]).await;
         let header: Vec<_> = table.lines().next().unwrap().split_whitespace().collect();
-        assert_eq!(header, ["NAME", "READY", "PHASE", "IMAGE", "AGE"]);
+        assert_eq!(header, ["NAME", "READY", "PHASE", "WEIGHT", "IMAGE", "AGE"]);
         assert!(
             table.contains("True")
                 && table.contains("Healthy")
