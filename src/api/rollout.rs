@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
     validation = Rule::new("!has(self.blueGreen) || (has(self.strategy) && self.strategy == 'BlueGreen')").message("rollout.blueGreen is only used with strategy: BlueGreen"),
     validation = Rule::new("!has(self.canary) || !has(self.canary.steps) || self.canary.steps.all(s, !has(s.setHeaderRoute) && !has(s.setMirror)) || (has(self.traffic) && has(self.traffic.gatewayAPI))").message("setHeaderRoute and setMirror steps need rollout.traffic.gatewayAPI: replica ratios cannot route by header or mirror traffic"),
     validation = Rule::new("!has(self.canary) || !has(self.canary.steps) || self.canary.steps.all(s, !has(s.analysis)) || has(self.analysis)").message("an analysis step needs rollout.analysis with the metrics to run"),
-    validation = Rule::new("!has(self.blueGreen) || !has(self.blueGreen.prePromotionAnalysis) || has(self.analysis)").message("blueGreen.prePromotionAnalysis needs rollout.analysis with the metrics to run")
+    validation = Rule::new("!has(self.blueGreen) || !has(self.blueGreen.prePromotionAnalysis) || has(self.analysis)").message("blueGreen.prePromotionAnalysis needs rollout.analysis with the metrics to run"),
+    validation = Rule::new("!has(self.canary) || !has(self.canary.steps) || !has(self.analysis) || self.canary.steps.all(s, !has(s.analysis) || !has(s.analysis.metrics) || s.analysis.metrics.all(n, self.analysis.metrics.exists(m, m.name == n)))").message("an analysis step names a metric that rollout.analysis.metrics does not define")
 )]
 pub struct Rollout {
     /// `RollingUpdate` (default): the pods are replaced in place, a few at a time.
@@ -88,6 +89,7 @@ pub struct GatewayApiTraffic {
 /// A parent of the HTTPRoute: a Gateway (the default kind) or a Service.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.kind) || self.kind in ['Gateway', 'Service']").message("a parentRef's kind is Gateway (north-south) or Service (a mesh)"))]
 pub struct ParentRef {
     /// `gateway.networking.k8s.io` (default) for a Gateway, `""` (core) for a Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -290,8 +292,8 @@ pub struct PrometheusMetric {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     pub address: Option<String>,
-    /// PromQL. `{{name}}`, `{{namespace}}`, `{{candidateSlot}}`, `{{stableSlot}}` and
-    /// `{{candidateRevision}}` are replaced before it runs.
+    /// PromQL. `{{name}}`, `{{namespace}}`, `{{candidateSlot}}`, `{{stableSlot}}`,
+    /// `{{candidateRevision}}` and `{{stableRevision}}` are replaced before it runs.
     #[schemars(length(min = 1, max = 8192))]
     pub query: String,
 }
