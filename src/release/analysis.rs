@@ -137,7 +137,8 @@ pub fn failure_message(status: &AnalysisStatus, outcome: Outcome) -> String {
     let culprits: Vec<String> = status
         .last
         .iter()
-        .filter(|m| Some(m.at.0) == at && m.outcome == outcome)
+        // A round is measured after the reconcile that records it began.
+        .filter(|m| at.is_some_and(|at| m.at.0 >= at) && m.outcome == outcome)
         .map(|m| {
             m.message.clone().unwrap_or_else(|| match m.value {
                 Some(value) => format!("{} = {value}", m.metric),

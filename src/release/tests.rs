@@ -354,3 +354,56 @@ fn the_first_deploy_runs_no_release() {
     assert!(status.release.is_none());
     assert_eq!(status.stable_revision.as_deref(), Some("r1"));
 }
+
+#[test]
+fn an_analysis_failure_names_the_metric_and_value() {
+    use crate::api::{Measurement, Outcome};
+    let mut cluster = Cluster::running(json!({
+        "strategy": "Canary",
+        "traffic": {"gatewayAPI": {"parentRefs": [{"name": "public"}]}},
+        "canary": {"steps": [{"setWeight": 50}, {"pause": {}}]},
+        "analysis": {"interval": "1s", "metrics": [{"name": "error-rate", "prometheus": {"query": "q"}, "max": 0.05}]}
+    }));
+    cluster.release_revision("r2");
+    cluster.run(6);
+    let due = due_measurement(&cluster.ms, cluster.now).expect("a background round is due");
+    assert!(due.is_empty(), "every metric");
+    let started = cluster.now;
+    let measured_at = started
+        .checked_add(SignedDuration::from_millis(300))
+        .unwrap();
+    let release = cluster
+        .ms
+        .status
+        .as_mut()
+        .unwrap()
+        .release
+        .as_mut()
+        .unwrap();
+    record_round(
+        release,
+        vec![Measurement {
+            metric: "error-rate".into(),
+            value: Some(0.5),
+            passed: false,
+            outcome: Outcome::Failed,
+            message: Some("error-rate = 0.5, above the maximum 0.05".into()),
+            at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(measured_at),
+        }],
+        started,
+    );
+    let decision = cluster.step(None);
+    assert_eq!(decision.traffic.split.weight, 0, "traffic returns at once");
+    let returning = decision.status.release.unwrap().returning.unwrap();
+    assert_eq!(
+        returning.reason,
+        crate::api::conditions::reason::ANALYSIS_FAILED
+    );
+    assert!(
+        returning
+            .message
+            .contains("error-rate = 0.5, above the maximum 0.05"),
+        "{}",
+        returning.message
+    );
+}
