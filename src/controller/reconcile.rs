@@ -142,7 +142,8 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
     let mut decision = release::decide(&current, &observed);
     if !measured {
         current.status = Some(decision.status.clone());
-        if let Some(names) = release::due_measurement(&current, now) {
+        let gate = release::at_gate(&current);
+        if let Some(names) = release::due_measurement(&current, now).filter(|_| gate) {
             let measurements = cluster::measure(ctx, &current, &names).await;
             record(&mut current, measurements, now);
             let again = release::Observed {

@@ -92,6 +92,15 @@ pub fn due_measurement(ms: &Microservice, now: Timestamp) -> Option<Vec<String>>
     Some(gate_metrics(release, &steps).cloned().unwrap_or_default())
 }
 
+/// True when the release waits at an analysis gate: a decision that just reached one
+/// measures at once, while background rounds wait until traffic was applied.
+pub fn at_gate(ms: &Microservice) -> bool {
+    let Some(release) = ms.status.as_ref().and_then(|s| s.release.as_ref()) else {
+        return false;
+    };
+    release.returning.is_none() && gate_metrics(release, &steps(ms)).is_some()
+}
+
 /// Adds a round of measurements to the release's analysis status.
 pub fn record_round(release: &mut Release, measurements: Vec<Measurement>, at: Timestamp) {
     let status = release.analysis.get_or_insert_with(AnalysisStatus::default);

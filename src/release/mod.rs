@@ -9,7 +9,7 @@ mod steps;
 mod tests;
 
 pub use actions::{ACTION_ANNOTATION, Action, parse_action};
-pub use analysis::{due_measurement, record_round};
+pub use analysis::{at_gate, due_measurement, record_round};
 pub use steps::{Step, steps};
 
 use std::time::Duration;
@@ -449,6 +449,8 @@ impl<'a> Machine<'a> {
                 message,
                 abort: true,
             });
+            // Aborted from this moment: the status says so while traffic returns.
+            self.status.aborted_revision = Some(release.revision.clone());
         }
     }
 
