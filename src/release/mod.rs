@@ -4,6 +4,8 @@
 
 mod actions;
 mod analysis;
+#[cfg(test)]
+mod properties;
 mod steps;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,109 @@
+//! Properties of the release state machine over generated step lists, sizes, pod
+//! readiness and manual actions: every release ends promoted or aborted, weights always
+//! sum to 100, and a slot with weight above 0 always has the ready pods to carry it.
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::tests::Cluster;
+use super::{Action, Step, capacity_for, steps};
+use crate::api::Slot;
+
+fn step() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        (0..=100i32).prop_map(|w| json!({"setWeight": w})),
+        (1..4u32).prop_map(|s| json!({"pause": {"duration": format!("{s}s")}})),
+        Just(json!({"pause": {}})),
+        Just(json!({"setHeaderRoute": {"match": [{"name": "x-user-group", "value": "beta"}]}})),
+        Just(json!({"setHeaderRoute": {"match": []}})),
+        (0..=100i32).prop_map(|p| json!({"setMirror": {"percent": p}})),
+    ]
+}
+
+/// What happens at one reconcile besides time passing.
+#[derive(Clone, Debug)]
+enum Event {
+    Nothing,
+    Promote,
+    Abort,
+    PodsStall,
+    PodsRecover,
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        6 => Just(Event::Nothing),
+        2 => Just(Event::Promote),
+        1 => Just(Event::PodsStall),
+        2 => Just(Event::PodsRecover),
+        1 => Just(Event::Abort),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn every_release_ends_promoted_or_aborted_and_never_overloads_the_candidate(
+        steps in prop::collection::vec(step(), 0..8),
+        replicas in 1..12i32,
+        router in any::<bool>(),
+        events in prop::collection::vec(event(), 0..60),
+    ) {
+        let mut rollout = json!({
+            "strategy": "Canary", "progressDeadlineSeconds": 30,
+            "canary": {"steps": steps, "scaleDownDelaySeconds": 2}
+        });
+        if router {
+            rollout["traffic"] = json!({"gatewayAPI": {"parentRefs": [{"name": "public"}]}});
+        } else {
+            // Without a router header routes and mirrors are refused at admission.
+            let kept: Vec<Value> = rollout["canary"]["steps"].as_array().unwrap().iter()
+                .filter(|s| s.get("setHeaderRoute").is_none() && s.get("setMirror").is_none())
+                .cloned().collect();
+            rollout["canary"]["steps"] = json!(kept);
+        }
+        let mut cluster = Cluster::running(rollout);
+        cluster.ms.spec.replicas = Some(replicas);
+        cluster.blue.replicas = replicas;
+        cluster.blue.ready = replicas;
+        cluster.release_revision("r2");
+        let mut reconciles = events.into_iter().map(Some).collect::<Vec<_>>();
+        // Then as long as it takes, with pods healthy and a promote at every pause.
+        reconciles.extend(std::iter::repeat_n(None, 200));
+        for event in reconciles {
+            let action = match event {
+                Some(Event::Promote) => Some(Action::Promote),
+                Some(Event::Abort) => Some(Action::Abort),
+                Some(Event::PodsStall) => { cluster.pods_ready = false; None }
+                Some(Event::PodsRecover) | None => { cluster.pods_ready = true; None }
+                Some(Event::Nothing) => None,
+            };
+            let waiting = cluster.status().release.as_ref().is_some_and(|r| {
+                r.paused || matches!(steps_of(&cluster).get(r.step_index as usize), Some(Step::Pause(None)))
+            });
+            let action = action.or((event.is_none() && waiting).then_some(Action::Promote));
+            let decision = cluster.step(action);
+            let split = &decision.traffic.split;
+            prop_assert!((0..=100).contains(&split.weight));
+            let candidate = match split.candidate { Slot::Blue => &cluster.blue, Slot::Green => &cluster.green };
+            if split.weight > 0 && router {
+                prop_assert!(candidate.ready >= capacity_for(replicas, split.weight),
+                    "{}% on {} ready of {}", split.weight, candidate.ready, replicas);
+            }
+            if (!split.header_route.is_empty() || split.mirror_percent > 0) && router {
+                prop_assert!(candidate.ready > 0);
+            }
+            let status = cluster.status();
+            if status.release.is_none() && (status.stable_revision.as_deref() == Some("r2")
+                || status.aborted_revision.as_deref() == Some("r2")) {
+                return Ok(());
+            }
+        }
+        prop_assert!(false, "the release neither promoted nor aborted: {:?}", cluster.status().release);
+    }
+}
+
+fn steps_of(cluster: &Cluster) -> Vec<Step> {
+    steps(&cluster.ms)
+}
