@@ -4,8 +4,8 @@
 mod support;
 
 use gateway_api::httproutes::HttpRoute;
+use kube::Api;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, CustomResourceExt};
 use serde_json::json;
 use support::with_temp_ns;
 use weir::api::{Microservice, MicroserviceSpec, Slot};
@@ -14,16 +14,7 @@ use weir::build::traffic::{HeaderMatch, Split, http_route};
 #[tokio::test]
 async fn a_release_route_with_headers_weights_and_a_mirror_is_accepted() {
     let client = support::client().await;
-    let mut crd = HttpRoute::crd();
-    // *.k8s.io groups need an approval annotation; "unapproved, ..." is the honest value.
-    crd.metadata.annotations = Some(
-        [(
-            "api-approved.kubernetes.io".to_string(),
-            "unapproved, generated from the gateway-api crate for tests".to_string(),
-        )]
-        .into(),
-    );
-    support::install_crd(&client, crd).await;
+    support::gateway::install_crd(&client).await;
 
     with_temp_ns(|client, ns| async move {
         let mut ms = Microservice::new("checkout", MicroserviceSpec::default());

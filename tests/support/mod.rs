@@ -5,9 +5,11 @@
 #![allow(dead_code)] // each test crate uses a different part of this module
 
 pub mod audit;
+pub mod gateway;
 pub mod microservice;
 pub mod operator;
 pub mod prometheus;
+pub mod release;
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -147,9 +149,11 @@ where
     }
 }
 
-/// Installs (server-side apply) Weir's CRDs and waits until the API server serves them.
+/// Installs (server-side apply) Weir's CRD and the Gateway API HTTPRoute CRD that releases
+/// route through, and waits until the API server serves them.
 pub async fn install_crds(client: &Client) {
     install_crd(client, weir::api::Microservice::crd()).await;
+    gateway::install_crd(client).await;
 }
 
 /// Installs one CRD (server-side apply) and waits until it is established.
