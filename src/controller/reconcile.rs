@@ -158,6 +158,7 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
     }
 
     let mut changes = Changes::default();
+    let mut written_active = None;
     let problem = if router == Router::GatewayApi && ctx.caches.http_routes.is_none() {
         Some(Problem::Missing {
             reason: reason::GATEWAY_API_MISSING,
@@ -167,7 +168,15 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
                 .into(),
         })
     } else {
-        apply_children(&ms, &namespace, &decision, ctx, &mut changes).await?
+        apply_children(
+            &ms,
+            &namespace,
+            &decision,
+            ctx,
+            &mut changes,
+            &mut written_active,
+        )
+        .await?
     };
     let deployment_written = changes.deployment_written;
     changes.announce(&ms, ctx).await;
@@ -194,11 +203,14 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
         next = next.min(wake);
     }
     let active = decision.active;
-    let active_deployment = ctx
-        .caches
-        .deployments
-        .get(&ObjectRef::new(&build::deployment_name(&name, active)).within(&namespace))
-        .map(|d| (*d).clone());
+    // The Deployment as just written, if it was: the cache may not have seen the write yet,
+    // and a stale copy would report the old rollout as done.
+    let active_deployment = written_active.or_else(|| {
+        ctx.caches
+            .deployments
+            .get(&ObjectRef::new(&build::deployment_name(&name, active)).within(&namespace))
+            .map(|d| (*d).clone())
+    });
     let observed = Observed {
         deployment: active_deployment.as_ref(),
         active,
@@ -261,6 +273,7 @@ async fn apply_children(
     decision: &Decision,
     ctx: &Context,
     changes: &mut Changes,
+    written_active: &mut Option<Deployment>,
 ) -> Result<Option<Problem>, Error> {
     let name = ms.name_any();
     let client = &ctx.client;
@@ -272,8 +285,10 @@ async fn apply_children(
         (active, &decision.active_plan),
         (release::other(active), &decision.other_plan),
     ] {
-        if let Some(problem) = apply_slot(ms, &deployments, slot, plan, ctx, changes).await? {
-            return Ok(Some(problem));
+        match apply_slot(ms, &deployments, slot, plan, ctx, changes).await? {
+            Err(problem) => return Ok(Some(problem)),
+            Ok(written) if slot == active => *written_active = written,
+            Ok(_) => {}
         }
     }
 
@@ -355,7 +370,7 @@ async fn apply_slot(
     plan: &SlotPlan,
     ctx: &Context,
     changes: &mut Changes,
-) -> Result<Option<Problem>, Error> {
+) -> Result<Result<Option<Deployment>, Problem>, Error> {
     let uid = ms.uid().unwrap_or_default();
     let namespace = ms.namespace().unwrap_or_default();
     let name = build::deployment_name(&ms.name_any(), slot);
@@ -366,30 +381,38 @@ async fn apply_slot(
             match ensure(api, cache, &uid, &desired).await? {
                 Ok(applied) => {
                     changes.note(&applied);
-                    changes.deployment_written |= !matches!(applied, Applied::Unchanged(_));
-                    Ok(None)
+                    Ok(Ok(match applied {
+                        Applied::Unchanged(_) => None,
+                        Applied::Created(d) | Applied::Updated(d) => {
+                            changes.deployment_written = true;
+                            Some(d)
+                        }
+                    }))
                 }
-                Err(problem) => Ok(Some(problem)),
+                Err(problem) => Ok(Err(problem)),
             }
         }
         SlotPlan::Scale(replicas) => {
             let live = cache.get(&ObjectRef::new(&name).within(&namespace));
-            let Some(live) = live else { return Ok(None) };
+            let Some(live) = live else {
+                return Ok(Ok(None));
+            };
             let current = live.spec.as_ref().and_then(|s| s.replicas);
             if !owned_by(&*live, &uid) || current == Some(*replicas) {
-                return Ok(None);
+                return Ok(Ok(None));
             }
             let patch = json!({"spec": {"replicas": replicas}});
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            let scaled = api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await?;
-            Ok(None)
+            Ok(Ok(Some(scaled)))
         }
-        SlotPlan::Keep => Ok(None),
+        SlotPlan::Keep => Ok(Ok(None)),
         SlotPlan::Delete => {
             if remove(api, cache, &namespace, &name, &uid).await? {
                 changes.deleted.push(format!("Deployment {name}"));
             }
-            Ok(None)
+            Ok(Ok(None))
         }
     }
 }
