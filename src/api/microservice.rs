@@ -35,7 +35,6 @@ pub const MAX_NAME_LENGTH: usize = 55;
     ),
     validation = Rule::new("size(self.metadata.name) <= 55").message("metadata.name must be at most 55 characters: Weir names children <name>-preview, which must fit in 63"),
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must start with a letter and contain only lowercase letters, digits and '-', so that it can name a Service"),
-    validation = Rule::new("!has(self.spec.rollout) || !has(self.spec.rollout.traffic) || !has(self.spec.rollout.traffic.gatewayAPI) || (has(self.spec.ports) && size(self.spec.ports) > 0)").message("rollout.traffic.gatewayAPI needs at least one port: the route sends traffic to the first port"),
     printcolumn(
         name = "Ready",
         type_ = "string",
@@ -47,6 +46,7 @@ pub const MAX_NAME_LENGTH: usize = 55;
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.rollout) || !has(self.rollout.traffic) || !has(self.rollout.traffic.gatewayAPI) || (has(self.ports) && size(self.ports) > 0)").message("rollout.traffic.gatewayAPI needs at least one port: the route sends traffic to the first port"))]
 pub struct MicroserviceSpec {
     /// Container image to run, for example `registry.example/checkout:1.4.2`. Changing it
     /// starts a rollout of the new version.

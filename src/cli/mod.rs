@@ -40,9 +40,16 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 60)]
     pub crd_wait_seconds: u64,
 
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "WEIR_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch only these namespaces, comma-separated (default: all namespaces). With a list,
+    /// Weir needs rights in those namespaces only.
+    #[arg(long, env = "WEIR_NAMESPACE", value_delimiter = ',')]
+    pub namespace: Vec<String>,
+
+    /// Hosts analysis webhooks and Prometheus queries may reach, comma-separated; `*.suffix`
+    /// matches any subdomain. Default: the `--prometheus-address` host and in-cluster
+    /// Services (`*.svc`, `*.svc.cluster.local`).
+    #[arg(long, env = "WEIR_ANALYSIS_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub analysis_allowed_hosts: Vec<String>,
 
     /// Seconds between forced re-checks of a settled Microservice (drift is also caught at
     /// once through watches).

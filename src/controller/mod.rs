@@ -62,19 +62,24 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
         let _ = stop_tx.send(true);
     });
 
-    let resource = ApiResource::erase::<Microservice>(&());
-    let microservices: Api<DynamicObject> = match &args.namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
+    // One controller per watched namespace (or one for all): with a list, every watch is
+    // namespaced, so Roles in those namespaces are all the rights Weir needs.
+    let namespaces: Vec<Option<String>> = if args.namespace.is_empty() {
+        vec![None]
+    } else {
+        args.namespace.iter().cloned().map(Some).collect()
     };
-    let ms_writer = reflector::store::Writer::new(resource.clone());
-    let ms_cache = ms_writer.as_reader();
+    let resource = ApiResource::erase::<Microservice>(&());
+    let writers: Vec<_> = namespaces
+        .iter()
+        .map(|_| reflector::store::Writer::new(resource.clone()))
+        .collect();
     let server = start_health_server(
         &args,
         health.clone(),
         registry,
         metrics.clone(),
-        ms_cache.clone(),
+        writers.iter().map(|w| w.as_reader()).collect(),
         stop.clone(),
     )
     .await?;
@@ -102,26 +107,74 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
     };
     let lost = leadership.as_ref().map(|l| l.lost());
 
+    let gateway_api = serves_http_routes(&client).await;
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "weir".into(),
+            instance: Some(identity.clone()),
+        },
+    );
+    let measurer = crate::analysis::Measurer::new(args.prometheus_address.clone());
+    let controllers = namespaces
+        .into_iter()
+        .zip(writers)
+        .map(|(namespace, writer)| {
+            let shared = Shared {
+                client: client.clone(),
+                metrics: metrics.clone(),
+                recorder: recorder.clone(),
+                measurer: measurer.clone(),
+                gateway_api,
+                shutdown: stop_or_lost(stop.clone(), lost.clone()),
+            };
+            run_namespace(&args, namespace, writer, shared)
+        });
+    futures::future::join_all(controllers).await;
+
+    let lost_leadership = lost.is_some_and(|l| *l.borrow());
+    finish(server, leadership, lost_leadership).await
+}
+
+/// What every namespace's controller shares.
+struct Shared<S> {
+    client: Client,
+    metrics: Metrics,
+    recorder: Recorder,
+    measurer: crate::analysis::Measurer,
+    gateway_api: bool,
+    shutdown: S,
+}
+
+/// The controller of one namespace (or of all when `namespace` is None), until `shutdown`.
+async fn run_namespace<S>(
+    args: &RunArgs,
+    namespace: Option<String>,
+    ms_writer: reflector::store::Writer<DynamicObject>,
+    shared: Shared<S>,
+) where
+    S: std::future::Future<Output = ()> + Send + Sync + 'static,
+{
+    let resource = ApiResource::erase::<Microservice>(&());
+    let client = shared.client.clone();
+    let microservices: Api<DynamicObject> = match &namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let ms_cache = ms_writer.as_reader();
     tracing::info!(
-        namespace = args.namespace.as_deref().unwrap_or("all"),
+        namespace = namespace.as_deref().unwrap_or("all"),
         "controller starting"
     );
-    let gateway_api = serves_http_routes(&client).await;
-    let caches_and_streams = ChildWatches::start(&client, args.namespace.as_deref(), gateway_api);
+    let caches_and_streams = ChildWatches::start(&client, namespace.as_deref(), shared.gateway_api);
     let context = Arc::new(Context {
         client: client.clone(),
-        metrics,
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "weir".into(),
-                instance: Some(identity.clone()),
-            },
-        ),
+        metrics: shared.metrics,
+        recorder: shared.recorder,
         caches: caches_and_streams.caches.clone(),
         defaults: args.defaults(),
         resync: Duration::from_secs(args.resync_seconds),
-        measurer: crate::analysis::Measurer::new(args.prometheus_address.clone()),
+        measurer: shared.measurer,
     });
 
     // Reconcile on spec changes only: Weir's own status writes must not trigger reconciles.
@@ -135,7 +188,6 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
         .default_backoff()
         .map_ok(move |event| futures::stream::iter(generations.changed(event).into_iter().map(Ok)))
         .try_flatten();
-    let shutdown = stop_or_lost(stop.clone(), lost.clone());
     let ChildWatches {
         deployments,
         services,
@@ -153,13 +205,10 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
         .with_config(
             controller::Config::default().debounce(Duration::from_millis(args.debounce_ms)),
         )
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shared.shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|_| futures::future::ready(()))
         .await;
-
-    let lost_leadership = lost.is_some_and(|l| *l.borrow());
-    finish(server, leadership, lost_leadership).await
 }
 
 /// Serves health and metrics until `stop`; the per-phase gauge is refreshed from the
@@ -169,11 +218,11 @@ async fn start_health_server(
     health: Health,
     registry: Registry,
     metrics: Metrics,
-    cache: Store<DynamicObject>,
+    caches: Vec<Store<DynamicObject>>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, StartError> {
     let refresh: telemetry::Refresh = Arc::new(move || {
-        let objects = cache.state();
+        let objects: Vec<_> = caches.iter().flat_map(|cache| cache.state()).collect();
         let phases = objects
             .iter()
             .map(|o| o.data.pointer("/status/phase").and_then(|p| p.as_str()));

@@ -1,0 +1,1 @@
+//! `kubectl weir`: watch and act on releases from the command line.
