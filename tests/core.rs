@@ -66,6 +66,8 @@ async fn a_new_microservice_becomes_ready_with_honest_status() {
                 (conditions::READY, "True", reason::AVAILABLE),
                 (conditions::PROGRESSING, "False", reason::ROLLED_OUT),
                 (conditions::DEGRADED, "False", reason::AS_EXPECTED),
+                (conditions::RECONCILING, "False", reason::ROLLED_OUT),
+                (conditions::STALLED, "False", reason::AS_EXPECTED),
             ]
         );
 

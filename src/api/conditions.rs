@@ -6,6 +6,10 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 /// Something stops the service from reaching what the spec asks.
 pub const DEGRADED: &str = "Degraded";
+/// kstatus (Flux, kpt, cli-utils): Weir is still working towards the spec.
+pub const RECONCILING: &str = "Reconciling";
+/// kstatus: Weir cannot reach the spec without a change (an aborted release, a conflict).
+pub const STALLED: &str = "Stalled";
 
 pub mod reason {
     /// Every pod runs the current revision and is ready.

@@ -20,7 +20,7 @@ pub struct MicroserviceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 
-    /// Standard conditions: Ready, Progressing and Degraded.
+    /// Conditions: Ready, Progressing and Degraded; Reconciling and Stalled for kstatus.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

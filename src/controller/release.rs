@@ -43,6 +43,7 @@ pub fn slot_state(cache: &Store<Deployment>, namespace: &str, name: &str, slot: 
         replicas,
         ready: if current { ready } else { 0 },
         settled: current && pods == replicas && ready == replicas,
+        observed: seen,
     }
 }
 

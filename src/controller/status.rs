@@ -119,6 +119,9 @@ fn conditions_for(
         }
     };
     const NOTHING_WRONG: &str = "Nothing is wrong.";
+    // Ready, Progressing and Degraded for people and Argo CD; Reconciling and Stalled for
+    // kstatus, which Flux and cli-utils read: InProgress while Reconciling, Failed when
+    // Stalled, Current when neither.
     match phase {
         Phase::Healthy => vec![
             condition(conditions::READY, true, reason::AVAILABLE, message),
@@ -134,6 +137,18 @@ fn conditions_for(
                 reason::AS_EXPECTED,
                 NOTHING_WRONG,
             ),
+            condition(
+                conditions::RECONCILING,
+                false,
+                reason::ROLLED_OUT,
+                "Nothing to roll out.",
+            ),
+            condition(
+                conditions::STALLED,
+                false,
+                reason::AS_EXPECTED,
+                NOTHING_WRONG,
+            ),
         ],
         Phase::Progressing | Phase::Paused => vec![
             condition(conditions::READY, false, reason, message),
@@ -144,11 +159,20 @@ fn conditions_for(
                 reason::AS_EXPECTED,
                 NOTHING_WRONG,
             ),
+            condition(conditions::RECONCILING, true, reason, message),
+            condition(
+                conditions::STALLED,
+                false,
+                reason::AS_EXPECTED,
+                NOTHING_WRONG,
+            ),
         ],
         Phase::Degraded => vec![
             condition(conditions::READY, false, reason, message),
             condition(conditions::PROGRESSING, false, reason, message),
             condition(conditions::DEGRADED, true, reason, message),
+            condition(conditions::RECONCILING, false, reason, message),
+            condition(conditions::STALLED, true, reason, message),
         ],
     }
 }

@@ -41,6 +41,8 @@ pub struct SlotState {
     pub ready: i32,
     /// Every pod runs the current template, the count equals `replicas`, and all are ready.
     pub settled: bool,
+    /// The Deployment controller has seen the latest spec; until then `ready` is unknown.
+    pub observed: bool,
 }
 
 /// How the traffic is routed.
@@ -743,15 +745,23 @@ impl<'a> Machine<'a> {
     ) -> Traffic {
         let active = self.active();
         let mut split = self.target_split(release);
+        // Ready pods are unknown until the Deployment controller has seen the last write
+        // (a scale-up, say): meanwhile hold what is applied, whose pods were ready, and never
+        // raise it. The candidate's template only changes while it has no traffic.
+        let known = !candidate.exists || candidate.observed;
         let carried = |w: i32| w == 0 || candidate.ready >= capacity_for(self.total, w);
-        if !carried(split.weight) {
+        if !known {
+            split.weight = split.weight.min(release.weight);
+            split.header_route = release.header_route.clone();
+            split.mirror_percent = release.mirror_percent;
+        } else if !carried(split.weight) {
             split.weight = if carried(release.weight) && release.weight < split.weight {
                 release.weight
             } else {
                 0
             };
         }
-        if candidate.ready == 0 {
+        if known && candidate.ready == 0 {
             split.header_route.clear();
             split.mirror_percent = 0;
         }

@@ -47,6 +47,7 @@ impl Cluster {
             replicas,
             ready: replicas,
             settled: true,
+            observed: true,
         };
         Cluster {
             ms,
@@ -99,6 +100,7 @@ impl Cluster {
                         replicas: n,
                         ready: if ready { n } else { kept },
                         settled: ready || kept == n,
+                        observed: true,
                     };
                 }
                 SlotPlan::Scale(n) if state.exists => {
