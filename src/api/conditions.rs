@@ -56,4 +56,6 @@ pub mod reason {
     pub const ACTION_IGNORED: &str = "ActionIgnored";
     /// `traffic.gatewayAPI` is set but the cluster does not serve HTTPRoutes.
     pub const GATEWAY_API_MISSING: &str = "GatewayAPIMissing";
+    /// A route parent names a Service other than the Microservice's own.
+    pub const FOREIGN_PARENT: &str = "ForeignParent";
 }

@@ -89,7 +89,10 @@ pub struct GatewayApiTraffic {
 /// A parent of the HTTPRoute: a Gateway (the default kind) or a Service.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.kind) || self.kind in ['Gateway', 'Service']").message("a parentRef's kind is Gateway (north-south) or Service (a mesh)"))]
+#[x_kube(
+    validation = Rule::new("!has(self.kind) || self.kind in ['Gateway', 'Service']").message("a parentRef's kind is Gateway (north-south) or Service (a mesh)"),
+    validation = Rule::new("!has(self.kind) || self.kind != 'Service' || !has(self.namespace)").message("a Service parent is the Microservice's own Service, in its own namespace: leave namespace out")
+)]
 pub struct ParentRef {
     /// `gateway.networking.k8s.io` (default) for a Gateway, `""` (core) for a Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -159,7 +159,16 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
 
     let mut changes = Changes::default();
     let mut written_active = None;
-    let problem = if router == Router::GatewayApi && ctx.caches.http_routes.is_none() {
+    let foreign_parent = cluster::foreign_parent(&ms);
+    let problem = if let Some(parent) = foreign_parent {
+        Some(Problem::Missing {
+            reason: reason::FOREIGN_PARENT,
+            message: format!(
+                "rollout.traffic.gatewayAPI names Service {parent} as a parent: a Microservice \
+                 may only route through its own Service, {name}."
+            ),
+        })
+    } else if router == Router::GatewayApi && ctx.caches.http_routes.is_none() {
         Some(Problem::Missing {
             reason: reason::GATEWAY_API_MISSING,
             message: "rollout.traffic.gatewayAPI is set, but this cluster does not serve \

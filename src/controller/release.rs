@@ -64,6 +64,25 @@ pub fn route_parents(ms: &Microservice) -> (Vec<Value>, Vec<String>) {
     (parents, gateway.hostnames)
 }
 
+/// A Service parent other than the Microservice's own, which it may not route through: a
+/// Microservice touches nothing outside its own objects.
+pub fn foreign_parent(ms: &Microservice) -> Option<String> {
+    let name = ms.name_any();
+    let gateway = ms
+        .spec
+        .rollout
+        .as_ref()?
+        .traffic
+        .as_ref()?
+        .gateway_api
+        .as_ref()?;
+    gateway
+        .parent_refs
+        .iter()
+        .find(|p| p.kind.as_deref() == Some("Service") && (p.name != name || p.namespace.is_some()))
+        .map(|p| p.name.clone())
+}
+
 /// The HTTPRoute carrying `traffic`.
 pub fn route_for(ms: &Microservice, traffic: &Traffic) -> HttpRoute {
     let (parents, hostnames) = route_parents(ms);
