@@ -16,6 +16,9 @@ const ERROR_RATE: &str =
     r#"sum(rate(http_requests_total{code=~"5.."}[5s])) / sum(rate(http_requests_total[5s]))"#;
 
 /// A canary at weight 10 for two seconds, judged by `metrics` every second.
+/// The in-test webhook listens on loopback, which the operator must be told it may reach.
+const LOOPBACK: [&str; 2] = ["--analysis-allowed-hosts", "127.0.0.1"];
+
 fn analysed(metrics: Value) -> Value {
     let mut rollout = canary(json!([{"setWeight": 10}, {"pause": {"duration": "2s"}}]));
     rollout["analysis"] = json!({"interval": "1s", "inconclusiveLimit": 5, "metrics": metrics});
@@ -194,7 +197,8 @@ async fn a_passing_webhook_lets_the_release_through() {
     let url = webhook.url.clone();
     with_temp_ns(move |client, ns| async move {
         let metrics = json!([{"name": "smoke", "webhook": {"url": url, "timeoutSeconds": 5}}]);
-        let h = Harness::start(&client, &ns, "smoked", analysed(metrics)).await;
+        let h =
+            Harness::start_with_flags(&client, &ns, "smoked", analysed(metrics), &LOOPBACK).await;
         let stable = h.status().await.stable_revision.unwrap();
 
         h.set_image(V2).await;
@@ -221,7 +225,8 @@ async fn a_failing_webhook_aborts_the_release() {
     let url = webhook.url.clone();
     with_temp_ns(move |client, ns| async move {
         let metrics = json!([{"name": "smoke", "webhook": {"url": url, "timeoutSeconds": 5}}]);
-        let h = Harness::start(&client, &ns, "smoking", analysed(metrics)).await;
+        let h =
+            Harness::start_with_flags(&client, &ns, "smoking", analysed(metrics), &LOOPBACK).await;
         let green = h.slot(Slot::Green);
         let route = h.record_route().await;
         let candidate = h.record_slot(Slot::Green).await;

@@ -35,6 +35,8 @@ pub struct ReleaseFacts {
 pub struct Measurer {
     /// Prometheus for metrics that do not name one (the operator's `--prometheus-address`).
     pub default_prometheus: Option<String>,
+    /// Hosts measurements may reach; None for any. `*.suffix` matches subdomains.
+    allowed_hosts: Option<Vec<String>>,
     client: reqwest::Client,
 }
 
@@ -42,16 +44,53 @@ impl Measurer {
     pub fn new(default_prometheus: Option<String>) -> Self {
         let client = reqwest::Client::builder()
             .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
+            // A redirect could lead anywhere: the allow-list is checked on the URL given.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client with the built-in TLS roots always builds");
         Measurer {
             default_prometheus,
+            allowed_hosts: None,
             client,
         }
     }
 
+    /// Restricts measurements to `hosts` (plus the default Prometheus's host): a tenant's
+    /// Microservice cannot make the operator call anywhere else.
+    pub fn allowing_only(mut self, hosts: Vec<String>) -> Self {
+        let mut hosts = hosts;
+        if let Some(host) = self.default_prometheus.as_deref().and_then(host_of) {
+            hosts.push(host);
+        }
+        self.allowed_hosts = Some(hosts);
+        self
+    }
+
+    /// None when `url` may be reached, else why not.
+    fn refusal(&self, metric: &str, url: &str) -> Option<String> {
+        let allowed = self.allowed_hosts.as_ref()?;
+        let host = host_of(url).unwrap_or_default();
+        let permitted = allowed.iter().any(|pattern| host_matches(pattern, &host));
+        (!permitted).then(|| {
+            format!(
+                "{metric}: host {host:?} is not allowed; the operator's \
+                 --analysis-allowed-hosts permits {}",
+                allowed.join(", ")
+            )
+        })
+    }
+
     /// One measurement of `metric`; never fails: an unreachable source is Inconclusive.
     pub async fn measure(&self, metric: &Metric, facts: &ReleaseFacts, at: Time) -> Measurement {
+        let target = match (&metric.prometheus, &metric.webhook) {
+            (Some(query), _) => query.address.clone().or(self.default_prometheus.clone()),
+            (None, Some(webhook)) => Some(webhook.url.clone()),
+            (None, None) => None,
+        };
+        if let Some(refusal) = target.and_then(|url| self.refusal(&metric.name, &url)) {
+            tracing::warn!(metric = %metric.name, %refusal, "analysis target refused");
+            return Verdict::failed(refusal).into_measurement(&metric.name, at);
+        }
         let verdict = match (&metric.prometheus, &metric.webhook) {
             (Some(query), _) => self.query_prometheus(metric, query, facts).await,
             (None, Some(webhook)) => webhook::measure(&self.client, metric, webhook, facts).await,
@@ -88,6 +127,28 @@ impl Measurer {
         };
         let query = template::render(&prometheus.query, facts);
         prometheus::measure(&self.client, address.trim(), &query, metric).await
+    }
+}
+
+/// The host of a URL or of a bare `host:port` address, lower-cased.
+fn host_of(address: &str) -> Option<String> {
+    let address = address.trim();
+    let url = if address.contains("://") {
+        reqwest::Url::parse(address)
+    } else {
+        reqwest::Url::parse(&format!("http://{address}"))
+    };
+    url.ok()?
+        .host_str()
+        .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+}
+
+/// `pattern` is a host, or `*.suffix` for any subdomain of `suffix`.
+fn host_matches(pattern: &str, host: &str) -> bool {
+    let pattern = pattern.trim().to_ascii_lowercase();
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => host.ends_with(&format!(".{suffix}")),
+        None => !pattern.is_empty() && pattern == host,
     }
 }
 
@@ -308,6 +369,50 @@ mod tests {
             Some(
                 "error-rate: no Prometheus address: set prometheus.address or the operator's --prometheus-address"
             )
+        );
+    }
+}
+
+#[cfg(test)]
+mod allow_list {
+    use super::*;
+
+    #[test]
+    fn hosts_match_exactly_or_by_suffix() {
+        assert!(host_matches("*.svc", "smoke.shop.svc"));
+        assert!(host_matches(
+            "*.svc.cluster.local",
+            "smoke.shop.svc.cluster.local"
+        ));
+        assert!(!host_matches("*.svc", "svc"));
+        assert!(!host_matches("*.svc", "evil.example"));
+        assert!(host_matches(
+            "prometheus.monitoring",
+            "prometheus.monitoring"
+        ));
+        assert!(!host_matches("", ""));
+    }
+
+    #[test]
+    fn only_allowed_hosts_are_reachable() {
+        let measurer = Measurer::new(Some("http://prometheus.monitoring:9090".into()))
+            .allowing_only(vec!["*.svc".into()]);
+        assert!(measurer.refusal("m", "http://smoke.shop.svc/run").is_none());
+        assert!(
+            measurer
+                .refusal("m", "prometheus.monitoring:9090")
+                .is_none()
+        );
+        let refusal = measurer.refusal("smoke", "https://evil.example/x").unwrap();
+        assert!(
+            refusal.contains("\"evil.example\" is not allowed"),
+            "{refusal}"
+        );
+        assert!(measurer.refusal("m", "http://127.0.0.1:1").is_some());
+        assert!(
+            Measurer::new(None)
+                .refusal("m", "http://anything")
+                .is_none()
         );
     }
 }

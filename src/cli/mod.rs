@@ -99,6 +99,16 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The hosts analysis may reach: the setting, or by default in-cluster Services (the
+    /// configured Prometheus is always allowed).
+    pub fn allowed_analysis_hosts(&self) -> Vec<String> {
+        if self.analysis_allowed_hosts.is_empty() {
+            vec!["*.svc".into(), "*.svc.cluster.local".into()]
+        } else {
+            self.analysis_allowed_hosts.clone()
+        }
+    }
+
     /// The resource defaults these settings describe.
     pub fn defaults(&self) -> crate::build::Defaults {
         crate::build::Defaults {

@@ -115,7 +115,8 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
             instance: Some(identity.clone()),
         },
     );
-    let measurer = crate::analysis::Measurer::new(args.prometheus_address.clone());
+    let measurer = crate::analysis::Measurer::new(args.prometheus_address.clone())
+        .allowing_only(args.allowed_analysis_hosts());
     let controllers = namespaces
         .into_iter()
         .zip(writers)
