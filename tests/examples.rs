@@ -110,3 +110,8 @@ async fn mirror() {
 async fn canary_with_analysis() {
     release_example("canary-analysis.yaml").await;
 }
+
+#[tokio::test]
+async fn the_readme_quickstart() {
+    release_example("quickstart.yaml").await;
+}
