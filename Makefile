@@ -7,17 +7,28 @@ TEST_CLUSTER_DIR := $(CURDIR)/.cluster-test
 CRD_FILE := crds/microservices.weir.dev.yaml
 CHART_CRD_FILE := charts/weir/crds/microservices.weir.dev.yaml
 
-.PHONY: run test lint unit crds crd-check cluster-test tools cluster-up cluster-down build bench
+.PHONY: run test lint unit crds crd-check image-check cluster-test tools cluster-up cluster-down build release bench
 
 ## run: the operator on $KUBECONFIG, or on a local control plane started for it when unset
 run: build
 	@hack/run.sh
 
 ## test: format, lint, unit tests, CRD drift, then cluster tests on a control plane of their own
-test: lint unit crd-check cluster-test
+test: lint unit crd-check image-check cluster-test
 
 build:
 	$(CARGO) build --locked --bins
+
+## release: the operator binary exactly as the Dockerfile builds it
+release:
+	$(CARGO) build --release --locked --bin weir
+
+# The image has no engine to build it here, so its build step is kept identical to `release`.
+image-check:
+	@grep -qxF 'RUN cargo build --release --locked --bin weir' Dockerfile \
+	  || { echo "Dockerfile: its build step must be the 'release' target's command" >&2; exit 1; }
+	@grep -qxF 'ENTRYPOINT ["/usr/local/bin/weir", "run"]' Dockerfile \
+	  || { echo "Dockerfile: the entrypoint must be exec-form 'weir run'" >&2; exit 1; }
 
 lint:
 	$(CARGO) fmt --all -- --check
