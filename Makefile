@@ -41,12 +41,14 @@ unit:
 crds:
 	$(CARGO) run --locked --quiet -- crd > $(CRD_FILE)
 	cp $(CRD_FILE) $(CHART_CRD_FILE)
+	hack/gen-reference.py
 
 crd-check:
 	@$(CARGO) run --locked --quiet -- crd | diff -u $(CRD_FILE) - \
 	  || { echo "crds/ is stale: run 'make crds' and commit the result" >&2; exit 1; }
 	@diff -u $(CRD_FILE) $(CHART_CRD_FILE) \
 	  || { echo "the chart's CRDs differ from crds/: run 'make crds'" >&2; exit 1; }
+	@hack/gen-reference.py --check
 
 cluster-test:
 	@hack/cluster-test.sh

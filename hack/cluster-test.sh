@@ -8,6 +8,8 @@ export WEIR_CLUSTER_DIR=$root/.cluster-test
 trap '"$root/hack/cluster-down.sh"' EXIT
 
 "$root/hack/install-prometheus.sh"
+"$root/hack/install-lua.sh"
+"$root/hack/build-kstatus.sh" >/dev/null
 "$root/hack/cluster-up.sh"
 export KUBECONFIG=$WEIR_CLUSTER_DIR/kubeconfig
 export PATH=$WEIR_CLUSTER_DIR/bin:$PATH
