@@ -1,7 +1,9 @@
 //! The `kubectl weir` plugin: kubectl finds `kubectl-weir` on PATH.
 #![forbid(unsafe_code)]
 
-fn main() {
-    eprintln!("kubectl weir: not yet implemented");
-    std::process::exit(1);
+use clap::Parser;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    weir::plugin::run(weir::plugin::args::Cli::parse()).await
 }

@@ -1,0 +1,173 @@
+//! The command line of `kubectl weir`, with kubectl's conventions for the cluster flags.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::release::Action;
+
+/// Watch and act on Weir releases.
+#[derive(Parser, Debug)]
+#[command(name = "kubectl weir", bin_name = "kubectl weir", version)]
+pub struct Cli {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which cluster and namespace, as kubectl reads them.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TargetArgs {
+    /// Namespace of the Microservice (default: the context's namespace, else `default`).
+    #[arg(short, long, global = true)]
+    pub namespace: Option<String>,
+    /// The kubeconfig context to use (default: the current context).
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// Path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, global = true)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show where a Microservice and its release stand.
+    Status(StatusArgs),
+    /// End the current step (for example `pause: {}`); with --full, skip every remaining
+    /// step and the analysis.
+    Promote(PromoteArgs),
+    /// Stop the release: traffic back to the stable version, then the new one scales down.
+    Abort(ActionArgs),
+    /// Release the aborted revision again, from the first step.
+    Retry(ActionArgs),
+    /// Hold the release at its current step.
+    Pause(ActionArgs),
+    /// Lift a pause set by `pause` (a `pause: {}` step needs `promote`).
+    Resume(ActionArgs),
+    /// List the Microservices and where their releases stand.
+    List(ListArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Name of the Microservice.
+    pub name: String,
+    /// Redraw on every change: until Ctrl-C on a terminal, until the release ends otherwise.
+    #[arg(short, long)]
+    pub watch: bool,
+    /// Print a structured summary instead of text.
+    #[arg(short, long, value_enum)]
+    pub output: Option<OutputFormat>,
+}
+
+#[derive(Args, Debug)]
+pub struct PromoteArgs {
+    /// Skip the remaining steps and the analysis, and promote.
+    #[arg(long)]
+    pub full: bool,
+    #[command(flatten)]
+    pub action: ActionArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ActionArgs {
+    /// Name of the Microservice.
+    pub name: String,
+    /// Return once the action is requested, without waiting for Weir to act on it.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for Weir to act on the request, for example `10s` or `1m`.
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// List the Microservices of every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Print a structured summary instead of a table.
+    #[arg(short, long, value_enum)]
+    pub output: Option<OutputFormat>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Json,
+    Yaml,
+}
+
+/// What a command asks for: a read, or a release action.
+pub enum Request<'a> {
+    Status(&'a StatusArgs),
+    List(&'a ListArgs),
+    Act(Action, &'a ActionArgs),
+}
+
+impl Command {
+    pub fn request(&self) -> Request<'_> {
+        match self {
+            Command::Status(args) => Request::Status(args),
+            Command::List(args) => Request::List(args),
+            Command::Promote(p) if p.full => Request::Act(Action::PromoteFull, &p.action),
+            Command::Promote(p) => Request::Act(Action::Promote, &p.action),
+            Command::Abort(args) => Request::Act(Action::Abort, args),
+            Command::Retry(args) => Request::Act(Action::Retry, args),
+            Command::Pause(args) => Request::Act(Action::Pause, args),
+            Command::Resume(args) => Request::Act(Action::Resume, args),
+        }
+    }
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    crate::analysis::parse_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?} is not a duration like 10s, 1m or 1m30s"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("kubectl-weir").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn cluster_flags_go_before_or_after_the_command() {
+        let cli = parse(&["-n", "shop", "status", "checkout", "--context", "prod"]).unwrap();
+        assert_eq!(cli.target.namespace.as_deref(), Some("shop"));
+        assert_eq!(cli.target.context.as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn promote_full_is_its_own_action() {
+        let cli = parse(&["promote", "--full", "checkout"]).unwrap();
+        let Request::Act(action, args) = cli.command.request() else {
+            panic!("promote is an action");
+        };
+        assert_eq!(action, Action::PromoteFull);
+        assert_eq!(args.name, "checkout");
+        assert_eq!(args.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_wait_takes_a_duration() {
+        let cli = parse(&["abort", "checkout", "--timeout", "1m30s"]).unwrap();
+        let Request::Act(Action::Abort, args) = cli.command.request() else {
+            panic!("abort is an action");
+        };
+        assert_eq!(args.timeout.as_secs(), 90);
+        assert!(parse(&["abort", "checkout", "--timeout", "soon"]).is_err());
+    }
+
+    #[test]
+    fn usage_errors_exit_2() {
+        let error = parse(&["status", "checkout", "--bogus"]).unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+        let error = parse(&["list", "-o", "wide"]).unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+    }
+}
