@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod gateway;
+pub mod helm;
 pub mod microservice;
 pub mod operator;
 pub mod prometheus;
