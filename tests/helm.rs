@@ -24,9 +24,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 use support::gateway::FakeGateway;
 use support::helm::{
-    CHART, ExtraNamespace, OperatorAs, chart_operator, client_from, documents, find, granted, helm,
-    install_monitoring_crds, kinds, kubectl_as, rules, scratch_file, service_account_kubeconfig,
-    template, try_helm, values_file,
+    CHART, ClusterScopedCleanup, ExtraNamespace, OperatorAs, chart_operator, client_from,
+    documents, find, granted, helm, install_monitoring_crds, kinds, kubectl_as, rules,
+    scratch_file, service_account_kubeconfig, template, try_helm, values_file,
 };
 use support::microservice::{self as ms_support, pod_is_ready};
 use support::release::{ACTION, DEADLINE, GITOPS, canary, wait_ms, wait_seen};
@@ -790,6 +790,9 @@ async fn install_and_prove(client: Client, ns: String, scoped: bool) {
     let unwatched = ExtraNamespace::create(&client, "weir-unwatched").await;
     let (watched, unwatched) = (watched.name.clone(), unwatched.name.clone());
     let release = ns.clone();
+    let _cleanup = ClusterScopedCleanup {
+        name: release.clone(),
+    };
     kubectl(&[
         "label",
         "namespace",

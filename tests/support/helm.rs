@@ -142,6 +142,28 @@ impl Drop for ExtraNamespace {
     }
 }
 
+/// Removes a release's cluster-scoped objects (ClusterRole and ClusterRoleBinding named
+/// `name`) when dropped, so a test that fails before `helm uninstall` leaves none behind; its
+/// namespaced objects go with the test's namespaces.
+pub struct ClusterScopedCleanup {
+    pub name: String,
+}
+
+impl Drop for ClusterScopedCleanup {
+    fn drop(&mut self) {
+        let objects = [
+            format!("clusterrole/{}", self.name),
+            format!("clusterrolebinding/{}", self.name),
+        ];
+        let _ = std::process::Command::new("kubectl")
+            .args(["delete", "--ignore-not-found", "--wait=false"])
+            .args(&objects)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// Writes a kubeconfig whose only credential is a TokenRequest token of ServiceAccount
 /// `sa` in `ns`: the API server and its CA come from the test's own kubeconfig, its client
 /// certificate does not. Returns the file's path.
