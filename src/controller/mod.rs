@@ -49,6 +49,9 @@ pub enum StartError {
     LostLeadership,
 }
 
+/// How long running reconciles may go on after a stop before the operator exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Runs the operator until SIGTERM or SIGINT, then returns after a clean shutdown.
 pub async fn run(args: RunArgs) -> Result<(), StartError> {
     let identity = args.identity.clone().unwrap_or_else(default_identity);
@@ -131,7 +134,18 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
             };
             run_namespace(&args, namespace, writer, shared)
         });
-    futures::future::join_all(controllers).await;
+    // Running reconciles may finish after a stop, but not for ever: a pod has a grace period.
+    let stopped_late = {
+        let stopping = stop_or_lost(stop.clone(), lost.clone());
+        async move {
+            stopping.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        }
+    };
+    tokio::select! {
+        _ = futures::future::join_all(controllers) => {}
+        _ = stopped_late => tracing::warn!(grace = ?SHUTDOWN_GRACE, "controllers still busy after the grace period; exiting"),
+    }
 
     let lost_leadership = lost.is_some_and(|l| *l.borrow());
     finish(server, leadership, lost_leadership).await
