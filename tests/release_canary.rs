@@ -347,9 +347,12 @@ async fn a_spec_change_mid_release_returns_traffic_then_releases_the_newest_revi
         route
             .wait_route("weight 10 again", |r| r.weight(&green) == 10)
             .await;
-        assert_eq!(
-            route.weights(&green),
-            [0, 10, 0, 10],
+        // Back to 0 before the newer revision, then 10 again; the newer revision's pods
+        // may be counted late once more (a hold at 0 is safe), so later repeats are allowed.
+        let weights = route.weights(&green);
+        assert_eq!(weights[..4], [0, 10, 0, 10], "{:#?}", route.states());
+        assert!(
+            weights.iter().all(|w| *w == 0 || *w == 10),
             "{:#?}",
             route.states()
         );
