@@ -17,16 +17,13 @@ Prints one JSON object on stdout; progress and failures go to stderr. Exits non-
 a sample of what is not ready, when the deadline passes or the operator process dies.
 """
 import argparse
-import base64
-import http.client
 import json
 import os
-import ssl
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.parse
+
+from kube import Api
 
 POLL_SECONDS = 0.5
 PROGRESS_SECONDS = 10
@@ -34,42 +31,6 @@ PROGRESS_SECONDS = 10
 
 def log(msg):
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-class Api:
-    """GETs against the API server the current kubeconfig points at, as its admin user."""
-
-    def __init__(self):
-        raw = subprocess.run(
-            ["kubectl", "config", "view", "--raw", "--minify", "-o", "json"],
-            check=True, capture_output=True, text=True,
-        ).stdout
-        config = json.loads(raw)
-        cluster = config["clusters"][0]["cluster"]
-        user = config["users"][0]["user"]
-        url = urllib.parse.urlparse(cluster["server"])
-        context = ssl.create_default_context(cafile=self._file(cluster, "certificate-authority"))
-        context.load_cert_chain(self._file(user, "client-certificate"), self._file(user, "client-key"))
-        self.conn = http.client.HTTPSConnection(url.hostname, url.port or 443, context=context, timeout=60)
-
-    @staticmethod
-    def _file(section, key):
-        """A path for a kubeconfig credential given either as a path or inline as -data."""
-        if key in section:
-            return section[key]
-        handle, path = tempfile.mkstemp(prefix="weir-bench-")
-        with os.fdopen(handle, "wb") as f:
-            f.write(base64.b64decode(section[key + "-data"]))
-        return path
-
-    def get(self, path):
-        # weir-bench, not weir/...: the audit counting must never take these for the operator.
-        self.conn.request("GET", path, headers={"User-Agent": "weir-bench", "Accept": "application/json"})
-        response = self.conn.getresponse()
-        body = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"GET {path}: {response.status} {body[:300]!r}")
-        return json.loads(body)
 
 
 def deployment_ready(d):
