@@ -7,8 +7,10 @@
 
 mod bounds;
 mod prometheus;
-mod template;
+pub mod template;
 mod webhook;
+
+pub use prometheus::{Answer, parse_answer};
 
 use std::time::Duration;
 
@@ -241,7 +243,9 @@ fn excerpt(text: &str) -> String {
     }
 }
 
-/// Parses `30s`, `2m`, `1h30m`, `500ms`.
+/// Parses `30s`, `2m`, `1h30m`, `500ms`. None for anything else, and for what overflows:
+/// admission bounds these fields, but an object stored before that must not panic the
+/// operator.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let mut total = Duration::ZERO;
     let mut number = String::new();
@@ -253,19 +257,24 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         }
         let n: u64 = number.parse().ok()?;
         number.clear();
-        total += match c {
+        let part = match c {
             'm' if chars.peek() == Some(&'s') => {
                 chars.next();
                 Duration::from_millis(n)
             }
-            'm' => Duration::from_secs(n * 60),
+            'm' => Duration::from_secs(n.checked_mul(60)?),
             's' => Duration::from_secs(n),
-            'h' => Duration::from_secs(n * 3600),
+            'h' => Duration::from_secs(n.checked_mul(3600)?),
             _ => return None,
         };
+        total = total.checked_add(part)?;
     }
-    number.is_empty().then_some(total)
+    (number.is_empty() && total <= MAX_DURATION).then_some(total)
 }
+
+/// The longest duration Weir acts on (a year, as admission allows): timestamps stay far
+/// from overflow when it is added to them.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// The outcome of a round: Failed if any failed, else Inconclusive if any was, else Passed.
 pub fn round_outcome(measurements: &[Measurement]) -> Outcome {
@@ -305,12 +314,16 @@ mod tests {
             Some(Duration::from_millis(90_250))
         );
         assert_eq!(parse_duration("0s"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("8784h"), Some(MAX_DURATION));
     }
 
     #[test]
     fn rejects_malformed_durations() {
         for text in ["30", "s", "1d", "1.5s", "-1s", "1 s", "m5"] {
             assert_eq!(parse_duration(text), None, "{text:?}");
+        }
+        for overflowing in ["18446744073709551615s1s", "9999999999999999999h", "8785h"] {
+            assert_eq!(parse_duration(overflowing), None, "{overflowing:?}");
         }
     }
 
