@@ -6,16 +6,80 @@
 
 use std::time::Duration;
 
+use std::sync::{Arc, Mutex};
+
+use http::{Method, Request};
 use kube::Client;
+use kube::client::Body;
 use kube_leader_election::{LeaseLock, LeaseLockParams, LeaseLockResult};
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tower::filter::FilterLayer;
+
+/// Until when this replica may write: open for good without leader election, else until
+/// the renew deadline after the last renewal.
+#[derive(Clone, Debug)]
+pub struct Fence(Arc<Mutex<Option<Instant>>>);
+
+impl Fence {
+    /// A fence that never closes: without leader election this replica is the only writer.
+    pub fn open() -> Fence {
+        Fence(Arc::new(Mutex::new(Some(Instant::now() + OPEN_FOR_GOOD))))
+    }
+
+    /// A fence closed until the first renewal.
+    pub fn closed() -> Fence {
+        Fence(Arc::new(Mutex::new(None)))
+    }
+
+    fn close(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn extend_to(&self, until: Instant) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
+    }
+
+    /// True while a write may go out.
+    pub fn allows_writes(&self) -> bool {
+        let until = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        until.is_some_and(|until| Instant::now() < until)
+    }
+
+    /// A layer for the API client that fails every request but reads once the fence has
+    /// closed, before it is sent.
+    pub fn layer(
+        &self,
+    ) -> FilterLayer<impl Fn(Request<Body>) -> Result<Request<Body>, Fenced> + Clone + use<>> {
+        let fence = self.clone();
+        FilterLayer::new(move |request: Request<Body>| {
+            let read = matches!(
+                *request.method(),
+                Method::GET | Method::HEAD | Method::OPTIONS
+            );
+            if read || fence.allows_writes() {
+                Ok(request)
+            } else {
+                Err(Fenced)
+            }
+        })
+    }
+}
+
+/// Long enough to mean never; small enough to add to any Instant.
+const OPEN_FOR_GOOD: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// A write refused because this replica's lease may have run out.
+#[derive(Debug, thiserror::Error)]
+#[error("not sent: this replica's lease may have expired")]
+pub struct Fenced;
 
 /// A held lease, renewed in the background until dropped or lost.
 pub struct Leadership {
     lock: std::sync::Arc<LeaseLock>,
     renewer: tokio::task::JoinHandle<()>,
     lost: watch::Receiver<bool>,
+    fence: Fence,
 }
 
 /// Waits until this replica leads, or until `stop` fires (then returns None).
@@ -25,6 +89,7 @@ pub async fn acquire(
     name: &str,
     identity: &str,
     ttl: Duration,
+    fence: Fence,
     mut stop: watch::Receiver<bool>,
 ) -> Option<Leadership> {
     let lock = std::sync::Arc::new(LeaseLock::new(
@@ -38,8 +103,12 @@ pub async fn acquire(
     ));
     let retry = ttl / 3;
     loop {
+        let sent = Instant::now();
         match lock.try_acquire_or_renew().await {
-            Ok(LeaseLockResult::Acquired(_)) => break,
+            Ok(LeaseLockResult::Acquired(_)) => {
+                fence.extend_to(sent + renew_deadline(ttl));
+                break;
+            }
             Ok(LeaseLockResult::NotAcquired(lease)) => {
                 let holder = lease
                     .spec
@@ -56,23 +125,40 @@ pub async fn acquire(
     }
     tracing::info!(lease = %name, %identity, "became leader");
     let (lost_tx, lost) = watch::channel(false);
-    let renewer = tokio::spawn(renew(lock.clone(), ttl, lost_tx));
+    let renewer = tokio::spawn(renew(lock.clone(), ttl, fence.clone(), lost_tx));
     Some(Leadership {
         lock,
         renewer,
         lost,
+        fence,
     })
 }
 
-async fn renew(lock: std::sync::Arc<LeaseLock>, ttl: Duration, lost: watch::Sender<bool>) {
-    let renew_deadline = ttl * 2 / 3;
+/// How long after sending a renewal this replica may still write: two thirds of the lease,
+/// so that it stops well before a follower may take over.
+fn renew_deadline(ttl: Duration) -> Duration {
+    ttl * 2 / 3
+}
+
+async fn renew(
+    lock: std::sync::Arc<LeaseLock>,
+    ttl: Duration,
+    fence: Fence,
+    lost: watch::Sender<bool>,
+) {
+    let renew_deadline = renew_deadline(ttl);
     let mut last_renewed = Instant::now();
     loop {
         tokio::time::sleep(ttl / 3).await;
+        let sent = Instant::now();
         match lock.try_acquire_or_renew().await {
-            Ok(LeaseLockResult::Acquired(_)) => last_renewed = Instant::now(),
+            Ok(LeaseLockResult::Acquired(_)) => {
+                last_renewed = sent;
+                fence.extend_to(sent + renew_deadline);
+            }
             Ok(LeaseLockResult::NotAcquired(_)) => {
                 tracing::error!("the lease was taken over; stopping");
+                fence.close();
                 let _ = lost.send(true);
                 return;
             }
@@ -80,6 +166,7 @@ async fn renew(lock: std::sync::Arc<LeaseLock>, ttl: Duration, lost: watch::Send
         }
         if last_renewed.elapsed() >= renew_deadline {
             tracing::error!("could not renew the lease in time; stopping before it expires");
+            fence.close();
             let _ = lost.send(true);
             return;
         }
@@ -96,6 +183,9 @@ impl Leadership {
     /// without waiting for it to expire.
     pub async fn release(self) {
         self.renewer.abort();
+        // Nothing may be written once a follower can take over, not even by a reconcile
+        // still finishing.
+        self.fence.close();
         if !*self.lost.borrow() {
             match self.lock.step_down().await {
                 Ok(()) => tracing::info!("released the lease"),

@@ -55,7 +55,14 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Runs the operator until SIGTERM or SIGINT, then returns after a clean shutdown.
 pub async fn run(args: RunArgs) -> Result<(), StartError> {
     let identity = args.identity.clone().unwrap_or_else(default_identity);
-    let client = client(&identity).await?;
+    // The lease is renewed through a client of its own; every other write passes the fence.
+    let fence = if args.leader_elect {
+        leader::Fence::closed()
+    } else {
+        leader::Fence::open()
+    };
+    let lease_client = client(&identity, None).await?;
+    let client = client(&identity, Some(&fence)).await?;
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry, &error::CATEGORIES);
     let health = Health::default();
@@ -93,11 +100,12 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
     let leadership = if args.leader_elect {
         let ttl = Duration::from_secs(args.lease_seconds);
         let acquired = leader::acquire(
-            client.clone(),
+            lease_client,
             &args.lease_namespace,
             &args.lease_name,
             &identity,
             ttl,
+            fence,
             stop.clone(),
         )
         .await;
@@ -190,6 +198,7 @@ async fn run_namespace<S>(
         defaults: args.defaults(),
         resync: Duration::from_secs(args.resync_seconds),
         measurer: shared.measurer,
+        debounce: Duration::from_millis(args.debounce_ms),
     });
 
     // Reconcile on spec changes only: Weir's own status writes must not trigger reconciles.
@@ -203,6 +212,7 @@ async fn run_namespace<S>(
         .default_backoff()
         .map_ok(move |event| futures::stream::iter(generations.changed(event).into_iter().map(Ok)))
         .try_flatten();
+    let ms_stream = watches::without_errors(ms_stream, "Microservice".to_string());
     let ChildWatches {
         deployments,
         services,
@@ -303,8 +313,9 @@ async fn serves_http_routes(client: &Client) -> bool {
     served
 }
 
-/// A client whose requests say who sends them: `weir/<version> (<identity>)`.
-async fn client(identity: &str) -> Result<Client, StartError> {
+/// A client whose requests say who sends them: `weir/<version> (<identity>)`, and whose
+/// writes pass `fence` when given.
+async fn client(identity: &str, fence: Option<&leader::Fence>) -> Result<Client, StartError> {
     let mut config = kube::Config::infer()
         .await
         .map_err(|e| StartError::Config(e.to_string()))?;
@@ -313,7 +324,12 @@ async fn client(identity: &str) -> Result<Client, StartError> {
         .parse()
         .map_err(|_| StartError::Config(format!("invalid identity {identity:?}")))?;
     config.headers.push((http::header::USER_AGENT, value));
-    Client::try_from(config).map_err(|e| StartError::Config(e.to_string()))
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    Ok(match fence {
+        Some(fence) => builder.with_layer(&fence.layer()).build(),
+        None => builder.build(),
+    })
 }
 
 fn default_identity() -> String {

@@ -48,6 +48,8 @@ pub struct Context {
     pub defaults: Defaults,
     pub resync: Duration,
     pub measurer: Measurer,
+    /// The controller's debounce, which it adds to every requeue too.
+    pub debounce: Duration,
 }
 
 /// Brings the cluster in line with one Microservice.
@@ -208,8 +210,10 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
         Some(Problem::NameConflict { .. }) => CONFLICT_RECHECK,
         _ => ctx.resync,
     };
+    // A deadline (a pause's end, the next analysis round) is requeued early by the debounce
+    // the scheduler adds back, so that it is acted on when it falls due.
     if let Some(wake) = decision.requeue {
-        next = next.min(wake);
+        next = next.min(wake.saturating_sub(ctx.debounce));
     }
     let active = decision.active;
     // The Deployment as just written, if it was: the cache may not have seen the write yet,

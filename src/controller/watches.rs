@@ -83,9 +83,32 @@ where
         .default_backoff()
         .modify(|object: &mut K| object.managed_fields_mut().clear())
         .reflect(writer)
-        .touched_objects()
-        .boxed();
+        .touched_objects();
+    let stream = without_errors(stream, K::kind(&()).into_owned()).boxed();
     (cache, stream)
+}
+
+/// A watch's stream with its errors logged and dropped. Each watch backs off on its own;
+/// an error that reached the Controller would also back off the merged stream of every
+/// trigger, for up to a minute after an API server restart, while reconciles ran on stale
+/// caches.
+pub fn without_errors<K, S>(
+    stream: S,
+    watch: String,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send
+where
+    S: futures::Stream<Item = Result<K, watcher::Error>> + Send,
+    K: Send,
+{
+    stream.filter_map(move |item| {
+        futures::future::ready(match item {
+            Ok(object) => Some(Ok(object)),
+            Err(error) => {
+                tracing::warn!(watch = watch.as_str(), %error, "watch failed; retrying");
+                None
+            }
+        })
+    })
 }
 
 /// The generations (and pending actions) of the Microservices seen, so that only spec
