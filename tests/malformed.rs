@@ -66,6 +66,17 @@ async fn an_unreadable_microservice_is_reported_and_the_others_are_still_served(
         .await;
         assert!(events.iter().any(|(_, _, m)| m.contains("cannot be read as a Microservice")), "{events:?}");
 
+        // `kubectl weir list` still lists the others, and names the one it leaves out.
+        let listing = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-weir"))
+            .args(["list", "-n", &ns])
+            .output()
+            .await
+            .expect("run kubectl-weir");
+        let (stdout, stderr) = (String::from_utf8_lossy(&listing.stdout), String::from_utf8_lossy(&listing.stderr));
+        assert!(listing.status.success(), "kubectl weir list failed: {stdout}{stderr}");
+        assert!(stdout.contains("good-1"), "{stdout}");
+        assert!(stderr.contains(&format!("{ns}/broken")), "{stderr}");
+
         // (No status check: with the strict schema back, the API server refuses any status
         // write to this object, as it validates the whole object; the event is the report.)
 

@@ -1,9 +1,10 @@
 //! The cluster connection and the reads every command shares.
 
 use k8s_openapi::api::core::v1::Event;
-use kube::api::ListParams;
+use kube::api::{DynamicObject, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config};
+use kube::discovery::ApiResource;
+use kube::{Api, Client, Config, ResourceExt};
 
 use super::args::TargetArgs;
 use super::error::Error;
@@ -11,6 +12,31 @@ use crate::api::Microservice;
 
 /// Events shown with a status: the newest few.
 pub const EVENTS_SHOWN: usize = 5;
+
+/// Listed Microservices, and what could not be read as one (`namespace/name: why`).
+#[derive(Debug, Default)]
+pub struct Listed {
+    pub items: Vec<Microservice>,
+    pub unreadable: Vec<String>,
+}
+
+impl Listed {
+    fn read(objects: Vec<DynamicObject>) -> Listed {
+        let mut listed = Listed::default();
+        for object in objects {
+            let at = format!(
+                "{}/{}",
+                object.namespace().unwrap_or_default(),
+                object.name_any()
+            );
+            match serde_json::to_value(&object).and_then(serde_json::from_value) {
+                Ok(ms) => listed.items.push(ms),
+                Err(error) => listed.unreadable.push(format!("{at}: {error}")),
+            }
+        }
+        listed
+    }
+}
 
 /// A client and the namespace the command works in.
 pub struct Target {
@@ -67,15 +93,18 @@ impl Target {
         }
     }
 
-    /// Microservices of the namespace, or of all namespaces.
-    pub async fn list(&self, all_namespaces: bool) -> Result<Vec<Microservice>, Error> {
-        let api = if all_namespaces {
-            Api::all(self.client.clone())
+    /// Microservices of the namespace, or of all namespaces. Objects stored under an older,
+    /// looser schema that no longer read as a Microservice are set aside, not fatal: one
+    /// broken object must not hide every other.
+    pub async fn list(&self, all_namespaces: bool) -> Result<Listed, Error> {
+        let resource = ApiResource::erase::<Microservice>(&());
+        let api: Api<DynamicObject> = if all_namespaces {
+            Api::all_with(self.client.clone(), &resource)
         } else {
-            self.microservices()
+            Api::namespaced_with(self.client.clone(), &self.namespace, &resource)
         };
         match api.list(&ListParams::default()).await {
-            Ok(list) => Ok(list.items),
+            Ok(list) => Ok(Listed::read(list.items)),
             Err(kube::Error::Api(status)) if status.code == 404 => Err(Error::NoCrd),
             Err(e) => Err(Error::api("cannot list microservices")(e)),
         }
@@ -92,5 +121,34 @@ impl Target {
             .await
             .map(|list| list.items)
             .map_err(Error::api(format!("cannot list the events of {name}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_unreadable_object_is_set_aside_and_the_others_listed() {
+        let object = |name: &str, image: serde_json::Value| -> DynamicObject {
+            serde_json::from_value(json!({
+                "apiVersion": "weir.dev/v1alpha1", "kind": "Microservice",
+                "metadata": {"name": name, "namespace": "shop"},
+                "spec": {"image": image}
+            }))
+            .unwrap()
+        };
+        let listed = Listed::read(vec![
+            object("good", json!("app:1")),
+            object("broken", json!(42)),
+        ]);
+        assert_eq!(listed.items.len(), 1);
+        assert_eq!(listed.items[0].name_any(), "good");
+        assert_eq!(listed.unreadable.len(), 1);
+        assert!(
+            listed.unreadable[0].starts_with("shop/broken: "),
+            "{listed:?}"
+        );
     }
 }

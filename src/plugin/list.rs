@@ -10,8 +10,11 @@ use super::render::{list_text, structured};
 use super::summary::{ListSummary, rows};
 
 pub async fn show(target: &Target, args: &ListArgs) -> Result<(), Error> {
-    let items = target.list(args.all_namespaces).await?;
-    let rows = rows(&items);
+    let listed = target.list(args.all_namespaces).await?;
+    for unreadable in &listed.unreadable {
+        eprintln!("warning: not a readable Microservice, left out: {unreadable}");
+    }
+    let rows = rows(&listed.items);
     let text = match args.output {
         Some(format) => {
             structured(&ListSummary { items: rows }, format).map_err(Error::Serialize)?
