@@ -158,7 +158,7 @@ pub struct CanaryStep {
 /// A pause step.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.duration) || duration(self.duration) <= duration('8784h')").message("pause.duration must be at most 8784h (a year)"))]
+#[x_kube(validation = Rule::new("!has(self.duration) || !self.duration.matches('^([0-9]+(ms|s|m|h))+$') || duration(self.duration) <= duration('8784h')").message("pause.duration must be at most 8784h (a year)"))]
 pub struct Pause {
     /// How long to wait, for example `30s`, `2m` or `1h`. Without it the release waits for
     /// a manual promote.
@@ -241,7 +241,7 @@ pub struct BlueGreen {
 /// Metrics that judge the new version.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.interval) || duration(self.interval) <= duration('24h')").message("analysis.interval must be at most 24h"))]
+#[x_kube(validation = Rule::new("!has(self.interval) || !self.interval.matches('^([0-9]+(ms|s|m|h))+$') || duration(self.interval) <= duration('24h')").message("analysis.interval must be at most 24h"))]
 pub struct Analysis {
     /// Time between measurements, for example `30s`. Defaults to `30s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
