@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test crate uses a different part of this module
 
 pub mod audit;
+pub mod chaos;
 pub mod gateway;
 pub mod helm;
 pub mod microservice;
