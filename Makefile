@@ -7,7 +7,7 @@ TEST_CLUSTER_DIR := $(CURDIR)/.cluster-test
 CRD_FILE := crds/microservices.weir.dev.yaml
 CHART_CRD_FILE := charts/weir/crds/microservices.weir.dev.yaml
 
-.PHONY: run test lint unit crds crd-check image-check cluster-test tools cluster-up cluster-down build release bench
+.PHONY: run test lint unit crds crd-check image-check cluster-test tools cluster-up cluster-down build release bench chaos fuzz
 
 ## run: the operator on $KUBECONFIG, or on a local control plane started for it when unset
 run: build
@@ -32,10 +32,14 @@ image-check:
 
 lint:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) clippy --locked --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
 unit:
 	$(CARGO) test --locked --lib --bins
+	@# The fuzz targets' bodies over their corpus, on stable (fuzz/ is a crate of its own).
+	CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) test --locked --manifest-path fuzz/Cargo.toml
 
 ## crds: regenerate crds/ (and the chart's copy) from the Rust types
 crds:
@@ -61,6 +65,14 @@ cluster-up:
 
 cluster-down:
 	@hack/cluster-down.sh
+
+## chaos: the fault-injection tests in their long form, on a control plane of their own
+chaos:
+	@hack/chaos.sh
+
+## fuzz: every fuzz target under libFuzzer for FUZZ_SECONDS each (nightly toolchain)
+fuzz:
+	@hack/fuzz.sh
 
 ## bench: time N Microservices to Ready against the same objects applied directly (N=100)
 bench:
