@@ -1688,13 +1688,9 @@ fn breaches() -> Vec<Breach> {
                 analysed(o)["canary"]["steps"] = json!([{"pause": {"duration": duration}}]);
             },
         ),
-        breach(
-            "analysis.interval must be at most 24h",
-            "",
-            |o, _, v| {
-                analysed(o)["analysis"]["interval"] = ["25h", "1441m", "24h1ms"][v % 3].into();
-            },
-        ),
+        breach("analysis.interval must be at most 24h", "", |o, _, v| {
+            analysed(o)["analysis"]["interval"] = ["25h", "1441m", "24h1ms"][v % 3].into();
+        }),
         breach(
             "a header match sets exactly one of value or regex",
             "",

@@ -6,10 +6,12 @@ mod support;
 
 use std::time::Duration;
 
+use kube::runtime::watcher;
 use serde_json::json;
 use support::gateway::fold;
+use support::microservice::pod_is_ready;
 use support::release::{
-    DEADLINE, Harness, SCALE_DOWN_DELAY, canary, canary_by_replicas, release, selector,
+    DEADLINE, Harness, Recorder, SCALE_DOWN_DELAY, canary, canary_by_replicas, release, selector,
 };
 use support::with_temp_ns;
 use weir::api::{HeaderMatch, Phase, Slot};
@@ -318,6 +320,23 @@ async fn a_spec_change_mid_release_returns_traffic_then_releases_the_newest_revi
         let green = h.slot(Slot::Green);
         let route = h.record_route().await;
         let green_slot = h.record_slot(Slot::Green).await;
+        // Ready pods of the candidate slot that run the newest image, whatever the
+        // Deployment's status says while its template rolls.
+        let newest_ready = Recorder::start(
+            h.pods(),
+            watcher::Config::default().labels(&h.slot_pods(Slot::Green)),
+            "ready app:3 pods",
+            |pods| {
+                pods.iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none() && pod_is_ready(p))
+                    .filter(|p| {
+                        let spec = p.spec.as_ref();
+                        spec.is_some_and(|s| s.containers[0].image.as_deref() == Some(V3))
+                    })
+                    .count()
+            },
+        )
+        .await;
         let stable = h.status().await.stable_revision.unwrap();
 
         h.set_image(V2).await;
@@ -347,12 +366,10 @@ async fn a_spec_change_mid_release_returns_traffic_then_releases_the_newest_revi
         route
             .wait_route("weight 10 again", |r| r.weight(&green) == 10)
             .await;
-        // Back to 0 before the newer revision, then 10 again; the newer revision's pods
-        // may be counted late once more (a hold at 0 is safe), so later repeats are allowed.
-        let weights = route.weights(&green);
-        assert_eq!(weights[..4], [0, 10, 0, 10], "{:#?}", route.states());
-        assert!(
-            weights.iter().all(|w| *w == 0 || *w == 10),
+        // Back to 0 before the newer revision, then 10 again once its pods are ready.
+        assert_eq!(
+            route.weights(&green),
+            [0, 10, 0, 10],
             "{:#?}",
             route.states()
         );
@@ -370,6 +387,26 @@ async fn a_spec_change_mid_release_returns_traffic_then_releases_the_newest_revi
             back.resource_version,
             route.entries()
         );
+        // Once back, weight went to the slot only while pods of the newest revision were
+        // ready in it: never to the superseded revision's pods while the template rolled.
+        for entry in route
+            .entries()
+            .iter()
+            .skip_while(|e| e.resource_version <= back.resource_version)
+        {
+            let Some(state) = &entry.value else { continue };
+            if state.weight(&green) > 0 {
+                let ready = newest_ready.value_at(entry.resource_version).unwrap_or(0);
+                assert!(
+                    ready >= 1,
+                    "weight {} on {green} at rv {} with no ready app:3 pod: {:#?}\n{:#?}",
+                    state.weight(&green),
+                    entry.resource_version,
+                    route.entries(),
+                    newest_ready.entries()
+                );
+            }
+        }
         // The return was a restart, not an abort.
         let returning = h
             .log

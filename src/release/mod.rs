@@ -542,7 +542,15 @@ impl<'a> Machine<'a> {
         let blue_green = strategy(self.ms) == Strategy::BlueGreen;
         let active = self.active();
         let candidate = other(active);
-        let candidate_state = self.observed.slot(candidate).clone();
+        let mut candidate_state = self.observed.slot(candidate).clone();
+        // Pods of another revision carry nothing of this release: after a spec change the
+        // slot still runs the superseded candidate until its template is replaced, and the
+        // cache may not have seen that write yet.
+        let releasing = self.status.release.as_ref().map(|r| r.revision.as_str());
+        if candidate_state.revision.as_deref() != releasing {
+            candidate_state.ready = 0;
+            candidate_state.settled = false;
+        }
         let deadline = progress_deadline(self.ms);
         let background = analysis::configured(self.ms) && !blue_green;
 

@@ -271,6 +271,26 @@ fn a_spec_change_returns_traffic_then_restarts_with_the_newest_revision() {
 }
 
 #[test]
+fn pods_of_a_superseded_revision_carry_no_weight_of_the_newer_one() {
+    let mut cluster = Cluster::running(gateway_canary(json!([{"setWeight": 30}, {"pause": {}}])));
+    cluster.release_revision("r2");
+    cluster.run(6);
+    let superseded = cluster.green.clone();
+    assert_eq!(superseded.revision.as_deref(), Some("r2"));
+    assert!(superseded.ready > 0);
+    cluster.release_revision("r3");
+    let from = cluster.history.len();
+    for _ in 0..6 {
+        cluster.step(None);
+        // The cache has not seen the newer template: the slot still shows r2's ready pods.
+        cluster.green = superseded.clone();
+    }
+    let weights: Vec<i32> = cluster.history[from..].iter().map(|(w, _)| *w).collect();
+    assert!(weights.iter().all(|w| *w == 0), "{weights:?}");
+    assert_eq!(cluster.status().release.as_ref().unwrap().revision, "r3");
+}
+
+#[test]
 fn a_step_that_makes_no_progress_aborts_at_the_deadline() {
     let mut rollout = gateway_canary(json!([{"setWeight": 50}]));
     rollout["progressDeadlineSeconds"] = json!(5);
