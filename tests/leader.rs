@@ -145,3 +145,42 @@ fn writers(from: u64, ns: &str) -> Vec<String> {
     agents.dedup();
     agents
 }
+
+/// Of several replicas that find the lease expired at the same moment, exactly one takes it:
+/// every write to the Lease is conditional on the version its writer read.
+#[tokio::test]
+async fn of_replicas_racing_for_an_expired_lease_exactly_one_takes_it() {
+    use weir::controller::lease::{Attempt, LeaseLock};
+    with_temp_ns(|client, ns| async move {
+        let ttl = Duration::from_secs(1);
+        let gone = LeaseLock::new(client.clone(), &ns, "race", "gone", ttl);
+        assert_eq!(gone.try_acquire_or_renew().await.unwrap(), Attempt::Held);
+        let replicas: Vec<LeaseLock> = (0..8)
+            .map(|i| LeaseLock::new(client.clone(), &ns, "race", &format!("replica-{i}"), ttl))
+            .collect();
+        for replica in &replicas {
+            let attempt = replica.try_acquire_or_renew().await.unwrap();
+            assert_eq!(attempt, Attempt::HeldBy("gone".into()));
+        }
+        // Nobody renews: once a lease's duration has passed as each replica saw it, all try
+        // at once.
+        tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+        let attempts =
+            futures::future::join_all(replicas.iter().map(|r| r.try_acquire_or_renew())).await;
+        let winners: Vec<usize> = attempts
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| matches!(a, Ok(Attempt::Held)))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(
+            winners.len(),
+            1,
+            "replicas that took the lease: {winners:?} ({attempts:?})"
+        );
+        let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+        let lease = leases.get("race").await.unwrap();
+        assert_eq!(holder(Some(&lease)), format!("replica-{}", winners[0]));
+    })
+    .await;
+}

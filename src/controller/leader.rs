@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use http::{Method, Request};
 use kube::Client;
 use kube::client::Body;
-use kube_leader_election::{LeaseLock, LeaseLockParams, LeaseLockResult};
+
+use super::lease::{Attempt, LeaseLock};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tower::filter::FilterLayer;
@@ -92,30 +93,16 @@ pub async fn acquire(
     fence: Fence,
     mut stop: watch::Receiver<bool>,
 ) -> Option<Leadership> {
-    let lock = std::sync::Arc::new(LeaseLock::new(
-        client,
-        namespace,
-        LeaseLockParams {
-            lease_name: name.to_string(),
-            holder_id: identity.to_string(),
-            lease_ttl: ttl,
-        },
-    ));
+    let lock = std::sync::Arc::new(LeaseLock::new(client, namespace, name, identity, ttl));
     let retry = ttl / 3;
     loop {
         let sent = Instant::now();
         match lock.try_acquire_or_renew().await {
-            Ok(LeaseLockResult::Acquired(_)) => {
+            Ok(Attempt::Held) => {
                 fence.extend_to(sent + renew_deadline(ttl));
                 break;
             }
-            Ok(LeaseLockResult::NotAcquired(lease)) => {
-                let holder = lease
-                    .spec
-                    .and_then(|s| s.holder_identity)
-                    .unwrap_or_default();
-                tracing::debug!(%holder, "waiting for the lease");
-            }
+            Ok(Attempt::HeldBy(holder)) => tracing::debug!(%holder, "waiting for the lease"),
             Err(error) => tracing::warn!(%error, "lease acquisition failed"),
         }
         tokio::select! {
@@ -152,11 +139,11 @@ async fn renew(
         tokio::time::sleep(ttl / 3).await;
         let sent = Instant::now();
         match lock.try_acquire_or_renew().await {
-            Ok(LeaseLockResult::Acquired(_)) => {
+            Ok(Attempt::Held) => {
                 last_renewed = sent;
                 fence.extend_to(sent + renew_deadline);
             }
-            Ok(LeaseLockResult::NotAcquired(_)) => {
+            Ok(Attempt::HeldBy(_)) => {
                 tracing::error!("the lease was taken over; stopping");
                 fence.close();
                 let _ = lost.send(true);

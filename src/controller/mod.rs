@@ -5,6 +5,7 @@ mod drift;
 mod error;
 mod events;
 mod leader;
+pub mod lease;
 mod reconcile;
 mod release;
 pub mod status;
