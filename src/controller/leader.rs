@@ -20,31 +20,39 @@ use tower::filter::FilterLayer;
 /// Until when this replica may write: open for good without leader election, else until
 /// the renew deadline after the last renewal.
 #[derive(Clone, Debug)]
-pub struct Fence(Arc<Mutex<Option<Instant>>>);
+pub struct Fence(Option<Arc<Mutex<Option<Instant>>>>);
 
 impl Fence {
     /// A fence that never closes: without leader election this replica is the only writer.
     pub fn open() -> Fence {
-        Fence(Arc::new(Mutex::new(Some(Instant::now() + OPEN_FOR_GOOD))))
+        Fence(None)
     }
 
     /// A fence closed until the first renewal.
     pub fn closed() -> Fence {
-        Fence(Arc::new(Mutex::new(None)))
+        Fence(Some(Arc::new(Mutex::new(None))))
+    }
+
+    fn set(&self, until: Option<Instant>) {
+        if let Some(lease) = &self.0 {
+            *lease.lock().unwrap_or_else(|e| e.into_inner()) = until;
+        }
     }
 
     fn close(&self) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.set(None);
     }
 
     fn extend_to(&self, until: Instant) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
+        self.set(Some(until));
     }
 
     /// True while a write may go out.
     pub fn allows_writes(&self) -> bool {
-        let until = *self.0.lock().unwrap_or_else(|e| e.into_inner());
-        until.is_some_and(|until| Instant::now() < until)
+        self.0.as_ref().is_none_or(|lease| {
+            let until = *lease.lock().unwrap_or_else(|e| e.into_inner());
+            until.is_some_and(|until| Instant::now() < until)
+        })
     }
 
     /// A layer for the API client that fails every request but reads once the fence has
@@ -66,9 +74,6 @@ impl Fence {
         })
     }
 }
-
-/// Long enough to mean never; small enough to add to any Instant.
-const OPEN_FOR_GOOD: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// A write refused because this replica's lease may have run out.
 #[derive(Debug, thiserror::Error)]
