@@ -6,6 +6,7 @@ mod error;
 mod events;
 mod leader;
 pub mod lease;
+mod own_writes;
 mod reconcile;
 mod release;
 pub mod status;
@@ -190,6 +191,7 @@ async fn run_namespace<S>(
         namespace = namespace.as_deref().unwrap_or("all"),
         "controller starting"
     );
+    let own_writes = Arc::new(own_writes::OwnWrites::default());
     let caches_and_streams = ChildWatches::start(&client, namespace.as_deref(), shared.gateway_api);
     let context = Arc::new(Context {
         client: client.clone(),
@@ -200,6 +202,7 @@ async fn run_namespace<S>(
         resync: Duration::from_secs(args.resync_seconds),
         measurer: shared.measurer,
         debounce: Duration::from_millis(args.debounce_ms),
+        own_writes: own_writes.clone(),
     });
 
     // Reconcile on spec changes only: Weir's own status writes must not trigger reconciles.
@@ -211,7 +214,12 @@ async fn run_namespace<S>(
     let mut generations = Generations::default();
     let ms_stream = reflector(ms_writer, ms_watch)
         .default_backoff()
-        .map_ok(move |event| futures::stream::iter(generations.changed(event).into_iter().map(Ok)))
+        .map_ok(move |event| {
+            if let watcher::Event::Delete(gone) = &event {
+                own_writes.forget(&gone.uid().unwrap_or_default());
+            }
+            futures::stream::iter(generations.changed(event).into_iter().map(Ok))
+        })
         .try_flatten();
     let ms_stream = watches::without_errors(ms_stream, "Microservice".to_string());
     let ChildWatches {

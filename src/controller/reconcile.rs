@@ -16,6 +16,7 @@ use serde_json::json;
 use super::Error;
 use super::apply::{Applied, ensure, owned_by, remove};
 use super::events::{Changes, event, publish, publish_about, publish_transition_events};
+use super::own_writes::OwnWrites;
 use super::release as cluster;
 use super::status::{self, Observed, Problem};
 use crate::analysis::Measurer;
@@ -50,6 +51,37 @@ pub struct Context {
     pub measurer: Measurer,
     /// The controller's debounce, which it adds to every requeue too.
     pub debounce: Duration,
+    /// Statuses written that the Microservice cache may not have seen yet.
+    pub own_writes: Arc<OwnWrites>,
+}
+
+/// How long a reconcile waits for the child caches' first listing before trying later.
+const CACHES_READY_WAIT: Duration = Duration::from_secs(10);
+
+impl Caches {
+    /// Waits until every cache holds its first full listing: deciding from an empty one
+    /// would take a running release's candidate for missing (after a restart, say).
+    async fn wait_until_ready(&self) -> bool {
+        let routes = async {
+            match &self.http_routes {
+                Some(routes) => routes.wait_until_ready().await.is_ok(),
+                None => true,
+            }
+        };
+        let all = async {
+            let (d, s, p, h, r) = futures::join!(
+                self.deployments.wait_until_ready(),
+                self.services.wait_until_ready(),
+                self.pod_disruption_budgets.wait_until_ready(),
+                self.horizontal_pod_autoscalers.wait_until_ready(),
+                routes,
+            );
+            d.is_ok() && s.is_ok() && p.is_ok() && h.is_ok() && r
+        };
+        tokio::time::timeout(CACHES_READY_WAIT, all)
+            .await
+            .unwrap_or(false)
+    }
 }
 
 /// Brings the cluster in line with one Microservice.
@@ -66,9 +98,13 @@ pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<
 
 async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Action, Error> {
     let namespace = object.namespace().ok_or(Error::MissingNamespace)?;
+    if !ctx.caches.wait_until_ready().await {
+        tracing::warn!(name = %object.name_any(), %namespace, "the child caches are not listed yet; trying later");
+        return Ok(Action::requeue(CACHES_READY_WAIT));
+    }
     // The watch delivers raw objects so that one that no longer reads as a Microservice
     // (stored under an older schema) is reported here instead of breaking the whole watch.
-    let ms: Microservice =
+    let mut ms: Microservice =
         match serde_json::from_value(serde_json::to_value(object).unwrap_or_default()) {
             Ok(ms) => ms,
             Err(error) => {
@@ -79,6 +115,11 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
         return Ok(Action::await_change());
     }
     let name = ms.name_any();
+    let uid = ms.uid().unwrap_or_default();
+    let cached_version = ms.resource_version().unwrap_or_default();
+    if let Some(written) = ctx.own_writes.newer_than(&uid, &cached_version) {
+        ms.status = Some(written);
+    }
     let old_status = ms.status.clone().unwrap_or_default();
     let now = Timestamp::now();
     let revision = build::revision(&ms, &ctx.defaults);
@@ -251,7 +292,10 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
         && status::ready_reason(&new_status) == Some(reason::WAITING_FOR_CONTROLLER);
     if new_status != old_status && !awaiting {
         publish_transition_events(&ms, &old_status, &new_status, ctx).await;
-        write_status(ctx, &namespace, &name, &new_status).await?;
+        let written = write_status(ctx, &namespace, &name, &new_status).await?;
+        if let Some(version) = written.resource_version() {
+            ctx.own_writes.record(&uid, &version, new_status);
+        }
     }
     if pending.is_some() {
         clear_action(ctx, &namespace, &name).await?;
@@ -476,7 +520,7 @@ async fn write_status(
     namespace: &str,
     name: &str,
     status: &MicroserviceStatus,
-) -> Result<(), Error> {
+) -> Result<DynamicObject, Error> {
     let resource = kube::discovery::ApiResource::erase::<Microservice>(&());
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resource);
     let patch = json!({
@@ -484,13 +528,13 @@ async fn write_status(
         "kind": "Microservice",
         "status": status,
     });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+    Ok(api
+        .patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?)
 }
 
 /// A stored object that does not read as a Microservice: say so in an event and, where the
