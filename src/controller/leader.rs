@@ -138,30 +138,72 @@ async fn renew(
     fence: Fence,
     lost: watch::Sender<bool>,
 ) {
-    let renew_deadline = renew_deadline(ttl);
     let mut last_renewed = Instant::now();
+    let mut next = last_renewed + ttl / 3;
     loop {
-        tokio::time::sleep(ttl / 3).await;
+        tokio::time::sleep_until(next).await;
         let sent = Instant::now();
-        match lock.try_acquire_or_renew().await {
-            Ok(Attempt::Held) => {
-                last_renewed = sent;
-                fence.extend_to(sent + renew_deadline);
+        let outcome = match tokio::time::timeout(ttl / 3, lock.try_acquire_or_renew()).await {
+            Ok(Ok(Attempt::Held)) => Renewal::Renewed,
+            Ok(Ok(Attempt::HeldBy(holder))) if !holder.is_empty() => Renewal::TakenBy(holder),
+            // A conflict: the Lease changed since it was read. The next read tells by whom.
+            Ok(Ok(Attempt::HeldBy(_))) => Renewal::Failed("the Lease changed meanwhile".into()),
+            Ok(Err(error)) => Renewal::Failed(error.to_string()),
+            Err(_) => Renewal::Failed("no answer in time".into()),
+        };
+        if outcome == Renewal::Renewed {
+            last_renewed = sent;
+            fence.extend_to(sent + renew_deadline(ttl));
+        }
+        match after_renewal(&outcome, sent, last_renewed, Instant::now(), ttl) {
+            Some(at) => {
+                if let Renewal::Failed(error) = &outcome {
+                    tracing::warn!(%error, "lease renewal failed; retrying");
+                }
+                next = at;
             }
-            Ok(Attempt::HeldBy(_)) => {
-                tracing::error!("the lease was taken over; stopping");
+            None => {
+                match outcome {
+                    Renewal::TakenBy(holder) => {
+                        tracing::error!(%holder, "the lease was taken over; stopping")
+                    }
+                    _ => tracing::error!(
+                        "could not renew the lease in time; stopping before it expires"
+                    ),
+                }
                 fence.close();
                 let _ = lost.send(true);
                 return;
             }
-            Err(error) => tracing::warn!(%error, "lease renewal failed"),
         }
-        if last_renewed.elapsed() >= renew_deadline {
-            tracing::error!("could not renew the lease in time; stopping before it expires");
-            fence.close();
-            let _ = lost.send(true);
-            return;
-        }
+    }
+}
+
+/// What one renewal attempt came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Renewal {
+    Renewed,
+    TakenBy(String),
+    Failed(String),
+}
+
+/// When to try the next renewal, or None when the lease is lost. A renewal is due a third
+/// of the lease after the last one was sent (not answered, so a slow answer does not leave
+/// the fence shut); a failed one is retried soon, often enough that one slow or refused
+/// request does not cost the lease, until the renew deadline has passed.
+fn after_renewal(
+    outcome: &Renewal,
+    sent: Instant,
+    last_renewed: Instant,
+    now: Instant,
+    ttl: Duration,
+) -> Option<Instant> {
+    match outcome {
+        Renewal::Renewed => Some(sent + ttl / 3),
+        Renewal::TakenBy(_) => None,
+        Renewal::Failed(_) if now >= last_renewed + renew_deadline(ttl) => None,
+        // client-go retries every 2 s of a 15 s lease.
+        Renewal::Failed(_) => Some(now + (ttl / 15).max(Duration::from_millis(200))),
     }
 }
 
@@ -184,5 +226,55 @@ impl Leadership {
                 Err(error) => tracing::warn!(%error, "could not release the lease"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: Duration = Duration::from_secs(15);
+
+    fn failed() -> Renewal {
+        Renewal::Failed("refused".into())
+    }
+
+    #[test]
+    fn renewals_are_due_a_third_of_the_lease_after_the_last_was_sent() {
+        let sent = Instant::now();
+        let answered = sent + Duration::from_secs(4);
+        assert_eq!(
+            after_renewal(&Renewal::Renewed, sent, sent, answered, TTL),
+            Some(sent + Duration::from_secs(5))
+        );
+    }
+
+    #[test]
+    fn a_failed_renewal_is_retried_soon_until_the_deadline_then_the_lease_is_lost() {
+        let renewed = Instant::now();
+        let sent = renewed + Duration::from_secs(5);
+        let answered = sent + Duration::from_millis(100);
+        assert_eq!(
+            after_renewal(&failed(), sent, renewed, answered, TTL),
+            Some(answered + Duration::from_secs(1)),
+            "one refusal does not cost the lease"
+        );
+        let late = renewed + renew_deadline(TTL);
+        assert_eq!(after_renewal(&failed(), late, renewed, late, TTL), None);
+        assert_eq!(
+            after_renewal(&Renewal::TakenBy("b".into()), sent, renewed, answered, TTL),
+            None
+        );
+    }
+
+    #[test]
+    fn an_open_fence_allows_writes_and_a_closed_one_until_extended_does_not() {
+        assert!(Fence::open().allows_writes());
+        let fence = Fence::closed();
+        assert!(!fence.allows_writes());
+        fence.extend_to(Instant::now() + TTL);
+        assert!(fence.allows_writes());
+        fence.close();
+        assert!(!fence.allows_writes());
     }
 }
