@@ -27,12 +27,14 @@ impl OwnWrites {
     /// yet; once it has, the entry is dropped.
     pub fn newer_than(&self, uid: &str, cached_version: &str) -> Option<MicroserviceStatus> {
         let mut entries = self.entries();
-        let (written, _) = entries.get(uid)?;
-        if is_older(cached_version, written) {
-            return entries.get(uid).map(|(_, status)| status.clone());
+        match entries.get(uid) {
+            Some((written, status)) if is_older(cached_version, written) => Some(status.clone()),
+            Some(_) => {
+                entries.remove(uid);
+                None
+            }
+            None => None,
         }
-        entries.remove(uid);
-        None
     }
 
     /// Drops what is kept of a deleted Microservice.
@@ -48,7 +50,7 @@ impl OwnWrites {
 /// True when resourceVersion `a` is older than `b`. Both are etcd revisions, comparable as
 /// integers (Kubernetes documents this since 1.35); anything else counts as not older, so an
 /// unexpected format falls back to trusting the cache.
-pub fn is_older(a: &str, b: &str) -> bool {
+fn is_older(a: &str, b: &str) -> bool {
     match (a.parse::<u64>(), b.parse::<u64>()) {
         (Ok(a), Ok(b)) => a < b,
         _ => false,
