@@ -9,7 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 use weir::api::{Microservice, Slot};
 use weir::build::{self, Defaults};
-use weir::release::{self, Action, Observed, SlotState, Traffic, parse_action};
+use weir::release::{self, ManualAction, Inputs, SlotState, TrafficPlan, parse_action};
 
 /// `weir::analysis::parse_duration`, for `pause.duration` and `analysis.interval`: the API
 /// server admits `^([0-9]+(ms|s|m|h))+$` (at most 32 characters). It accepts exactly that
@@ -84,7 +84,7 @@ pub fn action(data: &[u8]) {
     };
     let verb = value.split('@').next().unwrap_or_default().trim();
     match parse_action(value) {
-        Action::Unknown(kept) => {
+        ManualAction::Unknown(kept) => {
             assert_eq!(kept, value);
             assert!(
                 !KNOWN_ACTIONS.contains(&verb),
@@ -157,8 +157,8 @@ pub fn microservice(data: &[u8]) {
         .and_then(|a| a.get(release::ACTION_ANNOTATION))
         .map(|value| parse_action(value));
     for confirmed in [true, false] {
-        let verified = move |_: &Traffic| confirmed;
-        let observed = Observed {
+        let verified = move |_: &TrafficPlan| confirmed;
+        let observed = Inputs {
             now: Timestamp::now(),
             revision: revision.clone(),
             blue: blue.clone(),

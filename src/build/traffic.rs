@@ -55,6 +55,30 @@ pub fn slot_service_name(name: &str, slot: Slot) -> String {
     format!("{name}-{}", slot.as_str())
 }
 
+/// The Gateway API settings of the Microservice as the route's parents and hostnames.
+fn route_parents(ms: &Microservice) -> (Vec<Value>, Vec<String>) {
+    let gateway = ms
+        .spec
+        .rollout
+        .as_ref()
+        .and_then(|r| r.traffic.as_ref())
+        .and_then(|t| t.gateway_api.clone())
+        .unwrap_or_default();
+    let parents = gateway
+        .parent_refs
+        .iter()
+        .map(|p| serde_json::to_value(p).unwrap_or_default())
+        .collect();
+    (parents, gateway.hostnames)
+}
+
+/// HTTPRoute `<name>` as the spec's Gateway API settings and `split` ask for, on the first port.
+pub fn route(ms: &Microservice, split: &Split) -> HttpRoute {
+    let (parents, hostnames) = route_parents(ms);
+    let port = ms.spec.ports.first().map_or(80, |p| p.port);
+    http_route(ms, &parents, &hostnames, port, split)
+}
+
 /// HTTPRoute `<name>`: header rules first (Gateway API prefers more specific matches), then
 /// one weighted rule over the two slot Services, with a RequestMirror filter to the
 /// candidate while mirroring. `parent_refs` are Gateways, or the Service itself for a mesh.

@@ -22,7 +22,9 @@ use super::status::{self, Observed, Problem};
 use crate::analysis::Measurer;
 use crate::api::{Microservice, MicroserviceStatus, Slot, conditions::reason};
 use crate::build::{self, Defaults, labels::FIELD_MANAGER, traffic};
-use crate::release::{self, ACTION_ANNOTATION, Decision, Router, SlotPlan, Traffic, parse_action};
+use crate::release::{
+    self, ACTION_ANNOTATION, Decision, Router, SlotPlan, TrafficPlan, parse_action,
+};
 use crate::telemetry::{Metrics, ReconcileOutcome};
 use gateway_api::httproutes::HttpRoute;
 
@@ -146,7 +148,7 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
         .get(&ObjectRef::new(&name).within(&namespace))
         .map(|s| (*s).clone());
     let total = build::effective_replicas(&ms);
-    let verified = |traffic: &Traffic| {
+    let verified = |traffic: &TrafficPlan| {
         let active = traffic.split.stable;
         let (stable, candidate) = match active {
             Slot::Blue => (&blue, &green),
@@ -174,7 +176,7 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
         record(&mut current, measurements, now);
         measured = true;
     }
-    let observed = release::Observed {
+    let observed = release::Inputs {
         now,
         revision: revision.clone(),
         blue: blue.clone(),
@@ -184,12 +186,14 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
     };
     let mut decision = release::decide(&current, &observed);
     if !measured {
-        current.status = Some(decision.status.clone());
+        let mut status = current.status.clone().unwrap_or_default();
+        decision.fields.clone().write_into(&mut status);
+        current.status = Some(status);
         let gate = release::at_gate(&current);
         if let Some(names) = release::due_measurement(&current, now).filter(|_| gate) {
             let measurements = cluster::measure(ctx, &current, &names).await;
             record(&mut current, measurements, now);
-            let again = release::Observed {
+            let again = release::Inputs {
                 action: None,
                 ..observed
             };
@@ -256,7 +260,7 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
     if let Some(wake) = decision.requeue {
         next = next.min(wake.saturating_sub(ctx.debounce));
     }
-    let active = decision.active;
+    let active = decision.fields.active_slot;
     // The Deployment as just written, if it was: the cache may not have seen the write yet,
     // and a stale copy would report the old rollout as done.
     let active_deployment = written_active.or_else(|| {
@@ -273,12 +277,7 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
         release: cluster::assessment(&ms, &decision, &revision, &old_status),
     };
     let mut new_status = status::compute(&ms, &observed, now);
-    let decided = decision.status;
-    new_status.stable_revision = decided.stable_revision;
-    new_status.candidate_revision = decided.candidate_revision;
-    new_status.aborted_revision = decided.aborted_revision;
-    new_status.release = decided.release;
-    new_status.scale_down_at = decided.scale_down_at;
+    decision.fields.write_into(&mut new_status);
     new_status.handled_action = match (&pending, &action) {
         (Some(value), Some(_)) => Some(value.clone()),
         (Some(_), None) => old_status.handled_action.clone(),
@@ -335,7 +334,7 @@ async fn apply_children(
     let name = ms.name_any();
     let client = &ctx.client;
     let caches = &ctx.caches;
-    let active = decision.active;
+    let active = decision.fields.active_slot;
     let traffic = &decision.traffic;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     for (slot, plan) in [

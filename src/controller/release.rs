@@ -15,9 +15,9 @@ use super::Context;
 use super::drift::is_subset;
 use crate::analysis::ReleaseFacts;
 use crate::api::{Measurement, Microservice, MicroserviceStatus, Phase, Slot, conditions::reason};
-use crate::build::traffic::{capacity, http_route};
+use crate::build::traffic::{capacity, route};
 use crate::build::{REVISION_ANNOTATION, deployment_name, labels};
-use crate::release::{self, Decision, SlotState, Step, Traffic, other};
+use crate::release::{self, Decision, SlotState, Step, TrafficPlan, other};
 
 /// What a slot's Deployment shows, from the cache.
 pub fn slot_state(cache: &Store<Deployment>, namespace: &str, name: &str, slot: Slot) -> SlotState {
@@ -47,23 +47,6 @@ pub fn slot_state(cache: &Store<Deployment>, namespace: &str, name: &str, slot: 
     }
 }
 
-/// The Gateway API settings of the Microservice as the route's parents and hostnames.
-pub fn route_parents(ms: &Microservice) -> (Vec<Value>, Vec<String>) {
-    let gateway = ms
-        .spec
-        .rollout
-        .as_ref()
-        .and_then(|r| r.traffic.as_ref())
-        .and_then(|t| t.gateway_api.clone())
-        .unwrap_or_default();
-    let parents = gateway
-        .parent_refs
-        .iter()
-        .map(|p| serde_json::to_value(p).unwrap_or_default())
-        .collect();
-    (parents, gateway.hostnames)
-}
-
 /// A Service parent other than the Microservice's own, which it may not route through: a
 /// Microservice touches nothing outside its own objects.
 pub fn foreign_parent(ms: &Microservice) -> Option<String> {
@@ -84,15 +67,13 @@ pub fn foreign_parent(ms: &Microservice) -> Option<String> {
 }
 
 /// The HTTPRoute carrying `traffic`.
-pub fn route_for(ms: &Microservice, traffic: &Traffic) -> HttpRoute {
-    let (parents, hostnames) = route_parents(ms);
-    let port = ms.spec.ports.first().map_or(80, |p| p.port);
-    http_route(ms, &parents, &hostnames, port, &traffic.split)
+pub fn route_for(ms: &Microservice, traffic: &TrafficPlan) -> HttpRoute {
+    route(ms, &traffic.split)
 }
 
 /// True when the live route carries `traffic` and every parent that reports on it has
 /// accepted its current generation (and at least one has).
-pub fn route_carries(ms: &Microservice, live: Option<&HttpRoute>, traffic: &Traffic) -> bool {
+pub fn route_carries(ms: &Microservice, live: Option<&HttpRoute>, traffic: &TrafficPlan) -> bool {
     let Some(live) = live else { return false };
     let desired = serde_json::to_value(route_for(ms, traffic)).unwrap_or_default();
     let live_json = serde_json::to_value(live).unwrap_or_default();
@@ -122,7 +103,7 @@ pub fn route_carries(ms: &Microservice, live: Option<&HttpRoute>, traffic: &Traf
 pub fn pods_carry(
     ms: &Microservice,
     live_service: Option<&Service>,
-    traffic: &Traffic,
+    traffic: &TrafficPlan,
     stable: &SlotState,
     candidate: &SlotState,
     total: i32,
@@ -187,7 +168,7 @@ pub fn assessment(
     if let Some((reason, message)) = &decision.abort {
         return Some((Phase::Degraded, reason.clone(), aborted_message(message)));
     }
-    let status = &decision.status;
+    let status = &decision.fields;
     if let Some(release) = &status.release {
         if let Some(returning) = &release.returning {
             let phase = if returning.abort {

@@ -11,14 +11,18 @@ use super::args::ActionArgs;
 use super::client::Target;
 use super::error::Error;
 use crate::api::Microservice;
-use crate::release::{ACTION_ANNOTATION, Action, steps};
+use crate::release::{ACTION_ANNOTATION, ManualAction, steps};
 
 /// The field manager of the plugin's writes, as audit logs and managedFields show it.
 pub const FIELD_MANAGER: &str = "kubectl-weir";
 
 /// Requests `action` on the Microservice and, unless told not to wait, reports what Weir
 /// did with it.
-pub async fn request(target: &Target, action: Action, args: &ActionArgs) -> Result<String, Error> {
+pub async fn request(
+    target: &Target,
+    action: ManualAction,
+    args: &ActionArgs,
+) -> Result<String, Error> {
     let name = args.name.as_str();
     let ms = target.microservice(name).await?;
     check_applicable(&ms, &action)?;
@@ -61,20 +65,20 @@ pub async fn request(target: &Target, action: Action, args: &ActionArgs) -> Resu
 
 /// `<verb>@<nonce>`: the nonce (unix nanoseconds) makes a repeat of the same verb a new
 /// request, and tells requests apart in events and audit logs.
-pub fn annotation_value(action: &Action, now: Timestamp) -> String {
+pub fn annotation_value(action: &ManualAction, now: Timestamp) -> String {
     format!("{}@{}", action.as_str(), now.as_nanosecond())
 }
 
 /// Refuses what Weir would ignore: actions on a release need one in progress (not already
 /// returning to stable), `retry` an aborted revision.
-pub fn check_applicable(ms: &Microservice, action: &Action) -> Result<(), Error> {
+pub fn check_applicable(ms: &Microservice, action: &ManualAction) -> Result<(), Error> {
     let status = ms.status.as_ref();
     let name = ms.name_any();
     match action {
-        Action::Retry if status.and_then(|s| s.aborted_revision.as_ref()).is_none() => {
+        ManualAction::Retry if status.and_then(|s| s.aborted_revision.as_ref()).is_none() => {
             Err(Error::NothingToRetry { name })
         }
-        Action::Retry => Ok(()),
+        ManualAction::Retry => Ok(()),
         _ if status
             .and_then(|s| s.release.as_ref())
             .is_none_or(|r| r.returning.is_some()) =>
@@ -93,15 +97,15 @@ fn consumed(value: String) -> impl wait::Condition<Microservice> {
 }
 
 /// What Weir did, read from the status it wrote when it acted.
-pub fn outcome(action: &Action, ms: &Microservice) -> String {
+pub fn outcome(action: &ManualAction, ms: &Microservice) -> String {
     let did = match action {
-        Action::Promote => "promoted",
-        Action::PromoteFull => "promoted fully",
-        Action::Abort => "aborted",
-        Action::Retry => "retrying",
-        Action::Pause => "paused",
-        Action::Resume => "resumed",
-        Action::Unknown(_) => "acted on",
+        ManualAction::Promote => "promoted",
+        ManualAction::PromoteFull => "promoted fully",
+        ManualAction::Abort => "aborted",
+        ManualAction::Retry => "retrying",
+        ManualAction::Pause => "paused",
+        ManualAction::Resume => "resumed",
+        ManualAction::Unknown(_) => "acted on",
     };
     let phase = ms
         .status
@@ -153,19 +157,22 @@ mod tests {
 
     #[test]
     fn the_value_is_the_verb_and_a_nonce() {
-        let value = annotation_value(&Action::PromoteFull, at(0));
+        let value = annotation_value(&ManualAction::PromoteFull, at(0));
         assert_eq!(value, "promote-full@1800000000000000000");
-        assert_eq!(crate::release::parse_action(&value), Action::PromoteFull);
+        assert_eq!(
+            crate::release::parse_action(&value),
+            ManualAction::PromoteFull
+        );
     }
 
     #[test]
     fn release_actions_need_a_release_in_progress() {
         let settled = canary();
         for action in [
-            Action::Promote,
-            Action::Abort,
-            Action::Pause,
-            Action::Resume,
+            ManualAction::Promote,
+            ManualAction::Abort,
+            ManualAction::Pause,
+            ManualAction::Resume,
         ] {
             let error = check_applicable(&settled, &action).unwrap_err();
             assert_eq!(error.to_string(), "checkout has no release in progress");
@@ -182,19 +189,19 @@ mod tests {
             message: "The release was aborted by hand.".into(),
             abort: true,
         });
-        assert!(check_applicable(&ms, &Action::Promote).is_err());
+        assert!(check_applicable(&ms, &ManualAction::Promote).is_err());
     }
 
     #[test]
     fn retry_needs_an_aborted_revision() {
         let mut ms = canary();
-        let error = check_applicable(&ms, &Action::Retry).unwrap_err();
+        let error = check_applicable(&ms, &ManualAction::Retry).unwrap_err();
         assert_eq!(
             error.to_string(),
             "checkout has no aborted release to retry"
         );
         ms.status.as_mut().unwrap().aborted_revision = Some("84b7c6d9f".into());
-        assert!(check_applicable(&ms, &Action::Retry).is_ok());
+        assert!(check_applicable(&ms, &ManualAction::Retry).is_ok());
     }
 
     #[test]
@@ -204,7 +211,7 @@ mod tests {
         status.phase = Some(crate::api::Phase::Progressing);
         status.release.as_mut().unwrap().step_index = 2;
         assert_eq!(
-            outcome(&Action::Promote, &ms),
+            outcome(&ManualAction::Promote, &ms),
             "checkout: promoted; now at step 3 of 4 (setWeight 60), weight 20%, phase Progressing."
         );
     }
@@ -216,7 +223,7 @@ mod tests {
         status.phase = Some(crate::api::Phase::Degraded);
         status.aborted_revision = Some("84b7c6d9f".into());
         assert_eq!(
-            outcome(&Action::Abort, &ms),
+            outcome(&ManualAction::Abort, &ms),
             "checkout: aborted; revision 84b7c6d9f is aborted and the stable version serves \
              all traffic, phase Degraded."
         );

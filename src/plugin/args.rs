@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::release::Action;
+use crate::release::ManualAction;
 
 /// Watch and act on Weir releases.
 #[derive(Parser, Debug)]
@@ -103,7 +103,7 @@ pub enum OutputFormat {
 pub enum Request<'a> {
     Status(&'a StatusArgs),
     List(&'a ListArgs),
-    Act(Action, &'a ActionArgs),
+    Act(ManualAction, &'a ActionArgs),
 }
 
 impl Command {
@@ -111,12 +111,12 @@ impl Command {
         match self {
             Command::Status(args) => Request::Status(args),
             Command::List(args) => Request::List(args),
-            Command::Promote(p) if p.full => Request::Act(Action::PromoteFull, &p.action),
-            Command::Promote(p) => Request::Act(Action::Promote, &p.action),
-            Command::Abort(args) => Request::Act(Action::Abort, args),
-            Command::Retry(args) => Request::Act(Action::Retry, args),
-            Command::Pause(args) => Request::Act(Action::Pause, args),
-            Command::Resume(args) => Request::Act(Action::Resume, args),
+            Command::Promote(p) if p.full => Request::Act(ManualAction::PromoteFull, &p.action),
+            Command::Promote(p) => Request::Act(ManualAction::Promote, &p.action),
+            Command::Abort(args) => Request::Act(ManualAction::Abort, args),
+            Command::Retry(args) => Request::Act(ManualAction::Retry, args),
+            Command::Pause(args) => Request::Act(ManualAction::Pause, args),
+            Command::Resume(args) => Request::Act(ManualAction::Resume, args),
         }
     }
 }
@@ -148,7 +148,7 @@ mod tests {
         let Request::Act(action, args) = cli.command.request() else {
             panic!("promote is an action");
         };
-        assert_eq!(action, Action::PromoteFull);
+        assert_eq!(action, ManualAction::PromoteFull);
         assert_eq!(args.name, "checkout");
         assert_eq!(args.timeout, Duration::from_secs(10));
     }
@@ -156,7 +156,7 @@ mod tests {
     #[test]
     fn the_wait_takes_a_duration() {
         let cli = parse(&["abort", "checkout", "--timeout", "1m30s"]).unwrap();
-        let Request::Act(Action::Abort, args) = cli.command.request() else {
+        let Request::Act(ManualAction::Abort, args) = cli.command.request() else {
             panic!("abort is an action");
         };
         assert_eq!(args.timeout.as_secs(), 90);

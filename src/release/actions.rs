@@ -5,7 +5,7 @@
 pub const ACTION_ANNOTATION: &str = "weir.dev/action";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
+pub enum ManualAction {
     /// End the current step (an indefinite pause, for example).
     Promote,
     /// Skip every remaining step and the analysis.
@@ -18,32 +18,32 @@ pub enum Action {
     Unknown(String),
 }
 
-impl Action {
+impl ManualAction {
     pub fn as_str(&self) -> &str {
         match self {
-            Action::Promote => "promote",
-            Action::PromoteFull => "promote-full",
-            Action::Abort => "abort",
-            Action::Retry => "retry",
-            Action::Pause => "pause",
-            Action::Resume => "resume",
-            Action::Unknown(value) => value,
+            ManualAction::Promote => "promote",
+            ManualAction::PromoteFull => "promote-full",
+            ManualAction::Abort => "abort",
+            ManualAction::Retry => "retry",
+            ManualAction::Pause => "pause",
+            ManualAction::Resume => "resume",
+            ManualAction::Unknown(value) => value,
         }
     }
 }
 
 /// Reads an annotation value: the verb, then an optional `@` and anything that makes a
 /// repeat of the same verb a new value.
-pub fn parse_action(value: &str) -> Action {
+pub fn parse_action(value: &str) -> ManualAction {
     let verb = value.split('@').next().unwrap_or_default().trim();
     match verb {
-        "promote" => Action::Promote,
-        "promote-full" => Action::PromoteFull,
-        "abort" => Action::Abort,
-        "retry" => Action::Retry,
-        "pause" => Action::Pause,
-        "resume" => Action::Resume,
-        _ => Action::Unknown(value.to_string()),
+        "promote" => ManualAction::Promote,
+        "promote-full" => ManualAction::PromoteFull,
+        "abort" => ManualAction::Abort,
+        "retry" => ManualAction::Retry,
+        "pause" => ManualAction::Pause,
+        "resume" => ManualAction::Resume,
+        _ => ManualAction::Unknown(value.to_string()),
     }
 }
 
@@ -53,9 +53,12 @@ mod tests {
 
     #[test]
     fn a_nonce_makes_a_repeat_distinct_without_changing_the_verb() {
-        assert_eq!(parse_action("promote"), Action::Promote);
-        assert_eq!(parse_action("promote@1764160000"), Action::Promote);
-        assert_eq!(parse_action("promote-full@x"), Action::PromoteFull);
-        assert_eq!(parse_action("rollback"), Action::Unknown("rollback".into()));
+        assert_eq!(parse_action("promote"), ManualAction::Promote);
+        assert_eq!(parse_action("promote@1764160000"), ManualAction::Promote);
+        assert_eq!(parse_action("promote-full@x"), ManualAction::PromoteFull);
+        assert_eq!(
+            parse_action("rollback"),
+            ManualAction::Unknown("rollback".into())
+        );
     }
 }

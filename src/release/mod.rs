@@ -10,7 +10,7 @@ mod steps;
 #[cfg(test)]
 mod tests;
 
-pub use actions::{ACTION_ANNOTATION, Action, parse_action};
+pub use actions::{ACTION_ANNOTATION, ManualAction, parse_action};
 pub use analysis::{at_gate, due_measurement, record_round};
 pub use steps::{Step, steps};
 
@@ -56,7 +56,7 @@ pub enum Router {
 
 /// Where traffic should go: the split, and for Service `<name>`, which pods it selects.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Traffic {
+pub struct TrafficPlan {
     pub split: Split,
     /// Service `<name>` selects both slots (a replica-ratio canary), else only `split.stable`
     /// (or, once a blue/green switch without a router is under way, `split.candidate`).
@@ -66,18 +66,18 @@ pub struct Traffic {
 }
 
 /// What the cluster shows besides the Microservice.
-pub struct Observed<'a> {
+pub struct Inputs<'a> {
     pub now: Timestamp,
     /// The revision the spec asks for.
     pub revision: String,
     pub blue: SlotState,
     pub green: SlotState,
     /// True when the live route (or Service) already carries `traffic`, confirmed.
-    pub verified: &'a (dyn Fn(&Traffic) -> bool + Sync),
-    pub action: Option<Action>,
+    pub verified: &'a (dyn Fn(&TrafficPlan) -> bool + Sync),
+    pub action: Option<ManualAction>,
 }
 
-impl Observed<'_> {
+impl Inputs<'_> {
     fn slot(&self, slot: Slot) -> &SlotState {
         match slot {
             Slot::Blue => &self.blue,
@@ -107,13 +107,56 @@ pub struct Note {
     pub message: String,
 }
 
+/// The status fields the release machine owns. The status computation takes them whole,
+/// destructured without `..`, so a field added here and forgotten there fails to compile.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReleaseFields {
+    pub active_slot: Slot,
+    pub stable_revision: Option<String>,
+    pub candidate_revision: Option<String>,
+    pub aborted_revision: Option<String>,
+    pub release: Option<Release>,
+    pub scale_down_at: Option<Time>,
+}
+
+impl ReleaseFields {
+    fn from_status(status: MicroserviceStatus) -> Self {
+        ReleaseFields {
+            active_slot: status.active_slot.unwrap_or_default(),
+            stable_revision: status.stable_revision,
+            candidate_revision: status.candidate_revision,
+            aborted_revision: status.aborted_revision,
+            release: status.release,
+            scale_down_at: status.scale_down_at,
+        }
+    }
+
+    /// Writes these fields over `status`, leaving the fields others own.
+    pub fn write_into(self, status: &mut MicroserviceStatus) {
+        let ReleaseFields {
+            active_slot,
+            stable_revision,
+            candidate_revision,
+            aborted_revision,
+            release,
+            scale_down_at,
+        } = self;
+        status.active_slot = Some(active_slot);
+        status.stable_revision = stable_revision;
+        status.candidate_revision = candidate_revision;
+        status.aborted_revision = aborted_revision;
+        status.release = release;
+        status.scale_down_at = scale_down_at;
+    }
+}
+
 /// The decision of one reconcile.
 pub struct Decision {
-    pub status: MicroserviceStatus,
-    pub active: Slot,
+    /// The release machine's status fields; `fields.active_slot` serves.
+    pub fields: ReleaseFields,
     pub active_plan: SlotPlan,
     pub other_plan: SlotPlan,
-    pub traffic: Traffic,
+    pub traffic: TrafficPlan,
     pub requeue: Option<Duration>,
     pub notes: Vec<Note>,
     /// Set when the release was just aborted: the reason and message for the conditions.
@@ -184,7 +227,7 @@ pub fn until(now: Timestamp, then: Timestamp) -> Duration {
 }
 
 /// The next step of the state machine. Pure.
-pub fn decide(ms: &Microservice, observed: &Observed) -> Decision {
+pub fn decide(ms: &Microservice, observed: &Inputs) -> Decision {
     let mut machine = Machine::new(ms, observed);
     machine.run();
     machine.finish()
@@ -192,18 +235,18 @@ pub fn decide(ms: &Microservice, observed: &Observed) -> Decision {
 
 struct Machine<'a> {
     ms: &'a Microservice,
-    observed: &'a Observed<'a>,
+    observed: &'a Inputs<'a>,
     now: Timestamp,
     status: MicroserviceStatus,
     total: i32,
     notes: Vec<Note>,
     requeue: Option<Duration>,
     abort: Option<(String, String)>,
-    plan: Option<(SlotPlan, SlotPlan, Traffic)>,
+    plan: Option<(SlotPlan, SlotPlan, TrafficPlan)>,
 }
 
 impl<'a> Machine<'a> {
-    fn new(ms: &'a Microservice, observed: &'a Observed<'a>) -> Self {
+    fn new(ms: &'a Microservice, observed: &'a Inputs<'a>) -> Self {
         Machine {
             ms,
             observed,
@@ -324,9 +367,9 @@ impl<'a> Machine<'a> {
         ));
     }
 
-    fn resting_traffic(&self) -> Traffic {
+    fn resting_traffic(&self) -> TrafficPlan {
         let active = self.active();
-        Traffic {
+        TrafficPlan {
             split: Split {
                 stable: active,
                 candidate: other(active),
@@ -433,7 +476,7 @@ impl<'a> Machine<'a> {
                 true,
                 reason::ABORTED,
                 format!(
-                    "{} Traffic is back on the stable version; the candidate is scaled down.",
+                    "{} TrafficPlan is back on the stable version; the candidate is scaled down.",
                     returning.message
                 ),
             );
@@ -458,14 +501,14 @@ impl<'a> Machine<'a> {
         }
     }
 
-    fn act(&mut self, action: Action) {
+    fn act(&mut self, action: ManualAction) {
         let active_release = self
             .status
             .release
             .as_ref()
             .is_some_and(|r| r.returning.is_none());
         let (reason, message, warning) = match action {
-            Action::Retry => match self.status.aborted_revision.take() {
+            ManualAction::Retry => match self.status.aborted_revision.take() {
                 Some(revision) => (
                     reason::RETRY_REQUESTED,
                     format!("Retrying the release of revision {revision}."),
@@ -477,7 +520,7 @@ impl<'a> Machine<'a> {
                     true,
                 ),
             },
-            Action::Unknown(value) => (
+            ManualAction::Unknown(value) => (
                 reason::ACTION_IGNORED,
                 format!(
                     "Unknown action {value:?}: use promote, promote-full, abort, retry, \
@@ -490,7 +533,7 @@ impl<'a> Machine<'a> {
                 format!("{}: no release is in progress.", action.as_str()),
                 true,
             ),
-            Action::Promote => {
+            ManualAction::Promote => {
                 let release = self.status.release.as_mut().expect("a release");
                 release.paused = false;
                 if release.step_index < release.step_count {
@@ -503,7 +546,7 @@ impl<'a> Machine<'a> {
                     false,
                 )
             }
-            Action::PromoteFull => {
+            ManualAction::PromoteFull => {
                 let release = self.status.release.as_mut().expect("a release");
                 release.paused = false;
                 release.step_index = release.step_count;
@@ -515,7 +558,7 @@ impl<'a> Machine<'a> {
                     false,
                 )
             }
-            Action::Abort => {
+            ManualAction::Abort => {
                 self.begin_abort(reason::ABORTED, "The release was aborted by hand.".into());
                 (
                     reason::ABORT_REQUESTED,
@@ -523,11 +566,11 @@ impl<'a> Machine<'a> {
                     false,
                 )
             }
-            Action::Pause => {
+            ManualAction::Pause => {
                 self.status.release.as_mut().expect("a release").paused = true;
                 (reason::PAUSE_REQUESTED, "Paused by hand.".into(), false)
             }
-            Action::Resume => {
+            ManualAction::Resume => {
                 self.status.release.as_mut().expect("a release").paused = false;
                 (reason::RESUME_REQUESTED, "Resumed by hand.".into(), false)
             }
@@ -622,7 +665,7 @@ impl<'a> Machine<'a> {
 
         let release = self.status.release.clone().expect("a release");
         if release.returning.is_some() {
-            // Traffic goes back first: the same reconcile plans the return.
+            // TrafficPlan goes back first: the same reconcile plans the return.
             self.return_traffic();
             return;
         }
@@ -653,7 +696,7 @@ impl<'a> Machine<'a> {
         &mut self,
         step: &Step,
         release: &Release,
-        traffic: &Traffic,
+        traffic: &TrafficPlan,
         verified: bool,
         candidate: &SlotState,
     ) -> bool {
@@ -750,7 +793,7 @@ impl<'a> Machine<'a> {
         router: Router,
         blue_green: bool,
         candidate: &SlotState,
-    ) -> Traffic {
+    ) -> TrafficPlan {
         let active = self.active();
         let mut split = self.target_split(release);
         // Ready pods are unknown until the Deployment controller has seen the last write
@@ -786,7 +829,7 @@ impl<'a> Machine<'a> {
             Router::ReplicaRatio => None,
             Router::GatewayApi => Some(active),
         };
-        Traffic {
+        TrafficPlan {
             split,
             service_slot,
             preview: blue_green,
@@ -800,7 +843,7 @@ impl<'a> Machine<'a> {
         release: &Release,
         router: Router,
         blue_green: bool,
-        traffic: &Traffic,
+        traffic: &TrafficPlan,
     ) -> (i32, i32) {
         let mut wanted = self.target_split(release);
         wanted.weight = wanted.weight.max(traffic.split.weight);
@@ -854,8 +897,7 @@ impl<'a> Machine<'a> {
             )
         });
         Decision {
-            active: self.active(),
-            status: self.status,
+            fields: ReleaseFields::from_status(self.status),
             active_plan,
             other_plan,
             traffic,

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::tests::Cluster;
-use super::{Action, Step, capacity_for, steps};
+use super::{ManualAction, Step, capacity_for, steps};
 use crate::api::Slot;
 
 fn step() -> impl Strategy<Value = Value> {
@@ -73,8 +73,8 @@ proptest! {
         reconciles.extend(std::iter::repeat_n(None, 200));
         for event in reconciles {
             let action = match event {
-                Some(Event::Promote) => Some(Action::Promote),
-                Some(Event::Abort) => Some(Action::Abort),
+                Some(Event::Promote) => Some(ManualAction::Promote),
+                Some(Event::Abort) => Some(ManualAction::Abort),
                 Some(Event::PodsStall) => { cluster.pods_ready = false; None }
                 Some(Event::PodsRecover) | None => { cluster.pods_ready = true; None }
                 Some(Event::Nothing) => None,
@@ -82,7 +82,7 @@ proptest! {
             let waiting = cluster.status().release.as_ref().is_some_and(|r| {
                 r.paused || matches!(steps_of(&cluster).get(r.step_index as usize), Some(Step::Pause(None)))
             });
-            let action = action.or((event.is_none() && waiting).then_some(Action::Promote));
+            let action = action.or((event.is_none() && waiting).then_some(ManualAction::Promote));
             let decision = cluster.step(action);
             let split = &decision.traffic.split;
             prop_assert!((0..=100).contains(&split.weight));

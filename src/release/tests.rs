@@ -12,8 +12,8 @@ pub(super) struct Cluster {
     pub now: Timestamp,
     pub blue: SlotState,
     pub green: SlotState,
-    /// Traffic as the router last confirmed it.
-    pub live: Option<Traffic>,
+    /// TrafficPlan as the router last confirmed it.
+    pub live: Option<TrafficPlan>,
     /// Revision of the pod template the spec asks for.
     pub revision: String,
     /// (weight, candidate ready pods) after each reconcile.
@@ -70,10 +70,10 @@ impl Cluster {
     }
 
     /// One reconcile with an optional action; applies the decision to the simulated cluster.
-    pub(super) fn step(&mut self, action: Option<Action>) -> Decision {
+    pub(super) fn step(&mut self, action: Option<ManualAction>) -> Decision {
         let live = self.live.clone();
-        let verified = move |traffic: &Traffic| live.as_ref() == Some(traffic);
-        let observed = Observed {
+        let verified = move |traffic: &TrafficPlan| live.as_ref() == Some(traffic);
+        let observed = Inputs {
             now: self.now,
             revision: self.revision.clone(),
             blue: self.blue.clone(),
@@ -82,7 +82,7 @@ impl Cluster {
             action,
         };
         let decision = decide(&self.ms, &observed);
-        let active = decision.active;
+        let active = decision.fields.active_slot;
         for (slot, plan) in [
             (active, decision.active_plan.clone()),
             (other(active), decision.other_plan.clone()),
@@ -116,7 +116,9 @@ impl Cluster {
             .push((decision.traffic.split.weight, candidate_ready));
         self.live = Some(decision.traffic.clone());
         self.notes.extend(decision.notes.clone());
-        self.ms.status = Some(decision.status.clone());
+        let mut status = self.ms.status.clone().unwrap_or_default();
+        decision.fields.clone().write_into(&mut status);
+        self.ms.status = Some(status);
         self.now = self.now.checked_add(SignedDuration::from_secs(1)).unwrap();
         decision
     }
@@ -212,8 +214,8 @@ fn an_indefinite_pause_waits_for_a_promote_and_acts_once() {
     cluster.run(10);
     let release = cluster.status().release.clone().unwrap();
     assert_eq!((release.step_index, release.weight), (1, 20));
-    let decision = cluster.step(Some(Action::Promote));
-    assert_eq!(decision.status.release.unwrap().step_index, 2);
+    let decision = cluster.step(Some(ManualAction::Promote));
+    assert_eq!(decision.fields.release.unwrap().step_index, 2);
     cluster.run(10);
     assert_eq!(cluster.status().stable_revision.as_deref(), Some("r2"));
 }
@@ -224,7 +226,7 @@ fn an_abort_returns_traffic_before_the_candidate_scales_down() {
     cluster.release_revision("r2");
     cluster.run(6);
     assert_eq!(cluster.status().release.as_ref().unwrap().weight, 50);
-    let decision = cluster.step(Some(Action::Abort));
+    let decision = cluster.step(Some(ManualAction::Abort));
     assert_eq!(decision.traffic.split.weight, 0, "traffic goes back first");
     assert_eq!(
         cluster.green.replicas, 2,
@@ -248,7 +250,7 @@ fn an_abort_returns_traffic_before_the_candidate_scales_down() {
         cluster.status().release.is_none(),
         "an aborted revision is not retried"
     );
-    cluster.step(Some(Action::Retry));
+    cluster.step(Some(ManualAction::Retry));
     assert!(cluster.status().release.is_some(), "until a retry");
 }
 
@@ -314,7 +316,7 @@ fn blue_green_switches_all_traffic_at_once_after_a_promote() {
         cluster.live.as_ref().unwrap().service_slot,
         Some(Slot::Blue)
     );
-    cluster.step(Some(Action::Promote));
+    cluster.step(Some(ManualAction::Promote));
     cluster.run(4);
     assert_eq!(cluster.weights(), vec![0, 100, 0]);
     assert_eq!(cluster.status().active_slot, Some(Slot::Green));
@@ -330,10 +332,10 @@ fn a_replica_ratio_canary_moves_pods_not_routes() {
     cluster.run(5);
     assert_eq!((cluster.blue.replicas, cluster.green.replicas), (3, 1));
     assert_eq!(cluster.live.as_ref().unwrap().service_slot, None);
-    cluster.step(Some(Action::Promote));
+    cluster.step(Some(ManualAction::Promote));
     cluster.run(5);
     assert_eq!((cluster.blue.replicas, cluster.green.replicas), (2, 2));
-    cluster.step(Some(Action::Promote));
+    cluster.step(Some(ManualAction::Promote));
     cluster.run(5);
     assert_eq!(cluster.status().active_slot, Some(Slot::Green));
     assert_eq!(
@@ -356,12 +358,12 @@ fn a_manual_pause_holds_a_timed_pause() {
     {
         cluster.step(None);
     }
-    cluster.step(Some(Action::Pause));
+    cluster.step(Some(ManualAction::Pause));
     cluster.run(10);
     let release = cluster.status().release.clone().unwrap();
     assert!(release.paused);
     assert_eq!(release.step_index, 1);
-    cluster.step(Some(Action::Resume));
+    cluster.step(Some(ManualAction::Resume));
     cluster.run(8);
     assert_eq!(cluster.status().stable_revision.as_deref(), Some("r2"));
 }
@@ -416,7 +418,7 @@ fn an_analysis_failure_names_the_metric_and_value() {
     );
     let decision = cluster.step(None);
     assert_eq!(decision.traffic.split.weight, 0, "traffic returns at once");
-    let returning = decision.status.release.unwrap().returning.unwrap();
+    let returning = decision.fields.release.unwrap().returning.unwrap();
     assert_eq!(
         returning.reason,
         crate::api::conditions::reason::ANALYSIS_FAILED
