@@ -4,9 +4,8 @@
 //! on a slot whose ready pods cannot carry it, no child the final state does not expect,
 //! writes only within the writer's lease).
 //!
-//! Restarting the API server stops the whole cluster for a moment: every test of a binary
-//! shares it. Tests that restart a component hold [`exclusive`], the others [`shared`], so
-//! the tests of one binary may still run in parallel.
+//! Restarting the API server stops the whole cluster for a moment: a test that restarts a
+//! component holds it alone ([`super::exclusive`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -25,15 +24,15 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::ListParams;
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, watch};
+use tokio::sync::watch;
 
 use super::audit::AuditEvent;
 use super::gateway::RouteRecorder;
-use super::operator::http_get;
+use super::http::{FaultyListener, Server, proxy_to};
 use super::release::{Harness, PodCount, Recorder};
 use weir::api::Slot;
+
+pub use super::http::Mode;
 
 /// The label on every child Weir owns.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by=weir";
@@ -46,19 +45,6 @@ pub fn long() -> bool {
 /// `short` in the short form, `long` in the long form.
 pub fn pick<T>(short: T, long_form: T) -> T {
     if long() { long_form } else { short }
-}
-
-static CLUSTER: RwLock<()> = RwLock::const_new(());
-
-/// Held by a test that needs the API server up all along.
-pub async fn shared() -> RwLockReadGuard<'static, ()> {
-    CLUSTER.read().await
-}
-
-/// Held by a test that stops the API server or etcd: no other test of the binary runs
-/// meanwhile.
-pub async fn exclusive() -> RwLockWriteGuard<'static, ()> {
-    CLUSTER.write().await
 }
 
 /// A small seeded random source (SplitMix64): the seed is printed, and `WEIR_CHAOS_SEED`
@@ -238,7 +224,7 @@ impl Component {
                 .map(|url| url.trim_start_matches("http://").to_string())
                 .expect("etcd's --listen-client-urls");
             super::eventually(deadline, "etcd /health", || async {
-                http_get(&address, "/health")
+                super::http::get(&address, "/health")
                     .await
                     .filter(|(status, body)| *status == 200 && body.contains("true"))
             })
@@ -336,76 +322,29 @@ pub async fn kill(pid: u32, signal: &str) {
 // ---------------------------------------------------------------------------------------
 // Prometheus that fails on demand
 
-/// What the flaky Prometheus does with a query.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Passes it to the real Prometheus.
-    Up,
-    /// Closes the connection at once, as a crashed server would.
-    Down,
-    /// Accepts the connection and never answers.
-    Hang,
-}
-
-/// A TCP proxy in front of a Prometheus server that can go down or hang; open connections
-/// follow a mode change too (a pooled keep-alive connection does not outlive `Down`).
-/// Stops when dropped.
+/// A proxy in front of a Prometheus server that goes down or hangs on demand ([`Mode`]);
+/// open connections follow a mode change too. Stops when dropped.
 pub struct FlakyPrometheus {
     pub addr: String,
     mode: watch::Sender<Mode>,
-    server: tokio::task::JoinHandle<()>,
+    _server: Server,
 }
 
 impl FlakyPrometheus {
     pub async fn start(target: &str, mode: Mode) -> FlakyPrometheus {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address").to_string();
         let (sender, receiver) = watch::channel(mode);
-        let target = target.to_string();
-        let server = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let mut mode = receiver.clone();
-                let target = target.clone();
-                tokio::spawn(async move {
-                    let now = *mode.borrow_and_update();
-                    match now {
-                        Mode::Down => drop(client),
-                        Mode::Hang => {
-                            // Holds the connection, unanswered, until the mode changes.
-                            let _held = client;
-                            let _ = mode.changed().await;
-                        }
-                        Mode::Up => {
-                            let Ok(server) = TcpStream::connect(&target).await else {
-                                return;
-                            };
-                            let (mut client, mut server) = (client, server);
-                            tokio::select! {
-                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                                _ = mode.wait_for(|m| *m != Mode::Up) => {}
-                            }
-                            let _ = client.shutdown().await;
-                        }
-                    }
-                });
-            }
-        });
+        let listener = FaultyListener::bind(receiver).await;
+        let server = Server::on(listener, proxy_to(target));
         FlakyPrometheus {
-            addr,
+            addr: server.addr.clone(),
             mode: sender,
-            server,
+            _server: server,
         }
     }
 
     pub fn set(&self, mode: Mode) {
         eprintln!("chaos: Prometheus {mode:?}");
         self.mode.send_replace(mode);
-    }
-}
-
-impl Drop for FlakyPrometheus {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }
 

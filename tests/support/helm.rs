@@ -20,7 +20,8 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-use super::operator::{free_port, http_get, metric_sum};
+use super::http::{self, free_port};
+use super::operator::metric_sum;
 
 /// The chart under test.
 pub const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/weir");
@@ -339,7 +340,7 @@ impl OperatorAs {
         let what = format!("the operator {identity}'s /readyz to answer 200");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let ready = http_get(&operator.metrics_addr, "/readyz").await;
+            let ready = http::get(&operator.metrics_addr, "/readyz").await;
             if ready.is_some_and(|(status, _)| status == 200) {
                 break;
             }
@@ -360,7 +361,7 @@ impl OperatorAs {
     pub async fn wait_reconciled(&self) {
         let what = format!("a successful reconcile by {}", self.identity);
         super::eventually(Duration::from_secs(60), &what, || async {
-            let (_, metrics) = http_get(&self.metrics_addr, "/metrics").await?;
+            let (_, metrics) = http::get(&self.metrics_addr, "/metrics").await?;
             let done = metric_sum(&metrics, "weir_reconciles_total", "result=\"success\"");
             (done > 0.0).then_some(())
         })

@@ -1,13 +1,14 @@
 //! Support for cluster tests: a client from `KUBECONFIG`, a fresh labelled namespace per
-//! test, and waits on conditions with deadlines.
+//! test, the cluster held shared or alone, and waits on conditions with deadlines.
 //!
 //! Cluster tests never skip: with no cluster configured they fail and say how to get one.
-#![allow(dead_code)] // each test crate uses a different part of this module
+#![allow(dead_code)] // the benchmark that includes this module uses only part of it
 
 pub mod audit;
 pub mod chaos;
 pub mod gateway;
 pub mod helm;
+pub mod http;
 pub mod microservice;
 pub mod operator;
 pub mod prometheus;
@@ -26,6 +27,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, reflector, wait, watcher};
 use kube::{Api, Client, CustomResourceExt, Resource};
 use serde::de::DeserializeOwned;
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Label on every namespace a test creates, so leftovers are easy to find and remove.
 pub const TEST_NAMESPACE_LABEL: &str = "test.weir.dev/owned";
@@ -49,8 +51,36 @@ pub async fn client() -> Client {
     client
 }
 
-/// Runs `test` in a fresh namespace that is deleted afterwards, even when the test panics.
+static CLUSTER: RwLock<()> = RwLock::const_new(());
+
+/// Held by a test for as long as it needs the API server up and the cluster as every test
+/// leaves it. All tests of the binary share it; the lock is fair, so once a test waits for
+/// [`exclusive`], later ones wait behind it. Never take it twice in one test: a second
+/// `shared` queued behind a waiting `exclusive` would never be granted.
+pub async fn shared() -> RwLockReadGuard<'static, ()> {
+    CLUSTER.read().await
+}
+
+/// Held by a test that stops the API server or etcd, changes the CRD, or runs an operator
+/// over all namespaces: no other cluster test runs meanwhile.
+pub async fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    CLUSTER.write().await
+}
+
+/// Runs `test` in a fresh namespace that is deleted afterwards, even when the test panics,
+/// holding the cluster [`shared`] throughout.
 pub async fn with_temp_ns<F, Fut>(test: F)
+where
+    F: FnOnce(Client, String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let _cluster = shared().await;
+    in_temp_ns(test).await;
+}
+
+/// [`with_temp_ns`] for a test that already holds the cluster, shared (it used the cluster
+/// before the namespace) or [`exclusive`].
+pub async fn in_temp_ns<F, Fut>(test: F)
 where
     F: FnOnce(Client, String) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,

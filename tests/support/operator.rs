@@ -4,9 +4,9 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
+
+use super::http::{self, free_port};
 
 /// A running operator; killed when dropped.
 pub struct Operator {
@@ -50,7 +50,7 @@ impl Operator {
             Duration::from_secs(60),
             "the operator's /readyz to answer 200",
             || async {
-                http_get(&operator.metrics_addr, "/readyz")
+                http::get(&operator.metrics_addr, "/readyz")
                     .await
                     .filter(|(status, _)| *status == 200)
             },
@@ -61,7 +61,7 @@ impl Operator {
 
     /// The operator's `/metrics` text.
     pub async fn metrics(&self) -> String {
-        let (status, body) = http_get(&self.metrics_addr, "/metrics")
+        let (status, body) = http::get(&self.metrics_addr, "/metrics")
             .await
             .expect("/metrics answers");
         assert_eq!(status, 200, "/metrics answered {status}");
@@ -87,27 +87,4 @@ pub fn metric_sum(metrics: &str, name: &str, filter: &str) -> f64 {
         .filter(|l| l.starts_with(name) && l.contains(filter))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-/// Status code and body of a plain HTTP GET, or None when nothing answers yet.
-pub async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(addr).await.ok()?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    Some((status, body))
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }

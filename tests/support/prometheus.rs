@@ -2,56 +2,45 @@
 //! the test sets: what canary analysis is measured against.
 
 use std::process::Stdio;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::routing::get;
 use tokio::process::{Child, Command};
 
-use super::operator::{free_port, http_get};
+use super::http::{self, Server, free_port};
 
 /// Serves `/metrics` with `http_requests_total{code="200"|"500"}`; every scrape adds 100
-/// requests, `errors_per_mille / 10` percent of them failed.
+/// requests, `errors_per_mille / 10` percent of them failed. Stops when dropped.
 pub struct Exporter {
     pub addr: String,
-    errors_per_mille: Arc<AtomicU64>,
-    server: tokio::task::JoinHandle<()>,
+    counts: Arc<Counts>,
+    _server: Server,
+}
+
+/// The exporter's state: the error share it is set to, and the totals served so far.
+#[derive(Default)]
+struct Counts {
+    errors_per_mille: AtomicU64,
+    /// (succeeded, failed) requests.
+    totals: Mutex<(u64, u64)>,
 }
 
 impl Exporter {
     pub async fn start(error_ratio: f64) -> Exporter {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the exporter");
-        let addr = listener.local_addr().expect("exporter address").to_string();
-        let errors_per_mille = Arc::new(AtomicU64::new(0));
-        let exporter_errors = errors_per_mille.clone();
-        let server = tokio::spawn(async move {
-            let (mut ok, mut failed) = (0u64, 0u64);
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let mut request = [0u8; 1024];
-                let _ = stream.read(&mut request).await;
-                let errors = exporter_errors.load(Ordering::Relaxed) / 10;
-                failed += errors;
-                ok += 100 - errors;
-                let body = format!(
-                    "# TYPE http_requests_total counter\n\
-                     http_requests_total{{code=\"200\"}} {ok}\n\
-                     http_requests_total{{code=\"500\"}} {failed}\n"
-                );
-                let response = format!(
-                    "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            }
-        });
+        let counts = Arc::new(Counts::default());
+        let router = Router::new()
+            .route("/metrics", get(scrape))
+            .with_state(counts.clone());
+        let server = Server::start(router).await;
         let exporter = Exporter {
-            addr,
-            errors_per_mille,
-            server,
+            addr: server.addr.clone(),
+            counts,
+            _server: server,
         };
         exporter.set_error_ratio(error_ratio);
         exporter
@@ -60,14 +49,30 @@ impl Exporter {
     /// From now on this share (0.0 to 1.0) of the counted requests fails.
     pub fn set_error_ratio(&self, ratio: f64) {
         let per_mille = (ratio.clamp(0.0, 1.0) * 1000.0).round() as u64;
-        self.errors_per_mille.store(per_mille, Ordering::Relaxed);
+        self.counts
+            .errors_per_mille
+            .store(per_mille, Ordering::Relaxed);
     }
 }
 
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+/// One scrape: counts 100 more requests, then reports the totals.
+async fn scrape(
+    State(counts): State<Arc<Counts>>,
+) -> ([(header::HeaderName, &'static str); 1], String) {
+    let errors = counts.errors_per_mille.load(Ordering::Relaxed) / 10;
+    let (ok, failed) = {
+        let mut totals = counts.totals.lock().unwrap();
+        totals.0 += 100 - errors;
+        totals.1 += errors;
+        *totals
+    };
+    let body = format!(
+        "# TYPE http_requests_total counter\n\
+         http_requests_total{{code=\"200\"}} {ok}\n\
+         http_requests_total{{code=\"500\"}} {failed}\n"
+    );
+    let content_type = "text/plain; version=0.0.4";
+    ([(header::CONTENT_TYPE, content_type)], body)
 }
 
 /// A Prometheus server scraping `targets` every second; killed when dropped.
@@ -109,7 +114,7 @@ impl Prometheus {
             Duration::from_secs(60),
             "Prometheus to be ready",
             || async {
-                http_get(&addr, "/-/ready")
+                http::get(&addr, "/-/ready")
                     .await
                     .filter(|(status, _)| *status == 200)
             },
@@ -124,8 +129,9 @@ impl Prometheus {
 
     /// The value of an instant query with a single scalar-like result, or None when empty.
     pub async fn query(&self, promql: &str) -> Option<f64> {
-        let path = format!("/api/v1/query?query={}", encode(promql));
-        let (status, body) = http_get(&self.addr, &path).await?;
+        let url = format!("http://{}/api/v1/query", self.addr);
+        let url = reqwest::Url::parse_with_params(&url, [("query", promql)]).ok()?;
+        let (status, body) = http::fetch(url.as_str()).await?;
         if status != 200 {
             return None;
         }
@@ -133,18 +139,6 @@ impl Prometheus {
         let value = json.pointer("/data/result/0/value/1")?.as_str()?;
         value.parse().ok()
     }
-}
-
-/// Percent-encodes a query string value.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A directory removed when dropped.

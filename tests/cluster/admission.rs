@@ -1,0 +1,125 @@
+//! Specs Weir cannot act on are refused by the API server itself, with a message a person
+//! understands, before they ever reach the controller.
+
+use crate::support;
+
+use kube::Api;
+use kube::api::{DynamicObject, PostParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::ApiResource;
+use serde_json::{Value, json};
+use support::{in_temp_ns, install_crds};
+
+/// Creates a Microservice from raw JSON; returns the refusal message, or None if accepted.
+async fn refusal(api: &Api<DynamicObject>, name: &str, spec: Value) -> Option<String> {
+    let object: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "weir.dev/v1alpha1", "kind": "Microservice",
+        "metadata": {"name": name}, "spec": spec
+    }))
+    .unwrap();
+    match api.create(&PostParams::default(), &object).await {
+        Ok(_) => None,
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 422, "refused with {status:?}");
+            Some(status.message)
+        }
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+fn canary(steps: Value) -> Value {
+    json!({"image": "x:1", "rollout": {"strategy": "Canary", "canary": {"steps": steps}}})
+}
+
+fn routed(steps: Value) -> Value {
+    let mut spec = canary(steps);
+    spec["ports"] = json!([{"name": "http", "port": 80}]);
+    spec["rollout"]["traffic"] = json!({"gatewayAPI": {"parentRefs": [{"name": "public"}]}});
+    spec
+}
+
+fn analysed(steps: Value) -> Value {
+    let mut spec = canary(steps);
+    spec["rollout"]["analysis"] =
+        json!({"metrics": [{"name": "errors", "prometheus": {"query": "up"}, "max": 1}]});
+    spec
+}
+
+fn metric(metric: Value) -> Value {
+    let mut spec = canary(json!([{"setWeight": 10}]));
+    spec["rollout"]["analysis"] = json!({"metrics": [metric]});
+    spec
+}
+
+#[tokio::test]
+async fn bad_specs_are_refused_at_admission_with_readable_messages() {
+    let _cluster = support::shared().await;
+    install_crds(&support::client().await).await;
+    in_temp_ns(|client, ns| async move {
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("weir.dev", "v1alpha1", "Microservice"));
+        let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &resource);
+        let port = |name: &str, port: i64| json!({"name": name, "port": port});
+        let too_long = "n".repeat(56);
+        let cases: Vec<(&str, &str, Value, &str)> = vec![
+            ("empty image", "a", json!({"image": ""}), "spec.image"),
+            ("blank image", "a", json!({"image": "  "}), "image must not be empty"),
+            ("negative replicas", "a", json!({"image": "x:1", "replicas": -1}), "spec.replicas: Invalid value: -1: spec.replicas in body should be greater than or equal to 0"),
+            ("min above max", "a", json!({"image": "x:1", "autoscaling": {"minReplicas": 5, "maxReplicas": 2}}), "autoscaling.minReplicas must not be greater than autoscaling.maxReplicas"),
+            ("duplicate port names", "a", json!({"image": "x:1", "ports": [port("http", 80), port("http", 81)]}), "port names must be unique"),
+            ("duplicate port numbers", "a", json!({"image": "x:1", "ports": [port("http", 80), port("admin", 80)]}), "port numbers must be unique"),
+            ("port too high", "a", json!({"image": "x:1", "ports": [port("http", 70000)]}), "should be less than or equal to 65535"),
+            ("port zero", "a", json!({"image": "x:1", "ports": [port("http", 0)]}), "should be greater than or equal to 1"),
+            ("target port too high", "a", json!({"image": "x:1", "ports": [{"name": "http", "port": 80, "targetPort": 65536}]}), "should be less than or equal to 65535"),
+            ("both disruption bounds", "a", json!({"image": "x:1", "disruption": {"maxUnavailable": 1, "minAvailable": 1}}), "set disruption.maxUnavailable or disruption.minAvailable, not both"),
+            ("name too long", &too_long, json!({"image": "x:1"}), "metadata.name must be at most 55 characters"),
+            ("name not a DNS label", "9lives", json!({"image": "x:1"}), "metadata.name must start with a letter"),
+            ("wrong type", "a", json!({"image": "x:1", "replicas": "three"}), "spec.replicas"),
+            ("unknown strategy", "a", json!({"image": "x:1", "rollout": {"strategy": "YOLO"}}), "spec.rollout.strategy: Unsupported value: \"YOLO\""),
+            ("canary steps without Canary", "a", json!({"image": "x:1", "rollout": {"canary": {"steps": [{"setWeight": 10}]}}}), "rollout.canary is only used with strategy: Canary"),
+            ("blueGreen without BlueGreen", "a", json!({"image": "x:1", "rollout": {"strategy": "Canary", "blueGreen": {}}}), "rollout.blueGreen is only used with strategy: BlueGreen"),
+            ("two actions in one step", "a", canary(json!([{"setWeight": 10, "pause": {}}])), "each canary step sets exactly one of"),
+            ("empty step", "a", canary(json!([{}])), "each canary step sets exactly one of"),
+            ("weight above 100", "a", canary(json!([{"setWeight": 101}])), "should be less than or equal to 100"),
+            ("bad pause duration", "a", canary(json!([{"pause": {"duration": "soon"}}])), "spec.rollout.canary.steps[0].pause.duration"),
+            ("pause longer than a year", "a", canary(json!([{"pause": {"duration": "8785h"}}])), "pause.duration must be at most 8784h (a year)"),
+            ("pause past any clock", "a", canary(json!([{"pause": {"duration": "18446744073709551615s1s"}}])), "spec.rollout.canary.steps[0].pause"),
+            ("analysis interval over a day", "a", json!({"image": "x:1", "rollout": {"strategy": "Canary", "analysis": {"interval": "25h", "metrics": []}}}), "analysis.interval must be at most 24h"),
+            ("header route without a router", "a", canary(json!([{"setHeaderRoute": {"match": [{"name": "x-user-group", "value": "beta"}]}}])), "setHeaderRoute and setMirror steps need rollout.traffic.gatewayAPI"),
+            ("mirror without a router", "a", canary(json!([{"setMirror": {"percent": 10}}])), "setHeaderRoute and setMirror steps need rollout.traffic.gatewayAPI"),
+            ("header match with value and regex", "a", routed(json!([{"setHeaderRoute": {"match": [{"name": "x", "value": "a", "regex": "a.*"}]}}])), "a header match sets exactly one of value or regex"),
+            ("analysis step without analysis", "a", canary(json!([{"analysis": {}}])), "an analysis step needs rollout.analysis"),
+            ("gate naming an unknown metric", "a", analysed(json!([{"analysis": {"metrics": ["nope"]}}])), "an analysis step names a metric that rollout.analysis.metrics does not define"),
+            ("metric with two providers", "a", metric(json!({"name": "m", "prometheus": {"query": "up"}, "webhook": {"url": "http://x"}, "max": 1})), "a metric sets exactly one of prometheus or webhook"),
+            ("prometheus metric without bounds", "a", metric(json!({"name": "m", "prometheus": {"query": "up"}})), "a prometheus metric needs a min or a max bound"),
+            ("min above max", "a", metric(json!({"name": "m", "prometheus": {"query": "up"}, "min": 2, "max": 1})), "a metric's min must not be greater than its max"),
+            ("webhook that is not http", "a", metric(json!({"name": "m", "webhook": {"url": "ftp://x"}})), "spec.rollout.analysis.metrics[0].webhook.url"),
+            ("gateway route without ports", "a", json!({"image": "x:1", "rollout": {"strategy": "Canary", "traffic": {"gatewayAPI": {"parentRefs": [{"name": "public"}]}}}}), "rollout.traffic.gatewayAPI needs at least one port"),
+            ("parent of another kind", "a", json!({"image": "x:1", "ports": [port("http", 80)], "rollout": {"strategy": "Canary", "traffic": {"gatewayAPI": {"parentRefs": [{"name": "p", "kind": "Pod"}]}}}}), "a parentRef's kind is Gateway (north-south) or Service (a mesh)"),
+        ];
+        for (case, name, spec, expected) in cases {
+            let message = refusal(&api, name, spec).await.unwrap_or_else(|| panic!("{case}: accepted"));
+            assert!(message.contains(expected), "{case}: expected {expected:?} in {message:?}");
+        }
+        // The limits themselves are accepted.
+        let longest = "n".repeat(55);
+        let edge = json!({"image": "x:1", "replicas": 0, "ports": [port("http", 65535), port("admin", 1)],
+                          "autoscaling": {"minReplicas": 2, "maxReplicas": 2}, "disruption": {"minAvailable": "50%"}});
+        assert_eq!(refusal(&api, &longest, edge).await, None, "a spec at the limits must be accepted");
+        let full = json!({"image": "x:1", "ports": [port("http", 80)], "rollout": {
+            "strategy": "Canary", "progressDeadlineSeconds": 60,
+            "traffic": {"gatewayAPI": {"parentRefs": [{"name": "public", "namespace": "gateways"}, {"group": "", "kind": "Service", "name": "full"}], "hostnames": ["shop.example"]}},
+            "canary": {"scaleDownDelaySeconds": 0, "steps": [
+                {"setHeaderRoute": {"match": [{"name": "x-user-group", "value": "beta"}, {"name": "x-canary", "regex": "on|yes"}]}},
+                {"setMirror": {"percent": 100}}, {"setWeight": 0}, {"setWeight": 100}, {"pause": {"duration": "1h30m"}},
+                {"pause": {}}, {"analysis": {"metrics": ["errors"]}}, {"analysis": {}}]},
+            "analysis": {"interval": "500ms", "failureLimit": 0, "inconclusiveLimit": 3, "metrics": [
+                {"name": "errors", "prometheus": {"address": "http://prometheus:9090", "query": "up"}, "min": 0, "max": 0.5},
+                {"name": "smoke", "webhook": {"url": "https://smoke.example/run", "timeoutSeconds": 300}}]}}});
+        assert_eq!(refusal(&api, "full", full).await, None, "every release feature at once must be accepted");
+        let blue_green = json!({"image": "x:1", "rollout": {"strategy": "BlueGreen",
+            "blueGreen": {"autoPromotionSeconds": 0, "scaleDownDelaySeconds": 30, "prePromotionAnalysis": {}},
+            "analysis": {"metrics": [{"name": "smoke", "webhook": {"url": "http://smoke"}}]}}});
+        assert_eq!(refusal(&api, "bg", blue_green).await, None, "a blue/green with a gate must be accepted");
+    })
+    .await;
+}

@@ -1,0 +1,117 @@
+//! Every release example in `examples/` is applied as written, deploys, and carries a new
+//! version through to promotion: the examples are kept working, not just valid.
+
+use crate::support;
+
+use gateway_api::httproutes::HttpRoute;
+use kube::Api;
+use serde_json::Value;
+use support::release::Harness;
+use support::with_temp_ns;
+use weir::api::Slot;
+
+/// The example's Microservice name and spec.
+fn example(file: &str) -> (String, Value) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(file);
+    let text = std::fs::read_to_string(&path).expect("read the example");
+    let object: Value = serde_yaml::from_str(&text).expect("the example is YAML");
+    assert_eq!(object["kind"], "Microservice", "{file}");
+    let name = object["metadata"]["name"]
+        .as_str()
+        .expect("a name")
+        .to_string();
+    (name, object["spec"].clone())
+}
+
+/// Deploys the example, changes its image, and promotes the release fully by hand (the
+/// examples' own pauses and metrics would wait on people and servers this test has not).
+async fn release_example(file: &'static str) {
+    with_temp_ns(|client, ns| async move {
+        let (name, spec) = example(file);
+        let gateway = spec.pointer("/rollout/traffic/gatewayAPI").is_some();
+        let steps = spec
+            .pointer("/rollout/canary/steps")
+            .and_then(Value::as_array)
+            .map(Vec::len);
+        let harness = Harness::start(&client, &ns, &name, spec).await;
+        let first = harness
+            .status()
+            .await
+            .stable_revision
+            .expect("a stable revision");
+        harness.set_image("registry.example/next:2.0.0").await;
+        let release = harness.wait_release(&[&first]).await;
+        if let Some(steps) = steps {
+            assert_eq!(
+                release.step_count as usize, steps,
+                "{file}: the release walks its steps"
+            );
+        }
+        harness.act("promote-full").await;
+        let done = harness.wait_healthy_on(&release.revision).await;
+        let status = done.status.expect("status");
+        assert_eq!(
+            status.active_slot,
+            Some(Slot::Green),
+            "{file}: the new slot serves"
+        );
+        if gateway {
+            let routes: Api<HttpRoute> = Api::namespaced(client.clone(), &ns);
+            let route = routes.get(&name).await.expect("the example's HTTPRoute");
+            let rules = route.spec.rules.expect("rules");
+            let weights: Vec<_> = rules
+                .last()
+                .and_then(|r| r.backend_refs.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|b| (b.name, b.weight))
+                .collect();
+            assert_eq!(
+                weights,
+                vec![
+                    (format!("{name}-blue"), Some(0)),
+                    (format!("{name}-green"), Some(100))
+                ],
+                "{file}: all traffic on the new slot"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn canary_through_a_gateway() {
+    release_example("canary-gateway.yaml").await;
+}
+
+#[tokio::test]
+async fn canary_in_a_mesh() {
+    release_example("canary-mesh.yaml").await;
+}
+
+#[tokio::test]
+async fn blue_green() {
+    release_example("blue-green.yaml").await;
+}
+
+#[tokio::test]
+async fn header_route() {
+    release_example("header-route.yaml").await;
+}
+
+#[tokio::test]
+async fn mirror() {
+    release_example("mirror.yaml").await;
+}
+
+#[tokio::test]
+async fn canary_with_analysis() {
+    release_example("canary-analysis.yaml").await;
+}
+
+#[tokio::test]
+async fn the_readme_quickstart() {
+    release_example("quickstart.yaml").await;
+}

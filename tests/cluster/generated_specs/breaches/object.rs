@@ -1,0 +1,50 @@
+//! Breaches of the rules on the object itself: its name, image and replicas.
+
+use serde_json::json;
+
+use super::{Breach, breach, routed, spec};
+
+pub fn breaches() -> Vec<Breach> {
+    vec![
+        breach(" required:spec", "spec", |o, _, _| {
+            o.as_object_mut().unwrap().remove("spec");
+        }),
+        breach(
+            "metadata.name must be at most 55 characters",
+            "",
+            |o, _, v| {
+                o["metadata"]["name"] = "n".repeat(56 + v * 3).into();
+            },
+        ),
+        breach("metadata.name must start with a letter", "", |o, _, v| {
+            o["metadata"]["name"] = ["9lives", "ab.cd", "x-1.y"][v % 3].into();
+        }),
+        breach(".spec required:image", "spec.image", |o, _, _| {
+            spec(o).as_object_mut().unwrap().remove("image");
+        }),
+        breach(
+            "rollout.traffic.gatewayAPI needs at least one port",
+            "",
+            |o, _, v| {
+                routed(o);
+                if v % 2 == 0 {
+                    spec(o).as_object_mut().unwrap().remove("ports");
+                } else {
+                    spec(o)["ports"] = json!([]);
+                }
+            },
+        ),
+        Breach {
+            also: &["image must not be empty"],
+            ..breach(".spec.image minLength", "spec.image", |o, _, _| {
+                spec(o)["image"] = "".into();
+            })
+        },
+        breach("image must not be empty", "", |o, _, v| {
+            spec(o)["image"] = " ".repeat(v + 1).into();
+        }),
+        breach(".spec.replicas minimum", "spec.replicas", |o, r, v| {
+            spec(o)["replicas"] = (r.number() - 1 - v as i64).into();
+        }),
+    ]
+}

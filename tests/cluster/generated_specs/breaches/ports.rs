@@ -1,0 +1,111 @@
+//! Breaches of the rules on ports.
+
+use serde_json::json;
+
+use super::{Breach, breach, items, long, spec};
+
+pub fn breaches() -> Vec<Breach> {
+    vec![
+        breach(".spec.ports maxItems", "spec.ports", |o, r, v| {
+            let n = r.number() as usize + 1 + v;
+            spec(o)["ports"] = items(n, |i| json!({"name": format!("p{i}"), "port": 1000 + i}));
+        }),
+        Breach {
+            also: &["port names must be unique"],
+            ..breach(
+                ".spec.ports[] required:name",
+                "spec.ports[0].name",
+                |o, _, _| {
+                    spec(o)["ports"] = json!([{"port": 80}]);
+                },
+            )
+        },
+        Breach {
+            also: &["port numbers must be unique"],
+            ..breach(
+                ".spec.ports[] required:port",
+                "spec.ports[0].port",
+                |o, _, _| {
+                    spec(o)["ports"] = json!([{"name": "http"}]);
+                },
+            )
+        },
+        breach(
+            ".spec.ports[].name minLength",
+            "spec.ports[0].name",
+            |o, _, _| {
+                spec(o)["ports"] = json!([{"name": "", "port": 80}]);
+            },
+        ),
+        breach(
+            ".spec.ports[].name maxLength",
+            "spec.ports[0].name",
+            |o, r, v| {
+                spec(o)["ports"] =
+                    json!([{"name": long("a", r.number() as usize + 1 + v), "port": 80}]);
+            },
+        ),
+        breach(
+            ".spec.ports[].name pattern",
+            "spec.ports[0].name",
+            |o, _, v| {
+                let name = ["Http", "-a", "a_b"][v % 3];
+                spec(o)["ports"] = json!([{"name": name, "port": 80}]);
+            },
+        ),
+        breach(
+            ".spec.ports[].port minimum",
+            "spec.ports[0].port",
+            |o, r, v| {
+                spec(o)["ports"] = json!([{"name": "http", "port": r.number() - 1 - v as i64}]);
+            },
+        ),
+        breach(
+            ".spec.ports[].port maximum",
+            "spec.ports[0].port",
+            |o, r, v| {
+                spec(o)["ports"] = json!([{"name": "http", "port": r.number() + 1 + v as i64}]);
+            },
+        ),
+        breach(
+            ".spec.ports[].targetPort minimum",
+            "spec.ports[0].targetPort",
+            |o, r, v| {
+                spec(o)["ports"] =
+                    json!([{"name": "http", "port": 80, "targetPort": r.number() - 1 - v as i64}]);
+            },
+        ),
+        breach(
+            ".spec.ports[].targetPort maximum",
+            "spec.ports[0].targetPort",
+            |o, r, v| {
+                spec(o)["ports"] =
+                    json!([{"name": "http", "port": 80, "targetPort": r.number() + 1 + v as i64}]);
+            },
+        ),
+        breach(
+            ".spec.ports[].protocol enum",
+            "spec.ports[0].protocol",
+            |o, _, v| {
+                let protocol = ["HTTP", "tcp", "QUIC"][v % 3];
+                spec(o)["ports"] = json!([{"name": "http", "port": 80, "protocol": protocol}]);
+            },
+        ),
+        breach("port names must be unique", "", |o, _, v| {
+            spec(o)["ports"] =
+                json!([{"name": "http", "port": 80}, {"name": "http", "port": 81 + v}]);
+        }),
+        breach("port numbers must be unique", "", |o, _, v| {
+            spec(o)["ports"] =
+                json!([{"name": "http", "port": 80 + v}, {"name": "admin", "port": 80 + v}]);
+        }),
+        breach(
+            ".spec.placement.spreadAcross[] enum",
+            "spec.placement.spreadAcross[0]",
+            |o, _, v| {
+                let domain = ["rack", "Zone", "region"][v % 3];
+                spec(o)["placement"] = json!({"spreadAcross": [domain]});
+            },
+        ),
+    ]
+}

@@ -1,0 +1,87 @@
+//! Breaches of the rules on the rollout as a whole.
+
+use serde_json::json;
+
+use super::{Breach, analysed, blue_green, breach, spec};
+
+pub fn breaches() -> Vec<Breach> {
+    vec![
+        breach(
+            "rollout.canary is only used with strategy: Canary",
+            "",
+            |o, _, v| {
+                let rollout = analysed(o);
+                match v % 3 {
+                    0 => rollout["strategy"] = "BlueGreen".into(),
+                    1 => rollout["strategy"] = "RollingUpdate".into(),
+                    _ => {
+                        rollout.as_object_mut().unwrap().remove("strategy");
+                    }
+                }
+            },
+        ),
+        breach(
+            "rollout.blueGreen is only used with strategy: BlueGreen",
+            "",
+            |o, _, v| {
+                let rollout = blue_green(o);
+                if v % 2 == 0 {
+                    rollout["strategy"] = "RollingUpdate".into();
+                } else {
+                    rollout.as_object_mut().unwrap().remove("strategy");
+                }
+            },
+        ),
+        breach(
+            "setHeaderRoute and setMirror steps need rollout.traffic.gatewayAPI",
+            "",
+            |o, _, v| {
+                let rollout = analysed(o);
+                rollout["canary"]["steps"] = if v % 2 == 0 {
+                    json!([{"setMirror": {"percent": 10}}])
+                } else {
+                    json!([{"setWeight": 5}, {"setHeaderRoute": {"match": [{"name": "x-group", "value": "beta"}]}}])
+                };
+            },
+        ),
+        breach("an analysis step needs rollout.analysis", "", |o, _, v| {
+            let rollout = analysed(o);
+            rollout.as_object_mut().unwrap().remove("analysis");
+            rollout["canary"]["steps"] = if v % 2 == 0 {
+                json!([{"analysis": {}}])
+            } else {
+                json!([{"setWeight": 10}, {"analysis": {"metrics": ["errors"]}}])
+            };
+        }),
+        breach(
+            "blueGreen.prePromotionAnalysis needs rollout.analysis",
+            "",
+            |o, _, _| {
+                blue_green(o)["blueGreen"]["prePromotionAnalysis"] = json!({});
+            },
+        ),
+        breach(
+            "an analysis step names a metric that rollout.analysis.metrics does not define",
+            "",
+            |o, _, v| {
+                analysed(o)["canary"]["steps"] =
+                    json!([{"analysis": {"metrics": ["errors", format!("nope{v}")]}}]);
+            },
+        ),
+        breach(
+            ".spec.rollout.strategy enum",
+            "spec.rollout.strategy",
+            |o, _, v| {
+                let strategy = ["YOLO", "canary", "Recreate"][v % 3];
+                spec(o)["rollout"] = json!({"strategy": strategy});
+            },
+        ),
+        breach(
+            ".spec.rollout.progressDeadlineSeconds minimum",
+            "spec.rollout.progressDeadlineSeconds",
+            |o, r, v| {
+                spec(o)["rollout"] = json!({"progressDeadlineSeconds": r.number() - 1 - v as i64});
+            },
+        ),
+    ]
+}

@@ -1,0 +1,252 @@
+//! The rollout: traffic, analysis, canary steps, blue/green.
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::{dns_label, duration, int_or_percent, interval, object, some, text};
+
+/// `rollout.traffic` for Microservice `name`: Gateways, or its own Service (a mesh).
+pub fn traffic(name: String) -> BoxedStrategy<Value> {
+    let gateway = (
+        dns_label(30),
+        prop::option::of(dns_label(30)),
+        prop::option::of(text("[a-z]{1,10}")),
+        prop::option::of(1..=65535i64),
+        any::<bool>(),
+    )
+        .prop_map(|(n, namespace, section, port, explicit)| {
+            object(vec![
+                (
+                    "group",
+                    explicit.then(|| "gateway.networking.k8s.io".into()),
+                ),
+                ("kind", explicit.then(|| "Gateway".into())),
+                ("name", some(n)),
+                ("namespace", namespace.map(Value::from)),
+                ("sectionName", section.map(Value::from)),
+                ("port", port.map(Value::from)),
+            ])
+        });
+    let service = prop::option::of(1..=65535i64).prop_map(move |port| {
+        object(vec![
+            ("group", some("")),
+            ("kind", some("Service")),
+            ("name", some(name.clone())),
+            ("port", port.map(Value::from)),
+        ])
+    });
+    let parent = prop_oneof![3 => gateway, 1 => service];
+    (
+        prop::collection::vec(parent, 1..4),
+        prop::collection::vec(text("[a-z]{1,10}\\.example"), 0..3),
+    )
+        .prop_map(|(parents, hostnames)| {
+            json!({"gatewayAPI": object(vec![
+                ("parentRefs", some(parents)),
+                ("hostnames", (!hostnames.is_empty()).then(|| Value::from(hostnames))),
+            ])})
+        })
+        .boxed()
+}
+
+/// Bounds of a metric: (min, max) with min <= max; a Prometheus metric has at least one.
+pub fn bounds(prometheus: bool) -> BoxedStrategy<(Option<f64>, Option<f64>)> {
+    let pair = (-1000.0..1000.0f64, 0.0..1000.0f64).prop_map(|(low, span)| (low, low + span));
+    let choice = if prometheus { 0..3u8 } else { 0..4u8 };
+    (pair, choice)
+        .prop_map(|((min, max), choice)| match choice {
+            0 => (Some(min), None),
+            1 => (None, Some(max)),
+            2 => (Some(min), Some(max)),
+            _ => (None, None),
+        })
+        .boxed()
+}
+
+pub fn metric(index: usize) -> BoxedStrategy<Value> {
+    let name = text("[a-z]{1,10}").prop_map(move |n| format!("m{index}-{n}"));
+    let prometheus = (
+        name.clone(),
+        prop::option::of(text("https?://prometheus\\.[a-z]{1,8}(\\.svc)?:9090")),
+        text("[a-z_]{1,20}\\{[a-z]{1,5}=\"[a-z{}]{1,12}\"\\}"),
+        bounds(true),
+    )
+        .prop_map(|(name, address, query, (min, max))| {
+            object(vec![
+                ("name", some(name)),
+                (
+                    "prometheus",
+                    some(object(vec![
+                        ("address", address.map(Value::from)),
+                        ("query", some(query)),
+                    ])),
+                ),
+                ("min", min.map(Value::from)),
+                ("max", max.map(Value::from)),
+            ])
+        });
+    let webhook = (
+        name,
+        text("https?://[a-z]{1,10}\\.[a-z]{1,8}\\.svc(:[0-9]{2,4})?/[a-z]{0,8}"),
+        prop::option::of(1..=300i64),
+        bounds(false),
+    )
+        .prop_map(|(name, url, timeout, (min, max))| {
+            object(vec![
+                ("name", some(name)),
+                (
+                    "webhook",
+                    some(object(vec![
+                        ("url", some(url)),
+                        ("timeoutSeconds", timeout.map(Value::from)),
+                    ])),
+                ),
+                ("min", min.map(Value::from)),
+                ("max", max.map(Value::from)),
+            ])
+        });
+    prop_oneof![prometheus, webhook].boxed()
+}
+
+pub fn analysis() -> BoxedStrategy<Value> {
+    (
+        1..5usize,
+        prop::option::of(interval()),
+        prop::option::of(0..5i64),
+        prop::option::of(0..5i64),
+    )
+        .prop_flat_map(|(count, interval, failures, inconclusive)| {
+            let metrics: Vec<_> = (0..count).map(metric).collect();
+            metrics.prop_map(move |metrics| {
+                object(vec![
+                    ("interval", interval.clone().map(Value::from)),
+                    ("failureLimit", failures.map(Value::from)),
+                    ("inconclusiveLimit", inconclusive.map(Value::from)),
+                    ("metrics", some(metrics)),
+                ])
+            })
+        })
+        .boxed()
+}
+
+pub fn metric_names(analysis: &Option<Value>) -> Vec<String> {
+    analysis
+        .as_ref()
+        .and_then(|a| a["metrics"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// One canary step; header routes and mirrors only with a router, gates only with metrics.
+pub fn step(routed: bool, metrics: Vec<String>) -> BoxedStrategy<Value> {
+    let mut kinds: Vec<BoxedStrategy<Value>> = vec![
+        (0..=100i64).prop_map(|w| json!({"setWeight": w})).boxed(),
+        prop::option::of(duration())
+            .prop_map(|d| json!({"pause": object(vec![("duration", d.map(Value::from))])}))
+            .boxed(),
+    ];
+    if routed {
+        let header = (
+            text("[a-z][a-z0-9-]{0,15}"),
+            any::<bool>(),
+            text("[a-z0-9.^$*]{0,10}"),
+        )
+            .prop_map(|(name, exact, value)| {
+                let key = if exact { "value" } else { "regex" };
+                json!({"name": name, key: value})
+            });
+        kinds.push(
+            prop::collection::vec(header, 0..3)
+                .prop_map(|m| json!({"setHeaderRoute": {"match": m}}))
+                .boxed(),
+        );
+        kinds.push(
+            (0..=100i64)
+                .prop_map(|p| json!({"setMirror": {"percent": p}}))
+                .boxed(),
+        );
+    }
+    if !metrics.is_empty() {
+        let count = metrics.len();
+        kinds.push(
+            prop::sample::subsequence(metrics, 0..=count)
+                .prop_map(|names| {
+                    let gate = object(vec![(
+                        "metrics",
+                        (!names.is_empty()).then(|| Value::from(names)),
+                    )]);
+                    json!({"analysis": gate})
+                })
+                .boxed(),
+        );
+    }
+    proptest::strategy::Union::new(kinds).boxed()
+}
+
+/// `rollout` for Microservice `name`, and whether it needs a port (a route does).
+pub fn rollout(name: String) -> BoxedStrategy<(Value, bool)> {
+    let common = (
+        prop::option::of(int_or_percent()),
+        prop::option::of(1..3600i64),
+    );
+    let rolling = (common.clone(), any::<bool>()).prop_map(|((surge, deadline), explicit)| {
+        let rollout = object(vec![
+            ("strategy", explicit.then(|| "RollingUpdate".into())),
+            ("maxSurge", surge),
+            ("progressDeadlineSeconds", deadline.map(Value::from)),
+        ]);
+        (rollout, false)
+    });
+    let releasing = (
+        common,
+        prop::option::of(traffic(name)),
+        prop::option::of(analysis()),
+        any::<bool>(),
+        prop::option::of(0..600i64),
+        prop::option::of(0..600i64),
+    )
+        .prop_flat_map(
+            |((surge, deadline), traffic, analysis, canary, delay, auto_promotion)| {
+                let names = metric_names(&analysis);
+                let steps = prop::collection::vec(step(traffic.is_some(), names.clone()), 0..8);
+                let gate =
+                    prop::option::of(prop::sample::subsequence(names.clone(), 0..=names.len()));
+                (steps, gate).prop_map(move |(steps, gate)| {
+                    let routed = traffic.is_some();
+                    let (strategy, canary_spec, blue_green) = if canary {
+                        let canary = object(vec![
+                            ("steps", (!steps.is_empty()).then(|| Value::from(steps))),
+                            ("scaleDownDelaySeconds", delay.map(Value::from)),
+                        ]);
+                        ("Canary", Some(canary), None)
+                    } else {
+                        let gate = gate.clone().filter(|_| analysis.is_some()).map(|names| {
+                            object(vec![(
+                                "metrics",
+                                (!names.is_empty()).then(|| Value::from(names)),
+                            )])
+                        });
+                        let blue_green = object(vec![
+                            ("autoPromotionSeconds", auto_promotion.map(Value::from)),
+                            ("scaleDownDelaySeconds", delay.map(Value::from)),
+                            ("prePromotionAnalysis", gate),
+                        ]);
+                        ("BlueGreen", None, Some(blue_green))
+                    };
+                    let rollout = object(vec![
+                        ("strategy", some(strategy)),
+                        ("maxSurge", surge.clone()),
+                        ("progressDeadlineSeconds", deadline.map(Value::from)),
+                        ("traffic", traffic.clone()),
+                        ("canary", canary_spec),
+                        ("blueGreen", blue_green),
+                        ("analysis", analysis.clone()),
+                    ]);
+                    (rollout, routed)
+                })
+            },
+        );
+    prop_oneof![1 => rolling, 4 => releasing].boxed()
+}
