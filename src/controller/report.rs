@@ -195,3 +195,146 @@ async fn clear_action(client: &Client, namespace: &str, name: &str) -> Result<()
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Phase, Slot};
+    use crate::build::traffic::Split;
+    use crate::release::{ReleaseFields, SlotPlan, TrafficPlan};
+    use k8s_openapi::api::apps::v1::Deployment;
+    use serde_json::json;
+
+    fn observation(annotation: Option<&str>, handled: Option<&str>) -> Observation {
+        let mut ms: Microservice = serde_json::from_value(json!({
+            "apiVersion": "weir.dev/v1alpha1", "kind": "Microservice",
+            "metadata": {"name": "pay", "namespace": "shop", "uid": "u1", "generation": 1,
+                         "annotations": annotation.map(|a| json!({ACTION_ANNOTATION: a}))},
+            "spec": {"image": "a:1", "replicas": 2}
+        }))
+        .unwrap();
+        ms.status = handled.map(|h| MicroserviceStatus {
+            handled_action: Some(h.into()),
+            ..Default::default()
+        });
+        Observation::bare(ms, "r1", "2026-01-01T00:00:00Z".parse().unwrap())
+    }
+
+    fn decision(requeue: Option<Duration>) -> Decision {
+        Decision {
+            fields: ReleaseFields::default(),
+            active_plan: SlotPlan::Template(2),
+            other_plan: SlotPlan::Delete,
+            traffic: TrafficPlan {
+                split: Split {
+                    stable: Slot::Blue,
+                    candidate: Slot::Green,
+                    weight: 0,
+                    header_route: vec![],
+                    mirror_percent: 0,
+                },
+                service_slot: Some(Slot::Blue),
+                preview: false,
+            },
+            requeue,
+            notes: vec![],
+            abort: None,
+        }
+    }
+
+    #[test]
+    fn a_conflict_and_a_deadline_bring_the_next_look_forward() {
+        let resync = Duration::from_secs(300);
+        let debounce = Duration::from_secs(1);
+        let quiet = Applied::default();
+        assert_eq!(
+            requeue_after(&decision(None), &quiet, resync, debounce),
+            resync
+        );
+        let conflict = Applied {
+            problem: Some(Problem::NameConflict {
+                kind: "Service",
+                name: "pay".into(),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            requeue_after(&decision(None), &conflict, resync, debounce),
+            CONFLICT_RECHECK
+        );
+        let pause_ends = decision(Some(Duration::from_secs(30)));
+        assert_eq!(
+            requeue_after(&pause_ends, &quiet, resync, debounce),
+            Duration::from_secs(29)
+        );
+        let soon = decision(Some(Duration::from_millis(500)));
+        assert_eq!(
+            requeue_after(&soon, &quiet, resync, debounce),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn an_action_is_recorded_once_acted_on_and_forgotten_with_its_annotation() {
+        let old = |o: &Observation| o.last_status();
+        let acted = observation(Some("promote"), None);
+        assert_eq!(
+            handled_action(&acted, &old(&acted)).as_deref(),
+            Some("promote")
+        );
+        let kept = observation(Some("promote"), Some("promote"));
+        assert_eq!(
+            handled_action(&kept, &old(&kept)).as_deref(),
+            Some("promote")
+        );
+        let gone = observation(None, Some("promote"));
+        assert_eq!(handled_action(&gone, &old(&gone)), None);
+    }
+
+    #[test]
+    fn a_new_microservice_waits_for_its_deployment_before_its_first_status() {
+        let observation = observation(None, None);
+        let decision = decision(None);
+        let deployment: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "pay-blue", "generation": 1},
+            "spec": {"replicas": 2, "selector": {}, "template": {}}
+        }))
+        .unwrap();
+        let written = Applied {
+            created: vec!["Deployment pay-blue".into()],
+            deployment_written: true,
+            active_deployment: Some(deployment),
+            ..Default::default()
+        };
+        let new = next_status(&observation, &decision, &written);
+        assert_eq!(
+            status::ready_reason(&new),
+            Some(reason::WAITING_FOR_CONTROLLER)
+        );
+        assert!(!worth_writing(&observation.last_status(), &new, &written));
+
+        let seen = MicroserviceStatus {
+            observed_generation: Some(1),
+            ..Default::default()
+        };
+        assert!(
+            worth_writing(&seen, &new, &written),
+            "a spec change is told at once"
+        );
+        let blocked = Applied {
+            problem: Some(Problem::GatewayApiMissing),
+            ..Default::default()
+        };
+        let degraded = next_status(&observation, &decision, &blocked);
+        assert_eq!(degraded.phase, Some(Phase::Degraded));
+        assert!(worth_writing(
+            &observation.last_status(),
+            &degraded,
+            &blocked
+        ));
+        assert!(
+            !worth_writing(&degraded, &degraded, &blocked),
+            "nothing new"
+        );
+    }
+}

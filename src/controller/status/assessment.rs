@@ -235,3 +235,223 @@ pub fn of_rollout(ms: &Microservice, deployment: Option<&Deployment>, desired: i
         format!("{ready} of {desired} pods ready, running {image}."),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Release, Returning, Slot};
+    use crate::build::traffic::Split;
+    use crate::release::{ReleaseFields, SlotPlan, TrafficPlan};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    use serde_json::json;
+
+    fn checkout() -> Microservice {
+        serde_json::from_value(json!({
+            "apiVersion": "weir.dev/v1alpha1", "kind": "Microservice",
+            "metadata": {"name": "checkout", "namespace": "shop", "generation": 2},
+            "spec": {"image": "registry.example/checkout:1.5.0", "replicas": 3,
+                "rollout": {"strategy": "Canary", "canary": {"steps": [
+                    {"setWeight": 20}, {"pause": {"duration": "1h"}},
+                    {"setWeight": 50}, {"pause": {}}]}}}
+        }))
+        .unwrap()
+    }
+
+    fn at_step(step_index: i32, weight: i32) -> Release {
+        Release {
+            revision: "r2".into(),
+            step_index,
+            step_count: 4,
+            step_started_at: Time("2026-01-01T00:00:00Z".parse().unwrap()),
+            weight,
+            weight_verified: true,
+            mirror_percent: 0,
+            header_route: vec![],
+            paused: false,
+            promoting: false,
+            returning: None,
+            analysis: None,
+        }
+    }
+
+    fn decision(release: Option<Release>, aborted_revision: Option<&str>) -> Decision {
+        Decision {
+            fields: ReleaseFields {
+                active_slot: Slot::Blue,
+                stable_revision: Some("r1".into()),
+                candidate_revision: release.as_ref().map(|r| r.revision.clone()),
+                aborted_revision: aborted_revision.map(Into::into),
+                release,
+                scale_down_at: None,
+            },
+            active_plan: SlotPlan::Keep,
+            other_plan: SlotPlan::Keep,
+            traffic: TrafficPlan {
+                split: Split {
+                    stable: Slot::Blue,
+                    candidate: Slot::Green,
+                    weight: 0,
+                    header_route: vec![],
+                    mirror_percent: 0,
+                },
+                service_slot: None,
+                preview: false,
+            },
+            requeue: None,
+            notes: vec![],
+            abort: None,
+        }
+    }
+
+    fn assess(decision: &Decision) -> Assessment {
+        of_release(&checkout(), decision, "r2", &MicroserviceStatus::default())
+            .expect("a release runs")
+    }
+
+    #[test]
+    fn a_release_waiting_for_a_promote_splits_its_sentence_between_the_conditions() {
+        let paused = assess(&decision(Some(at_step(3, 50)), None));
+        assert_eq!(
+            (paused.phase, paused.reason.as_str()),
+            (Phase::Paused, "Paused")
+        );
+        assert_eq!(
+            paused.message,
+            "Releasing registry.example/checkout:1.5.0: step 4 of 4, pause until promoted, \
+             waiting for a promote (weir.dev/action=promote); 50% of traffic on the new \
+             version (confirmed)."
+        );
+        assert_eq!(
+            paused.serving.as_deref(),
+            Some("50% of traffic on the new version (confirmed).")
+        );
+        assert_eq!(
+            paused.progress.as_deref(),
+            Some("Releasing registry.example/checkout:1.5.0: step 4 of 4, pause until promoted.")
+        );
+        assert_eq!(
+            paused.waiting.as_deref(),
+            Some("Waiting for a promote (weir.dev/action=promote).")
+        );
+    }
+
+    #[test]
+    fn a_release_at_a_timed_step_is_progressing_without_a_wait_of_its_own() {
+        let mut release = at_step(1, 20);
+        release.weight_verified = false;
+        let progressing = assess(&decision(Some(release), None));
+        assert_eq!(progressing.phase, Phase::Progressing);
+        let step = release::steps(&checkout())[1].describe();
+        assert_eq!(
+            progressing.message,
+            format!(
+                "Releasing registry.example/checkout:1.5.0: step 2 of 4, {step}; 20% of \
+                 traffic on the new version (not yet confirmed)."
+            )
+        );
+        assert_eq!(progressing.waiting, None);
+    }
+
+    #[test]
+    fn an_abort_says_why_where_traffic_is_and_how_to_go_on() {
+        let mut aborting = decision(None, Some("r2"));
+        aborting.abort = Some(("Aborted".into(), "The release was aborted by hand.".into()));
+        let aborted = assess(&aborting);
+        assert_eq!(
+            (aborted.phase, aborted.reason.as_str()),
+            (Phase::Degraded, "Aborted")
+        );
+        assert_eq!(
+            aborted.message,
+            "The release was aborted by hand. The stable version serves all traffic. Change \
+             the spec, or retry with the weir.dev/action annotation set to retry."
+        );
+        assert_eq!(
+            aborted.progress.as_deref(),
+            Some("The release was aborted by hand.")
+        );
+        assert_eq!(
+            aborted.serving.as_deref(),
+            Some("The stable version serves all traffic.")
+        );
+    }
+
+    #[test]
+    fn a_held_abort_keeps_its_reason_and_words_without_repeating_a_warning() {
+        let held = decision(None, Some("r2"));
+        let degraded = |message: &str| MicroserviceStatus {
+            conditions: vec![Condition {
+                type_: conditions::DEGRADED.into(),
+                status: "True".into(),
+                reason: "AnalysisFailed".into(),
+                message: message.into(),
+                observed_generation: Some(2),
+                last_transition_time: Time("2026-01-01T00:00:00Z".parse().unwrap()),
+            }],
+            ..Default::default()
+        };
+        let first = aborted(
+            "AnalysisFailed",
+            "error-rate = 0.5, above the maximum 0.05.",
+        );
+        let warned = format!("{} Warning: spec.replicas is also set by x.", first.message);
+        let again = of_release(&checkout(), &held, "r2", &degraded(&warned)).unwrap();
+        assert_eq!(again, first);
+        let unknown = of_release(&checkout(), &held, "r2", &degraded("Something else.")).unwrap();
+        assert_eq!(
+            (unknown.reason.as_str(), unknown.message.as_str()),
+            ("AnalysisFailed", "Something else.")
+        );
+        let fresh = of_release(&checkout(), &held, "r2", &MicroserviceStatus::default()).unwrap();
+        assert_eq!(
+            fresh.progress.as_deref(),
+            Some("The release of revision r2 was aborted.")
+        );
+        assert_eq!(
+            of_release(&checkout(), &held, "r3", &MicroserviceStatus::default()),
+            None
+        );
+    }
+
+    #[test]
+    fn returning_traffic_after_a_spec_change_is_progress() {
+        let mut release = at_step(1, 20);
+        release.returning = Some(Returning {
+            reason: "SpecChanged".into(),
+            message: "The spec changed during the release of r2.".into(),
+            abort: false,
+        });
+        let returning = assess(&decision(Some(release), None));
+        assert_eq!(returning.phase, Phase::Progressing);
+        assert_eq!(
+            returning.message,
+            "The spec changed during the release of r2. Returning traffic to the stable version."
+        );
+        assert_eq!(
+            returning.serving.as_deref(),
+            Some("Returning traffic to the stable version.")
+        );
+    }
+
+    #[test]
+    fn a_rollout_reports_pods_ready_apart_from_pods_updated() {
+        let deployment: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "checkout-blue", "generation": 3},
+            "spec": {"replicas": 3, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 3, "replicas": 3, "updatedReplicas": 2,
+                       "readyReplicas": 1, "availableReplicas": 1}
+        }))
+        .unwrap();
+        let rolling = of_rollout(&checkout(), Some(&deployment), 3);
+        assert_eq!(
+            rolling.message,
+            "Rolling out registry.example/checkout:1.5.0: 2 of 3 pods updated, 1 ready."
+        );
+        assert_eq!(rolling.serving.as_deref(), Some("1 of 3 pods ready."));
+        let creating = of_rollout(&checkout(), None, 3);
+        assert_eq!(
+            (creating.reason.as_str(), creating.message.as_str()),
+            ("RollingOut", "Creating the Deployment.")
+        );
+    }
+}

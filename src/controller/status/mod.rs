@@ -285,6 +285,177 @@ mod tests {
         ms
     }
 
+    fn checkout() -> Microservice {
+        serde_json::from_value(json!({
+            "apiVersion": "weir.dev/v1alpha1", "kind": "Microservice",
+            "metadata": {"name": "checkout", "namespace": "shop", "generation": 2},
+            "spec": {"image": "registry.example/checkout:1.5.0", "replicas": 3}
+        }))
+        .unwrap()
+    }
+
+    fn facts(release: Option<Assessment>, problem: Option<&Problem>) -> Facts<'_> {
+        Facts {
+            deployment: None,
+            problem,
+            replicas_contested_by: vec![],
+            release,
+            fields: ReleaseFields::default(),
+            handled_action: None,
+        }
+    }
+
+    fn message_of<'a>(status: &'a MicroserviceStatus, type_: &str) -> (&'a str, &'a str) {
+        let c = status.conditions.iter().find(|c| c.type_ == type_).unwrap();
+        (c.status.as_str(), c.message.as_str())
+    }
+
+    fn now() -> Timestamp {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn each_condition_of_a_release_tells_its_own_part() {
+        let paused = Assessment {
+            phase: Phase::Paused,
+            reason: reason::PAUSED.into(),
+            message: "Releasing x: step 4 of 4, waiting; 50% of traffic.".into(),
+            serving: Some("50% of traffic.".into()),
+            progress: Some("Releasing x: step 4 of 4.".into()),
+            waiting: Some("Waiting.".into()),
+        };
+        let status = compute(&checkout(), facts(Some(paused), None), now());
+        assert_eq!(status.phase, Some(Phase::Paused));
+        assert_eq!(
+            status.message.as_deref(),
+            Some("Releasing x: step 4 of 4, waiting; 50% of traffic.")
+        );
+        assert_eq!(
+            message_of(&status, conditions::READY),
+            ("False", "50% of traffic.")
+        );
+        assert_eq!(
+            message_of(&status, conditions::PROGRESSING),
+            ("True", "Releasing x: step 4 of 4.")
+        );
+        assert_eq!(
+            message_of(&status, conditions::RECONCILING),
+            ("True", "Waiting.")
+        );
+        assert_eq!(
+            message_of(&status, conditions::STALLED),
+            ("False", NOTHING_WRONG)
+        );
+        assert_eq!(
+            message_of(&status, conditions::DEGRADED),
+            ("False", NOTHING_WRONG)
+        );
+    }
+
+    #[test]
+    fn degraded_and_stalled_tell_the_whole_story_as_kstatus_and_argo_read_it() {
+        let problem = Problem::NameConflict {
+            kind: "Service",
+            name: "checkout".into(),
+        };
+        let mut facts = facts(None, Some(&problem));
+        facts.replicas_contested_by = vec!["kustomize".into()];
+        let status = compute(&checkout(), facts, now());
+        let message = status.message.clone().unwrap();
+        assert!(message.starts_with(&problem.message()), "{message}");
+        assert!(message.contains(REPLICAS_CONTESTED_TEXT), "{message}");
+        assert_eq!(
+            message_of(&status, conditions::STALLED),
+            ("True", message.as_str())
+        );
+        assert_eq!(
+            message_of(&status, conditions::DEGRADED),
+            ("True", message.as_str())
+        );
+        assert_eq!(
+            message_of(&status, conditions::READY),
+            ("False", message.as_str())
+        );
+        assert_eq!(
+            message_of(&status, conditions::PROGRESSING),
+            ("False", STOPPED)
+        );
+        assert_eq!(
+            message_of(&status, conditions::RECONCILING),
+            ("False", AWAITING_A_CHANGE)
+        );
+        let reasons: Vec<_> = status
+            .conditions
+            .iter()
+            .map(|c| c.reason.as_str())
+            .collect();
+        assert_eq!(reasons, ["NameConflict"; 5]);
+    }
+
+    #[test]
+    fn the_release_fields_and_the_handled_action_are_written_as_decided() {
+        let fields = ReleaseFields {
+            active_slot: crate::api::Slot::Green,
+            stable_revision: Some("r1".into()),
+            candidate_revision: Some("r2".into()),
+            aborted_revision: Some("r0".into()),
+            release: None,
+            scale_down_at: Some(Time(now())),
+        };
+        let mut facts = facts(None, None);
+        facts.fields = fields.clone();
+        facts.handled_action = Some("promote@1".into());
+        let status = compute(&checkout(), facts, now());
+        let mut expected = MicroserviceStatus::default();
+        fields.write_into(&mut expected);
+        assert_eq!(
+            (
+                status.active_slot,
+                &status.stable_revision,
+                &status.candidate_revision,
+                &status.aborted_revision,
+                &status.scale_down_at
+            ),
+            (
+                expected.active_slot,
+                &expected.stable_revision,
+                &expected.candidate_revision,
+                &expected.aborted_revision,
+                &expected.scale_down_at
+            )
+        );
+        assert_eq!(status.handled_action.as_deref(), Some("promote@1"));
+        assert_eq!(
+            status.selector.as_deref(),
+            Some("app.kubernetes.io/instance=checkout")
+        );
+    }
+
+    #[test]
+    fn a_condition_keeps_its_transition_time_while_its_status_holds() {
+        let creating = compute(&checkout(), facts(None, None), now());
+        assert_eq!(creating.phase, Some(Phase::Progressing));
+        let mut ms = checkout();
+        ms.status = Some(creating.clone());
+        let later: Timestamp = "2026-01-01T00:05:00Z".parse().unwrap();
+        let problem = Problem::GatewayApiMissing;
+        let degraded = compute(&ms, facts(None, Some(&problem)), later);
+        let time = |status: &MicroserviceStatus, type_: &str| {
+            let c = status.conditions.iter().find(|c| c.type_ == type_).unwrap();
+            c.last_transition_time.0
+        };
+        assert_eq!(
+            time(&degraded, conditions::READY),
+            now(),
+            "False before and after"
+        );
+        assert_eq!(
+            time(&degraded, conditions::DEGRADED),
+            later,
+            "False, now True"
+        );
+    }
+
     #[test]
     fn only_managers_setting_replicas_outside_scale_contest_the_autoscaler() {
         let ms = autoscaled(vec![
