@@ -1,118 +1,380 @@
-//! Writing children: server-side apply with Weir's field manager, only when something
-//! changed, and never to an object Weir does not own.
+//! Apply: brings the children in line with the plan and says what it did. The order keeps
+//! traffic safe: the slots' Deployments first (pods take longest), then the Services and
+//! the route that send traffic to them, then what guards and scales them. It stops at the
+//! first problem (a name taken by a foreign object, a child the API server refuses), which
+//! the status then reports; a spec that names a foreign parent, or a router the cluster
+//! does not serve, is not applied at all.
 
-use std::fmt::Debug;
-
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
-use serde::{Serialize, de::DeserializeOwned};
+use serde_json::json;
 
-use super::Error;
-use super::drift::{needs_apply, stamp};
-use super::status::Problem;
-use crate::build::labels::FIELD_MANAGER;
+use super::children::{Child, ChildOutcome, ensure, owned_by, remove};
+use super::context::Context;
+use super::decide::Plan;
+use super::error::Cause;
+use super::observe::Observation;
+use super::problem::Problem;
+use crate::api::{Microservice, Slot};
+use crate::build::{self, traffic};
+use crate::release::{Decision, Router, SlotPlan, TrafficPlan, other};
+use gateway_api::httproutes::HttpRoute;
 
-/// What happened to one child.
-pub enum Applied<K> {
-    Unchanged(K),
-    Created(K),
-    Updated(K),
+/// What the apply stage did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Children created, as `Kind name`.
+    pub created: Vec<String>,
+    /// Children deleted as no longer wanted, as `Kind name`.
+    pub deleted: Vec<String>,
+    /// A slot's Deployment was built from the spec and created or changed.
+    pub deployment_written: bool,
+    /// The active slot's Deployment: as just written when it was (the cache may not have
+    /// seen the write, and a stale copy would report the old rollout as done), else cached.
+    pub active_deployment: Option<Deployment>,
+    /// What stopped the apply.
+    pub problem: Option<Problem>,
 }
 
-/// Children a reconcile touches, typed; the cache comes from the controller's watches.
-pub trait Child:
-    Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static
-{
-    /// The kind, for messages and events.
-    const KIND: &'static str;
-}
-
-macro_rules! child {
-    ($($type:ty => $kind:literal),* $(,)?) => {
-        $(impl Child for $type { const KIND: &'static str = $kind; })*
+/// Applies the plan's children, unless the spec asks for something Weir must not do here.
+pub async fn apply(
+    observation: &Observation,
+    plan: &Plan,
+    ctx: &Context,
+) -> Result<Applied, Cause> {
+    let mut writer = Writer {
+        ms: &observation.ms,
+        namespace: &observation.namespace,
+        uid: &observation.uid,
+        ctx,
+        applied: Applied::default(),
     };
-}
-
-child! {
-    k8s_openapi::api::apps::v1::Deployment => "Deployment",
-    k8s_openapi::api::core::v1::Service => "Service",
-    k8s_openapi::api::policy::v1::PodDisruptionBudget => "PodDisruptionBudget",
-    k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
-    gateway_api::httproutes::HttpRoute => "HTTPRoute",
-}
-
-/// Makes the child equal to `desired` unless another owner holds its name.
-pub async fn ensure<K: Child>(
-    api: &Api<K>,
-    cache: &Store<K>,
-    owner_uid: &str,
-    desired: &K,
-) -> Result<Result<Applied<K>, Problem>, Error> {
-    let name = desired.name_any();
-    let stamped = stamp(serde_json::to_value(desired).map_err(|e| Error::Serialize(K::KIND, e))?);
-    let live = match cached(cache, desired) {
-        Some(live) => Some(live),
-        // Not in the watch cache: new, or not ours (the cache only holds Weir's children).
-        None => api.get_opt(&name).await?,
+    let active = plan.decision.fields.active_slot;
+    let mut written_active = None;
+    writer.applied.problem = match spec_problem(observation) {
+        Some(problem) => Some(problem),
+        None => writer.children(&plan.decision, &mut written_active).await?,
     };
-    if let Some(live) = &live {
-        if !owned_by(live, owner_uid) {
-            return Ok(Err(Problem::NameConflict {
-                kind: K::KIND,
-                name,
-            }));
-        }
-        let live_json = serde_json::to_value(live).map_err(|e| Error::Serialize(K::KIND, e))?;
-        if !needs_apply(&stamped, &live_json) {
-            return Ok(Ok(Applied::Unchanged(live.clone())));
-        }
-    }
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    match api.patch(&name, &params, &Patch::Apply(&stamped)).await {
-        Ok(applied) if live.is_some() => Ok(Ok(Applied::Updated(applied))),
-        Ok(applied) => Ok(Ok(Applied::Created(applied))),
-        Err(kube::Error::Api(status)) if status.code == 422 || status.code == 400 => {
-            Ok(Err(Problem::Refused {
-                kind: K::KIND,
-                message: status.message,
-            }))
-        }
-        Err(e) => Err(e.into()),
-    }
+    let mut applied = writer.applied;
+    applied.active_deployment = written_active.or_else(|| {
+        let name = build::deployment_name(&observation.name, active);
+        ctx.caches
+            .deployments
+            .get(&ObjectRef::new(&name).within(&observation.namespace))
+            .map(|d| (*d).clone())
+    });
+    Ok(applied)
 }
 
-/// Deletes the named child if Weir owns it; returns whether it deleted anything.
-pub async fn remove<K: Child>(
-    api: &Api<K>,
-    cache: &Store<K>,
-    namespace: &str,
-    name: &str,
-    owner_uid: &str,
-) -> Result<bool, Error> {
-    let key = ObjectRef::new(name).within(namespace);
-    let Some(live) = cache.get(&key) else {
-        return Ok(false);
-    };
-    if !owned_by(&*live, owner_uid) {
-        return Ok(false);
+/// A problem in the spec itself that stops every write: a route through another Service
+/// (a Microservice touches nothing outside its own objects), or through Gateway API on a
+/// cluster that does not serve it.
+pub fn spec_problem(observation: &Observation) -> Option<Problem> {
+    if let Some(parent) = foreign_parent(&observation.ms) {
+        return Some(Problem::ForeignParent {
+            parent,
+            own: observation.name.clone(),
+        });
     }
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    (observation.router == Router::GatewayApi && !observation.gateway_api)
+        .then_some(Problem::GatewayApiMissing)
 }
 
-fn cached<K: Child>(cache: &Store<K>, desired: &K) -> Option<K> {
-    let key = ObjectRef::from_obj(desired);
-    cache.get(&key).map(|k| (*k).clone())
-}
-
-/// True when `object` has a controller owner reference to the Microservice with `uid`.
-pub fn owned_by<K: Resource>(object: &K, uid: &str) -> bool {
-    object
-        .owner_references()
+/// A Service parent other than the Microservice's own.
+fn foreign_parent(ms: &Microservice) -> Option<String> {
+    let name = ms.metadata.name.as_deref().unwrap_or_default();
+    let gateway = ms
+        .spec
+        .rollout
+        .as_ref()?
+        .traffic
+        .as_ref()?
+        .gateway_api
+        .as_ref()?;
+    gateway
+        .parent_refs
         .iter()
-        .any(|o| o.controller == Some(true) && o.uid == uid)
+        .find(|p| p.kind.as_deref() == Some("Service") && (p.name != name || p.namespace.is_some()))
+        .map(|p| p.name.clone())
+}
+
+/// The Services a Microservice may have, and which slot each selects when wanted: `<name>`
+/// always, the per-slot Services behind a route, `<name>-preview` during a blue/green
+/// release.
+pub fn wanted_services(
+    name: &str,
+    gateway: bool,
+    traffic: &TrafficPlan,
+) -> [(String, bool, Option<Slot>); 4] {
+    [
+        (name.to_string(), true, traffic.service_slot),
+        (
+            traffic::slot_service_name(name, Slot::Blue),
+            gateway,
+            Some(Slot::Blue),
+        ),
+        (
+            traffic::slot_service_name(name, Slot::Green),
+            gateway,
+            Some(Slot::Green),
+        ),
+        (
+            format!("{name}-preview"),
+            traffic.preview,
+            Some(traffic.split.candidate),
+        ),
+    ]
+}
+
+/// Writes one Microservice's children and keeps the tally.
+struct Writer<'a> {
+    ms: &'a Microservice,
+    namespace: &'a str,
+    uid: &'a str,
+    ctx: &'a Context,
+    applied: Applied,
+}
+
+impl Writer<'_> {
+    fn api<K: Child + Resource<Scope = NamespaceResourceScope>>(&self) -> Api<K> {
+        Api::namespaced(self.ctx.client.clone(), self.namespace)
+    }
+
+    /// Every child in the safe order; the first problem stops it.
+    async fn children(
+        &mut self,
+        decision: &Decision,
+        written_active: &mut Option<Deployment>,
+    ) -> Result<Option<Problem>, Cause> {
+        let active = decision.fields.active_slot;
+        for (slot, slot_plan) in [
+            (active, &decision.active_plan),
+            (other(active), &decision.other_plan),
+        ] {
+            match self.slot(slot, slot_plan).await? {
+                ChildOutcome::Blocked(problem) => return Ok(Some(problem)),
+                ChildOutcome::Created(d) | ChildOutcome::Updated(d) if slot == active => {
+                    *written_active = Some(d);
+                }
+                _ => {}
+            }
+        }
+        let ctx = self.ctx;
+        let name = self.ms.metadata.name.clone().unwrap_or_default();
+        let gateway = crate::release::router(self.ms) == Router::GatewayApi;
+        for (service_name, wanted, slot) in wanted_services(&name, gateway, &decision.traffic) {
+            let desired = wanted
+                .then(|| build::service(self.ms, &service_name, slot))
+                .flatten();
+            if let Some(problem) = self
+                .sync(&ctx.caches.services, &service_name, desired)
+                .await?
+            {
+                return Ok(Some(problem));
+            }
+        }
+        if let Some(routes) = &ctx.caches.http_routes {
+            let desired = gateway.then(|| traffic::route(self.ms, &decision.traffic.split));
+            if let Some(problem) = self.sync::<HttpRoute>(routes, &name, desired).await? {
+                return Ok(Some(problem));
+            }
+        }
+        self.guards(&name).await
+    }
+
+    /// The PodDisruptionBudget and the HorizontalPodAutoscaler.
+    async fn guards(&mut self, name: &str) -> Result<Option<Problem>, Cause> {
+        let ctx = self.ctx;
+        let caches = &ctx.caches;
+        let pdb = build::pod_disruption_budget(self.ms);
+        if let Some(problem) = self
+            .sync::<PodDisruptionBudget>(&caches.pod_disruption_budgets, name, pdb)
+            .await?
+        {
+            return Ok(Some(problem));
+        }
+        let hpa = build::horizontal_pod_autoscaler(self.ms);
+        self.sync::<HorizontalPodAutoscaler>(&caches.horizontal_pod_autoscalers, name, hpa)
+            .await
+    }
+
+    /// Brings one slot's Deployment to its plan: built from the spec, scaled only (its
+    /// template is an older revision that must not change), left alone, or deleted.
+    async fn slot(
+        &mut self,
+        slot: Slot,
+        plan: &SlotPlan,
+    ) -> Result<ChildOutcome<Deployment>, Cause> {
+        let name =
+            build::deployment_name(self.ms.metadata.name.as_deref().unwrap_or_default(), slot);
+        let ctx = self.ctx;
+        let cache = &ctx.caches.deployments;
+        let api = self.api::<Deployment>();
+        match plan {
+            SlotPlan::Template(replicas) => {
+                let desired = build::slot_deployment(self.ms, slot, *replicas, &ctx.defaults);
+                let outcome = ensure(&api, cache, self.uid, &desired).await?;
+                self.note(&outcome);
+                if matches!(outcome, ChildOutcome::Created(_) | ChildOutcome::Updated(_)) {
+                    self.applied.deployment_written = true;
+                }
+                Ok(outcome)
+            }
+            SlotPlan::Scale(replicas) => {
+                let live = cache.get(&ObjectRef::new(&name).within(self.namespace));
+                let Some(live) = live else {
+                    return Ok(ChildOutcome::Unchanged);
+                };
+                let current = live.spec.as_ref().and_then(|s| s.replicas);
+                if !owned_by(&*live, self.uid) || current == Some(*replicas) {
+                    return Ok(ChildOutcome::Unchanged);
+                }
+                let patch = json!({"spec": {"replicas": replicas}});
+                let scaled = api
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+                Ok(ChildOutcome::Updated(scaled))
+            }
+            SlotPlan::Keep => Ok(ChildOutcome::Unchanged),
+            SlotPlan::Delete => {
+                self.delete(&api, cache, &name).await?;
+                Ok(ChildOutcome::Unchanged)
+            }
+        }
+    }
+
+    /// Applies `desired` as the object `name`, or deletes Weir's object of that name when
+    /// it is not wanted; a problem stops it.
+    async fn sync<K>(
+        &mut self,
+        cache: &Store<K>,
+        name: &str,
+        desired: Option<K>,
+    ) -> Result<Option<Problem>, Cause>
+    where
+        K: Child + Resource<Scope = NamespaceResourceScope>,
+    {
+        let api = self.api::<K>();
+        match desired {
+            Some(desired) => match ensure(&api, cache, self.uid, &desired).await? {
+                ChildOutcome::Blocked(problem) => Ok(Some(problem)),
+                outcome => {
+                    self.note(&outcome);
+                    Ok(None)
+                }
+            },
+            None => {
+                self.delete(&api, cache, name).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn delete<K: Child>(
+        &mut self,
+        api: &Api<K>,
+        cache: &Store<K>,
+        name: &str,
+    ) -> Result<(), Cause> {
+        if remove(api, cache, self.namespace, name, self.uid).await? {
+            self.applied.deleted.push(format!("{} {name}", K::KIND));
+        }
+        Ok(())
+    }
+
+    fn note<K: Child>(&mut self, outcome: &ChildOutcome<K>) {
+        if let ChildOutcome::Created(object) = outcome {
+            let name = object.name_any();
+            self.applied.created.push(format!("{} {name}", K::KIND));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::traffic::Split;
+    use k8s_openapi::jiff::Timestamp;
+    use serde_json::{Value, json};
+
+    fn observation(rollout: Value, gateway_api: bool) -> Observation {
+        let ms: Microservice = serde_json::from_value(json!({
+            "apiVersion": "weir.dev/v1alpha1", "kind": "Microservice",
+            "metadata": {"name": "pay", "namespace": "shop", "uid": "u1", "generation": 1},
+            "spec": {"image": "a:1", "ports": [{"name": "http", "port": 80}], "rollout": rollout}
+        }))
+        .unwrap();
+        let mut observation = Observation::bare(ms, "r1", Timestamp::UNIX_EPOCH);
+        observation.gateway_api = gateway_api;
+        observation
+    }
+
+    fn routed(parent: Value) -> Value {
+        json!({"strategy": "Canary", "traffic": {"gatewayAPI": {"parentRefs": [parent]}}})
+    }
+
+    #[test]
+    fn a_route_through_another_service_or_a_missing_gateway_api_is_refused() {
+        let own = routed(json!({"kind": "Service", "name": "pay"}));
+        assert_eq!(spec_problem(&observation(own, true)), None);
+        let foreign = routed(json!({"kind": "Service", "name": "billing"}));
+        assert_eq!(
+            spec_problem(&observation(foreign, true)),
+            Some(Problem::ForeignParent {
+                parent: "billing".into(),
+                own: "pay".into()
+            })
+        );
+        let elsewhere = routed(json!({"kind": "Service", "name": "pay", "namespace": "other"}));
+        assert!(matches!(
+            spec_problem(&observation(elsewhere, true)),
+            Some(Problem::ForeignParent { .. })
+        ));
+        let gateway = routed(json!({"name": "public"}));
+        assert_eq!(spec_problem(&observation(gateway.clone(), true)), None);
+        assert_eq!(
+            spec_problem(&observation(gateway, false)),
+            Some(Problem::GatewayApiMissing)
+        );
+        assert_eq!(
+            spec_problem(&observation(json!({}), false)),
+            None,
+            "no router, no need"
+        );
+    }
+
+    #[test]
+    fn slot_services_exist_behind_a_route_and_the_preview_during_blue_green() {
+        let plan = TrafficPlan {
+            split: Split {
+                stable: Slot::Blue,
+                candidate: Slot::Green,
+                weight: 0,
+                header_route: vec![],
+                mirror_percent: 0,
+            },
+            service_slot: Some(Slot::Blue),
+            preview: true,
+        };
+        let wanted: Vec<_> = wanted_services("pay", false, &plan)
+            .into_iter()
+            .filter(|(_, wanted, _)| *wanted)
+            .map(|(name, _, slot)| (name, slot))
+            .collect();
+        assert_eq!(
+            wanted,
+            [
+                ("pay".to_string(), Some(Slot::Blue)),
+                ("pay-preview".to_string(), Some(Slot::Green))
+            ]
+        );
+        let routed = wanted_services("pay", true, &plan);
+        assert!(routed[1].1 && routed[2].1);
+        assert_eq!(routed[1].0, "pay-blue");
+    }
 }

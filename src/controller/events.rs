@@ -1,40 +1,38 @@
 //! Events: one per real transition, none for a steady object.
 
 use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Resource;
 use kube::runtime::events::{Event, EventType};
-use kube::{Resource, ResourceExt};
 
-use super::Context;
-use super::apply::{Applied, Child};
+use super::apply::Applied;
+use super::context::Context;
 use super::status;
 use crate::api::{Microservice, MicroserviceStatus, Phase, conditions::reason};
+use crate::release::Note;
 
-/// Children created and deleted in one reconcile, announced in one event each so that
-/// creating a Microservice costs one event write, not one per child.
-#[derive(Default)]
-pub struct Changes {
-    pub created: Vec<String>,
-    pub deleted: Vec<String>,
-    pub deployment_written: bool,
+/// The children created and deleted in one reconcile, in one event each, so that creating
+/// a Microservice costs one event write, not one per child.
+pub async fn announce(ctx: &Context, ms: &Microservice, applied: &Applied) {
+    if !applied.created.is_empty() {
+        let note = format!("Created {}", applied.created.join(", "));
+        publish(ctx, ms, event(EventType::Normal, "Created", "Create", note)).await;
+    }
+    if !applied.deleted.is_empty() {
+        let note = format!("Deleted {}: no longer wanted", applied.deleted.join(", "));
+        publish(ctx, ms, event(EventType::Normal, "Deleted", "Delete", note)).await;
+    }
 }
 
-impl Changes {
-    pub fn note<K: Child>(&mut self, applied: &Applied<K>) {
-        if let Applied::Created(object) = applied {
-            let kind = K::KIND;
-            self.created.push(format!("{kind} {}", object.name_any()));
-        }
-    }
-
-    pub async fn announce(self, ms: &Microservice, ctx: &Context) {
-        if !self.created.is_empty() {
-            let note = format!("Created {}", self.created.join(", "));
-            publish(ctx, ms, event(EventType::Normal, "Created", "Create", note)).await;
-        }
-        if !self.deleted.is_empty() {
-            let note = format!("Deleted {}: no longer wanted", self.deleted.join(", "));
-            publish(ctx, ms, event(EventType::Normal, "Deleted", "Delete", note)).await;
-        }
+/// The release's notable moments.
+pub async fn publish_notes(ctx: &Context, ms: &Microservice, notes: &[Note]) {
+    for note in notes {
+        let type_ = if note.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        let release = event(type_, note.reason, "Release", note.message.clone());
+        publish(ctx, ms, release).await;
     }
 }
 

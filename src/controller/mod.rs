@@ -1,31 +1,36 @@
 //! The Microservice controller: wiring, the reconcile pipeline and its error policy.
 
 mod apply;
+mod children;
+mod context;
+mod decide;
 mod drift;
 mod error;
 mod events;
 mod leader;
 pub mod lease;
+mod observe;
 mod own_writes;
+mod problem;
 mod reconcile;
-mod release;
+mod report;
 pub mod status;
+mod verify;
 mod watches;
 
-pub use error::Error;
-pub use reconcile::{Caches, Context, reconcile};
-use watches::{ChildWatches, Generations};
+pub use context::{Caches, Context};
+pub use error::{Cause, Error, Stage};
+pub use reconcile::reconcile;
+use watches::{ChildWatches, Watched};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::DynamicObject;
-use kube::discovery::ApiResource;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, Store, reflector};
-use kube::runtime::{Controller, WatchStreamExt, controller, controller::Action, wait, watcher};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{Controller, controller, controller::Action, wait};
 use kube::{Api, Client, CustomResourceExt, ResourceExt};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
@@ -38,7 +43,15 @@ use crate::telemetry::{self, Health, Metrics};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("no usable Kubernetes configuration: {0}")]
-    Config(String),
+    Config(#[source] kube::config::InferConfigError),
+    #[error("the identity {identity:?} cannot go in a User-Agent header: {source}")]
+    Identity {
+        identity: String,
+        #[source]
+        source: http::header::InvalidHeaderValue,
+    },
+    #[error("cannot build a Kubernetes client from the configuration: {0}")]
+    Client(#[source] kube::Error),
     #[error(
         "CRD {0} is not established; install it with `weir crd | kubectl apply --server-side -f -`"
     )]
@@ -68,11 +81,7 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry, &error::CATEGORIES);
     let health = Health::default();
-    let (stop_tx, stop) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
+    let stop = stop_on_signal();
 
     // One controller per watched namespace (or one for all): with a list, every watch is
     // namespaced, so Roles in those namespaces are all the rights Weir needs.
@@ -81,17 +90,17 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
     } else {
         args.namespace.iter().cloned().map(Some).collect()
     };
-    let resource = ApiResource::erase::<Microservice>(&());
     let writers: Vec<_> = namespaces
         .iter()
-        .map(|_| reflector::store::Writer::new(resource.clone()))
+        .map(|_| reflector::store::Writer::<Watched>::default())
         .collect();
+    let readers = writers.iter().map(|w| w.as_reader()).collect();
     let server = start_health_server(
         &args,
         health.clone(),
         registry,
         metrics.clone(),
-        writers.iter().map(|w| w.as_reader()).collect(),
+        readers,
         stop.clone(),
     )
     .await?;
@@ -99,52 +108,101 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
     wait_for_crd(client.clone(), Duration::from_secs(args.crd_wait_seconds)).await?;
     health.set_ready(true);
 
-    let leadership = if args.leader_elect {
-        let ttl = Duration::from_secs(args.lease_seconds);
-        let acquired = leader::acquire(
-            lease_client,
-            &args.lease_namespace,
-            &args.lease_name,
-            &identity,
-            ttl,
-            fence,
-            stop.clone(),
-        )
-        .await;
-        match acquired {
-            Some(leadership) => Some(leadership),
-            None => return finish(server, None, false).await,
-        }
-    } else {
-        None
+    let Ok(leadership) = lead(&args, lease_client, &identity, fence, &stop).await else {
+        return finish(server, None, false).await;
     };
     let lost = leadership.as_ref().map(|l| l.lost());
+    let shared = Shared::new(&args, client, metrics, &identity).await;
+    run_controllers(
+        &args,
+        namespaces.into_iter().zip(writers),
+        &shared,
+        &stop,
+        &lost,
+    )
+    .await;
+    let lost_leadership = lost.is_some_and(|l| *l.borrow());
+    finish(server, leadership, lost_leadership).await
+}
 
-    let gateway_api = serves_http_routes(&client).await;
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
+/// A receiver that turns true on SIGTERM or SIGINT.
+fn stop_on_signal() -> watch::Receiver<bool> {
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    stop
+}
+
+/// Stopped before leadership was acquired.
+struct NeverLed;
+
+/// Leadership when leader election is on, once acquired; none when it is off.
+async fn lead(
+    args: &RunArgs,
+    lease_client: Client,
+    identity: &str,
+    fence: leader::Fence,
+    stop: &watch::Receiver<bool>,
+) -> Result<Option<leader::Leadership>, NeverLed> {
+    if !args.leader_elect {
+        return Ok(None);
+    }
+    let ttl = Duration::from_secs(args.lease_seconds);
+    let acquired = leader::acquire(
+        lease_client,
+        &args.lease_namespace,
+        &args.lease_name,
+        identity,
+        ttl,
+        fence,
+        stop.clone(),
+    )
+    .await;
+    acquired.map(Some).ok_or(NeverLed)
+}
+
+/// What every namespace's controller shares.
+#[derive(Clone)]
+struct Shared {
+    client: Client,
+    metrics: Metrics,
+    recorder: Recorder,
+    measurer: crate::analysis::Measurer,
+    gateway_api: bool,
+}
+
+impl Shared {
+    async fn new(args: &RunArgs, client: Client, metrics: Metrics, identity: &str) -> Self {
+        let reporter = Reporter {
             controller: "weir".into(),
-            instance: Some(identity.clone()),
-        },
-    );
-    let measurer = crate::analysis::Measurer::new(args.prometheus_address.clone())
-        .allowing_only(args.allowed_analysis_hosts());
-    let controllers = namespaces
-        .into_iter()
-        .zip(writers)
-        .map(|(namespace, writer)| {
-            let shared = Shared {
-                client: client.clone(),
-                metrics: metrics.clone(),
-                recorder: recorder.clone(),
-                measurer: measurer.clone(),
-                gateway_api,
-                shutdown: stop_or_lost(stop.clone(), lost.clone()),
-            };
-            run_namespace(&args, namespace, writer, shared)
-        });
-    // Running reconciles may finish after a stop, but not for ever: a pod has a grace period.
+            instance: Some(identity.to_string()),
+        };
+        Shared {
+            gateway_api: serves_http_routes(&client).await,
+            recorder: Recorder::new(client.clone(), reporter),
+            measurer: crate::analysis::Measurer::new(args.prometheus_address.clone())
+                .allowing_only(args.allowed_analysis_hosts()),
+            client,
+            metrics,
+        }
+    }
+}
+
+/// Runs a controller per namespace until they all end, or until the grace period after a
+/// stop (or a loss of leadership) is over: a pod has a grace period too.
+async fn run_controllers(
+    args: &RunArgs,
+    namespaces: impl Iterator<Item = (Option<String>, reflector::store::Writer<Watched>)>,
+    shared: &Shared,
+    stop: &watch::Receiver<bool>,
+    lost: &Option<watch::Receiver<bool>>,
+) {
+    let controllers = namespaces.map(|(namespace, writer)| {
+        let shutdown = stop_or_lost(stop.clone(), lost.clone());
+        run_namespace(args, namespace, writer, shared.clone(), shutdown)
+    });
     let stopped_late = {
         let stopping = stop_or_lost(stop.clone(), lost.clone());
         async move {
@@ -156,35 +214,22 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
         _ = futures::future::join_all(controllers) => {}
         _ = stopped_late => tracing::warn!(grace = ?SHUTDOWN_GRACE, "controllers still busy after the grace period; exiting"),
     }
-
-    let lost_leadership = lost.is_some_and(|l| *l.borrow());
-    finish(server, leadership, lost_leadership).await
-}
-
-/// What every namespace's controller shares.
-struct Shared<S> {
-    client: Client,
-    metrics: Metrics,
-    recorder: Recorder,
-    measurer: crate::analysis::Measurer,
-    gateway_api: bool,
-    shutdown: S,
 }
 
 /// The controller of one namespace (or of all when `namespace` is None), until `shutdown`.
 async fn run_namespace<S>(
     args: &RunArgs,
     namespace: Option<String>,
-    ms_writer: reflector::store::Writer<DynamicObject>,
-    shared: Shared<S>,
+    ms_writer: reflector::store::Writer<Watched>,
+    shared: Shared,
+    shutdown: S,
 ) where
     S: std::future::Future<Output = ()> + Send + Sync + 'static,
 {
-    let resource = ApiResource::erase::<Microservice>(&());
     let client = shared.client.clone();
-    let microservices: Api<DynamicObject> = match &namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
+    let microservices: Api<Watched> = match &namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
     };
     let ms_cache = ms_writer.as_reader();
     tracing::info!(
@@ -192,36 +237,19 @@ async fn run_namespace<S>(
         "controller starting"
     );
     let own_writes = Arc::new(own_writes::OwnWrites::default());
-    let caches_and_streams = ChildWatches::start(&client, namespace.as_deref(), shared.gateway_api);
+    let children = ChildWatches::start(&client, namespace.as_deref(), shared.gateway_api);
     let context = Arc::new(Context {
-        client: client.clone(),
+        client,
         metrics: shared.metrics,
         recorder: shared.recorder,
-        caches: caches_and_streams.caches.clone(),
+        caches: children.caches.clone(),
         defaults: args.defaults(),
         resync: Duration::from_secs(args.resync_seconds),
         measurer: shared.measurer,
         debounce: Duration::from_millis(args.debounce_ms),
         own_writes: own_writes.clone(),
     });
-
-    // Reconcile on spec changes only: Weir's own status writes must not trigger reconciles.
-    let ms_watch =
-        watcher(microservices, watcher::Config::default()).modify(|ms: &mut DynamicObject| {
-            let autoscaling = ms.data.pointer("/spec/autoscaling").is_some();
-            status::slim_for_cache(&mut ms.metadata, autoscaling);
-        });
-    let mut generations = Generations::default();
-    let ms_stream = reflector(ms_writer, ms_watch)
-        .default_backoff()
-        .map_ok(move |event| {
-            if let watcher::Event::Delete(gone) = &event {
-                own_writes.forget(&gone.uid().unwrap_or_default());
-            }
-            futures::stream::iter(generations.changed(event).into_iter().map(Ok))
-        })
-        .try_flatten();
-    let ms_stream = watches::without_errors(ms_stream, "Microservice".to_string());
+    let triggers = watches::microservices(microservices, ms_writer, own_writes);
     let ChildWatches {
         deployments,
         services,
@@ -229,8 +257,8 @@ async fn run_namespace<S>(
         hpas,
         http_routes,
         ..
-    } = caches_and_streams;
-    Controller::for_stream_with(ms_stream, ms_cache, resource)
+    } = children;
+    Controller::for_stream(triggers, ms_cache)
         .owns_stream(deployments)
         .owns_stream(services)
         .owns_stream(pdbs)
@@ -239,27 +267,28 @@ async fn run_namespace<S>(
         .with_config(
             controller::Config::default().debounce(Duration::from_millis(args.debounce_ms)),
         )
-        .graceful_shutdown_on(shared.shutdown)
+        .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|_| futures::future::ready(()))
         .await;
 }
 
 /// Serves health and metrics until `stop`; the per-phase gauge is refreshed from the
-/// Microservice cache at each scrape.
+/// Microservice caches at each scrape (an object that does not read counts as Unknown).
 async fn start_health_server(
     args: &RunArgs,
     health: Health,
     registry: Registry,
     metrics: Metrics,
-    caches: Vec<Store<DynamicObject>>,
+    caches: Vec<Store<Watched>>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, StartError> {
     let refresh: telemetry::Refresh = Arc::new(move || {
         let objects: Vec<_> = caches.iter().flat_map(|cache| cache.state()).collect();
-        let phases = objects
-            .iter()
-            .map(|o| o.data.pointer("/status/phase").and_then(|p| p.as_str()));
+        let phases = objects.iter().map(|o| {
+            let ms = o.0.as_ref().ok()?;
+            Some(ms.status.as_ref()?.phase?.as_str())
+        });
         metrics.set_phases(phases);
     });
     let listener = telemetry::bind(args.metrics_addr)
@@ -312,29 +341,50 @@ async fn finish(
 }
 
 /// True when the cluster serves Gateway API HTTPRoutes; checked once at start (install the
-/// Gateway API CRDs before Weir, or restart it after).
+/// Gateway API CRDs before Weir, or restart it after). The group is looked up in the list
+/// of groups first: asking a server without it for its resources answers a plain-text 404,
+/// which the client would log as a warning of its own.
 async fn serves_http_routes(client: &Client) -> bool {
-    let served = client
-        .list_api_group_resources("gateway.networking.k8s.io/v1")
-        .await
-        .is_ok_and(|list| list.resources.iter().any(|r| r.name == "httproutes"));
-    tracing::info!(served, "Gateway API HTTPRoutes");
+    const GROUP: &str = "gateway.networking.k8s.io";
+    let served = match client.list_api_groups().await {
+        Ok(groups) => {
+            let v1 = groups
+                .groups
+                .iter()
+                .any(|g| g.name == GROUP && g.versions.iter().any(|v| v.version == "v1"));
+            v1 && client
+                .list_api_group_resources(&format!("{GROUP}/v1"))
+                .await
+                .is_ok_and(|list| list.resources.iter().any(|r| r.name == "httproutes"))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot list the API groups; working without Gateway API");
+            false
+        }
+    };
+    if served {
+        tracing::info!("Gateway API HTTPRoutes are served: releases can route through them");
+    } else {
+        tracing::info!(
+            "Gateway API HTTPRoutes are not served by this cluster: a Microservice with \
+             rollout.traffic.gatewayAPI reports GatewayAPIMissing until the Gateway API CRDs \
+             are installed and Weir restarts"
+        );
+    }
     served
 }
 
 /// A client whose requests say who sends them: `weir/<version> (<identity>)`, and whose
 /// writes pass `fence` when given.
 async fn client(identity: &str, fence: Option<&leader::Fence>) -> Result<Client, StartError> {
-    let mut config = kube::Config::infer()
-        .await
-        .map_err(|e| StartError::Config(e.to_string()))?;
+    let mut config = kube::Config::infer().await.map_err(StartError::Config)?;
     let agent = format!("weir/{} ({identity})", env!("CARGO_PKG_VERSION"));
-    let value = agent
-        .parse()
-        .map_err(|_| StartError::Config(format!("invalid identity {identity:?}")))?;
+    let value = agent.parse().map_err(|source| StartError::Identity {
+        identity: identity.to_string(),
+        source,
+    })?;
     config.headers.push((http::header::USER_AGENT, value));
-    let builder = kube::client::ClientBuilder::try_from(config)
-        .map_err(|e| StartError::Config(e.to_string()))?;
+    let builder = kube::client::ClientBuilder::try_from(config).map_err(StartError::Client)?;
     Ok(match fence {
         Some(fence) => builder.with_layer(&fence.layer()).build(),
         None => builder.build(),
@@ -375,8 +425,8 @@ async fn wait_for_crd(client: Client, deadline: Duration) -> Result<(), StartErr
 }
 
 /// A spec that cannot work waits for a change; anything else retries with a delay.
-fn error_policy(object: Arc<DynamicObject>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(name = %object.name_any(), category = error.category(), %error, "reconcile failed");
+fn error_policy(object: Arc<Watched>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(name = %object.name_any(), stage = %error.stage, category = error.category(), %error, "reconcile failed");
     if error.is_permanent() {
         Action::await_change()
     } else {

@@ -1,21 +1,32 @@
 //! The watches behind the controller: Microservices, and Weir's children with their caches.
 
-use futures::StreamExt;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt, TryStreamExt};
 use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::DynamicObject;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::{self, Store, reflector};
+use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use std::collections::{HashMap, HashSet};
 
-use super::Caches;
+use super::context::Caches;
+use super::own_writes::OwnWrites;
+use super::status;
+use crate::api::Microservice;
 use crate::build::labels::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::release::ACTION_ANNOTATION;
+
+/// A Microservice as the watch delivers it: an object that no longer reads as one (stored
+/// under an older, looser schema) arrives as its metadata and the reason, to be reported,
+/// instead of breaking the watch.
+pub type Watched = DeserializeGuard<Microservice>;
 
 /// A child watch's stream of touched objects, which triggers reconciles of their owners.
 pub type ChildStream<K> = futures::stream::BoxStream<'static, Result<K, watcher::Error>>;
@@ -111,117 +122,121 @@ where
     })
 }
 
-/// The generations (and pending actions) of the Microservices seen, so that only spec
-/// changes, actions or first sight trigger reconciles: status writes, Weir's own included, do not. (kube's `predicates` need
-/// a static type; Microservices are watched as raw objects.) Deleted objects are forgotten,
-/// including those deleted while the watch was down, so the map does not grow for ever.
-#[derive(Default)]
-pub struct Generations {
-    seen: HashMap<String, (Option<i64>, Option<String>)>,
-    relisted: Option<HashSet<String>>,
+/// The Microservices that need a reconcile: on first sight, on a spec change (a new
+/// generation) and on a manual action (an annotation); status writes, Weir's own included,
+/// do not trigger one. An object that no longer reads as a Microservice passes too, so that
+/// it is reported, and does not stop the watch. What `own_writes` kept of a deleted object
+/// is dropped.
+pub fn microservices(
+    api: Api<Watched>,
+    writer: reflector::store::Writer<Watched>,
+    own_writes: Arc<OwnWrites>,
+) -> impl Stream<Item = Result<Watched, watcher::Error>> + Send {
+    let watch = watcher(api, watcher::Config::default()).modify(slim);
+    let stream = reflector(writer, watch)
+        .default_backoff()
+        .inspect_ok(move |event| {
+            if let watcher::Event::Delete(gone) = event {
+                own_writes.forget(&gone.uid().unwrap_or_default());
+            }
+        })
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation.combine(action),
+            PredicateConfig::default(),
+        );
+    without_errors(stream, "Microservice".to_string())
 }
 
-impl Generations {
-    /// The objects in `event` whose generation changed since they were last seen.
-    pub fn changed(&mut self, event: watcher::Event<DynamicObject>) -> Vec<DynamicObject> {
-        let key = |object: &DynamicObject| object.uid().unwrap_or_else(|| object.name_any());
-        match event {
-            watcher::Event::Apply(object) => self.admit(key(&object), object),
-            watcher::Event::InitApply(object) => {
-                let key = key(&object);
-                if let Some(relisted) = self.relisted.as_mut() {
-                    relisted.insert(key.clone());
-                }
-                self.admit(key, object)
-            }
-            watcher::Event::Delete(object) => {
-                self.seen.remove(&key(&object));
-                Vec::new()
-            }
-            watcher::Event::Init => {
-                self.relisted = Some(HashSet::new());
-                Vec::new()
-            }
-            watcher::Event::InitDone => {
-                if let Some(relisted) = self.relisted.take() {
-                    self.seen.retain(|key, _| relisted.contains(key));
-                }
-                Vec::new()
-            }
-        }
-    }
+/// The `weir.dev/action` annotation: a change that is not a new generation.
+fn action(ms: &Watched) -> Option<u64> {
+    let mut hasher = DefaultHasher::new();
+    ms.annotations().get(ACTION_ANNOTATION).hash(&mut hasher);
+    Some(hasher.finish())
+}
 
-    fn admit(&mut self, key: String, object: DynamicObject) -> Vec<DynamicObject> {
-        // A manual action (an annotation) is a change too, though not of the spec.
-        let action = object.annotations().get(ACTION_ANNOTATION).cloned();
-        let seen = (object.metadata.generation, action);
-        if self.seen.get(&key) == Some(&seen) {
-            Vec::new()
-        } else {
-            self.seen.insert(key, seen);
-            vec![object]
-        }
-    }
+/// Drops from a cached Microservice what Weir never reads (see `status::slim_for_cache`).
+fn slim(ms: &mut Watched) {
+    let autoscaling = ms.0.as_ref().is_ok_and(|ms| ms.spec.autoscaling.is_some());
+    status::slim_for_cache(ms.meta_mut(), autoscaling);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
+    use serde_json::json;
 
-    fn ms(uid: &str, generation: i64) -> DynamicObject {
-        let mut object = DynamicObject::new(
-            uid,
-            &kube::discovery::ApiResource::erase::<crate::api::Microservice>(&()),
+    fn ms(uid: &str, generation: i64, action: Option<&str>) -> Watched {
+        serde_json::from_value(json!({
+            "apiVersion": "weir.dev/v1alpha1", "kind": "Microservice",
+            "metadata": {"name": uid, "namespace": "n", "uid": uid, "generation": generation,
+                         "annotations": action.map(|a| json!({ACTION_ANNOTATION: a}))},
+            "spec": {"image": "x:1"}
+        }))
+        .unwrap()
+    }
+
+    fn unreadable(uid: &str, generation: i64) -> Watched {
+        serde_json::from_value(json!({
+            "apiVersion": "weir.dev/v1alpha1", "kind": "Microservice",
+            "metadata": {"name": uid, "namespace": "n", "uid": uid, "generation": generation},
+            "spec": {"image": 42}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_first_sight_spec_changes_and_actions_trigger_a_reconcile() {
+        let seen = [
+            ("first sight", ms("a", 1, None)),
+            ("a status write", ms("a", 1, None)),
+            ("a spec change", ms("a", 2, None)),
+            ("an action", ms("a", 2, Some("promote"))),
+            ("the same action again", ms("a", 2, Some("promote"))),
+            ("the action removed", ms("a", 2, None)),
+            ("another object", ms("b", 1, None)),
+            ("an unreadable object", unreadable("c", 1)),
+            ("its status write", unreadable("c", 1)),
+            ("its spec fixed", ms("c", 2, None)),
+        ];
+        let names: Vec<&str> = seen.iter().map(|(what, _)| *what).collect();
+        let events = futures::stream::iter(seen.into_iter().map(|(_, ms)| Ok(ms)));
+        let passed: Vec<String> = events
+            .predicate_filter(
+                predicates::generation.combine(action),
+                PredicateConfig::default(),
+            )
+            .map(|ms: Result<Watched, watcher::Error>| {
+                let ms = ms.unwrap();
+                format!("{} {:?}", ms.name_any(), ms.meta().generation)
+            })
+            .collect()
+            .await;
+        assert_eq!(
+            passed,
+            [
+                "a Some(1)",
+                "a Some(2)",
+                "a Some(2)",
+                "a Some(2)",
+                "b Some(1)",
+                "c Some(1)",
+                "c Some(2)"
+            ],
+            "of {names:?}"
         );
-        object.metadata.uid = Some(uid.into());
-        object.metadata.generation = Some(generation);
-        object
     }
 
     #[test]
-    fn only_spec_changes_pass_and_deleted_objects_are_forgotten() {
-        let mut generations = Generations::default();
-        assert_eq!(
-            generations.changed(watcher::Event::Apply(ms("a", 1))).len(),
-            1,
-            "first sight"
+    fn an_unreadable_object_keeps_its_metadata_and_says_why() {
+        let watched = unreadable("c", 3);
+        assert_eq!(watched.meta().generation, Some(3));
+        let error = watched.0.expect_err("does not read");
+        assert!(
+            error.error.to_lowercase().contains("invalid type"),
+            "{}",
+            error.error
         );
-        assert_eq!(
-            generations.changed(watcher::Event::Apply(ms("a", 1))).len(),
-            0,
-            "a status write"
-        );
-        assert_eq!(
-            generations.changed(watcher::Event::Apply(ms("a", 2))).len(),
-            1,
-            "a spec change"
-        );
-        let mut acted = ms("a", 2);
-        acted
-            .annotations_mut()
-            .insert(ACTION_ANNOTATION.into(), "promote".into());
-        assert_eq!(
-            generations.changed(watcher::Event::Apply(acted)).len(),
-            1,
-            "an action"
-        );
-        generations.changed(watcher::Event::Delete(ms("a", 2)));
-        assert!(generations.seen.is_empty());
-    }
-
-    #[test]
-    fn a_relist_forgets_objects_deleted_while_the_watch_was_down() {
-        let mut generations = Generations::default();
-        generations.changed(watcher::Event::Apply(ms("a", 1)));
-        generations.changed(watcher::Event::Apply(ms("b", 1)));
-        generations.changed(watcher::Event::Init);
-        assert_eq!(
-            generations
-                .changed(watcher::Event::InitApply(ms("b", 1)))
-                .len(),
-            0
-        );
-        generations.changed(watcher::Event::InitDone);
-        assert_eq!(generations.seen.len(), 1);
     }
 }

@@ -1,0 +1,73 @@
+//! What every reconcile shares: the client, the child caches, the operator's settings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway_api::httproutes::HttpRoute;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::Client;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
+
+use super::own_writes::OwnWrites;
+use crate::analysis::Measurer;
+use crate::build::Defaults;
+use crate::telemetry::Metrics;
+
+/// The watch caches of Weir's children (labelled `app.kubernetes.io/managed-by=weir`).
+#[derive(Clone)]
+pub struct Caches {
+    pub deployments: Store<Deployment>,
+    pub services: Store<Service>,
+    pub pod_disruption_budgets: Store<PodDisruptionBudget>,
+    pub horizontal_pod_autoscalers: Store<HorizontalPodAutoscaler>,
+    /// None when the cluster does not serve Gateway API HTTPRoutes.
+    pub http_routes: Option<Store<HttpRoute>>,
+}
+
+/// Shared by every reconcile, built once at start.
+pub struct Context {
+    pub client: Client,
+    pub metrics: Metrics,
+    pub recorder: Recorder,
+    pub caches: Caches,
+    pub defaults: Defaults,
+    pub resync: Duration,
+    pub measurer: Measurer,
+    /// The controller's debounce, which it adds to every requeue too.
+    pub debounce: Duration,
+    /// Statuses written that the Microservice cache may not have seen yet.
+    pub own_writes: Arc<OwnWrites>,
+}
+
+/// How long a reconcile waits for the child caches' first listing before trying later.
+pub const CACHES_READY_WAIT: Duration = Duration::from_secs(10);
+
+impl Caches {
+    /// Waits until every cache holds its first full listing: deciding from an empty one
+    /// would take a running release's candidate for missing (after a restart, say).
+    pub async fn wait_until_ready(&self) -> bool {
+        let routes = async {
+            match &self.http_routes {
+                Some(routes) => routes.wait_until_ready().await.is_ok(),
+                None => true,
+            }
+        };
+        let all = async {
+            let (d, s, p, h, r) = futures::join!(
+                self.deployments.wait_until_ready(),
+                self.services.wait_until_ready(),
+                self.pod_disruption_budgets.wait_until_ready(),
+                self.horizontal_pod_autoscalers.wait_until_ready(),
+                routes,
+            );
+            d.is_ok() && s.is_ok() && p.is_ok() && h.is_ok() && r
+        };
+        tokio::time::timeout(CACHES_READY_WAIT, all)
+            .await
+            .unwrap_or(false)
+    }
+}

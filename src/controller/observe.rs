@@ -1,0 +1,339 @@
+//! Observe: one Microservice as the cluster shows it, from the watch caches, with the
+//! newest status this process wrote. Nothing here writes; everything later reads the
+//! `Observation` and not the cluster.
+
+use gateway_api::httproutes::HttpRoute;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DynamicObject};
+use kube::core::error_boundary::InvalidObject;
+use kube::discovery::ApiResource;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+
+use super::context::{CACHES_READY_WAIT, Context};
+use super::error::Cause;
+use super::watches::Watched;
+use crate::api::{Microservice, MicroserviceStatus, Slot};
+use crate::build::{self, REVISION_ANNOTATION, deployment_name};
+use crate::release::{ACTION_ANNOTATION, ManualAction, Router, SlotState, parse_action};
+
+/// What the observe stage found.
+pub enum Observed {
+    Microservice(Box<Observation>),
+    /// Nothing to decide now.
+    Early(Early),
+}
+
+/// Why a reconcile stops before deciding anything.
+pub enum Early {
+    /// The child caches have not finished their first listing within `CACHES_READY_WAIT`.
+    CachesNotListed,
+    /// Being deleted: garbage collection removes the children.
+    Deleting,
+    /// The stored object does not read as a Microservice.
+    Unreadable(Box<Unreadable>),
+}
+
+/// A stored object that does not read as a Microservice (stored under an older schema).
+pub struct Unreadable {
+    pub namespace: String,
+    pub name: String,
+    pub generation: Option<i64>,
+    pub reference: ObjectReference,
+    /// Why it does not read.
+    pub error: String,
+    /// The status message it carries, from an earlier report.
+    pub reported: Option<String>,
+}
+
+/// One Microservice and what the cluster shows of it.
+pub struct Observation {
+    /// The Microservice, with the newest status: the cached one, or the one this process
+    /// wrote last when the cache has not seen that write yet.
+    pub ms: Microservice,
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub now: Timestamp,
+    /// The revision the spec asks for.
+    pub revision: String,
+    pub router: Router,
+    pub blue: SlotState,
+    pub green: SlotState,
+    /// HTTPRoute `<name>`, when the cluster serves HTTPRoutes and it exists.
+    pub live_route: Option<HttpRoute>,
+    /// Service `<name>`.
+    pub live_service: Option<Service>,
+    /// Whether the cluster serves Gateway API HTTPRoutes.
+    pub gateway_api: bool,
+    /// The `weir.dev/action` annotation as set.
+    pub pending_action: Option<String>,
+    /// The manual action to act on: the annotation, unless its value was handled already.
+    pub action: Option<ManualAction>,
+}
+
+impl Observation {
+    /// The status as last written (empty for a new Microservice).
+    pub fn last_status(&self) -> MicroserviceStatus {
+        self.ms.status.clone().unwrap_or_default()
+    }
+
+    pub fn slot(&self, slot: Slot) -> &SlotState {
+        match slot {
+            Slot::Blue => &self.blue,
+            Slot::Green => &self.green,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Observation {
+    /// An observation of `ms` with no children yet, for tests of the later stages.
+    pub fn bare(ms: Microservice, revision: &str, now: Timestamp) -> Self {
+        Observation {
+            namespace: ms.namespace().unwrap_or_default(),
+            name: ms.name_any(),
+            uid: ms.uid().unwrap_or_default(),
+            now,
+            revision: revision.into(),
+            router: crate::release::router(&ms),
+            blue: SlotState::default(),
+            green: SlotState::default(),
+            live_route: None,
+            live_service: None,
+            gateway_api: true,
+            pending_action: ms.annotations().get(ACTION_ANNOTATION).cloned(),
+            action: unhandled_action(&ms),
+            ms,
+        }
+    }
+}
+
+/// Reads what the reconcile of `object` needs, or says why it stops early.
+pub async fn observe(object: &Watched, ctx: &Context) -> Result<Observed, Cause> {
+    let namespace = object.namespace().ok_or(Cause::MissingNamespace)?;
+    if !ctx.caches.wait_until_ready().await {
+        tracing::warn!(name = %object.name_any(), %namespace, wait = ?CACHES_READY_WAIT, "the child caches are not listed yet; trying later");
+        return Ok(Observed::Early(Early::CachesNotListed));
+    }
+    let ms = match &object.0 {
+        Ok(ms) => ms,
+        Err(invalid) => {
+            let unreadable = unreadable(object, invalid, namespace, ctx).await?;
+            return Ok(Observed::Early(Early::Unreadable(Box::new(unreadable))));
+        }
+    };
+    if ms.metadata.deletion_timestamp.is_some() {
+        return Ok(Observed::Early(Early::Deleting));
+    }
+    let mut ms = ms.clone();
+    let uid = ms.uid().unwrap_or_default();
+    if let Some(written) = ctx
+        .own_writes
+        .newer_than(&uid, &ms.resource_version().unwrap_or_default())
+    {
+        ms.status = Some(written);
+    }
+    Ok(Observed::Microservice(Box::new(from_caches(
+        ms, namespace, uid, ctx,
+    ))))
+}
+
+/// The observation of a readable Microservice, from the caches.
+fn from_caches(ms: Microservice, namespace: String, uid: String, ctx: &Context) -> Observation {
+    let name = ms.name_any();
+    let caches = &ctx.caches;
+    let live_route = caches
+        .http_routes
+        .as_ref()
+        .and_then(|routes| cached(routes, &namespace, &name));
+    Observation {
+        now: Timestamp::now(),
+        revision: build::revision(&ms, &ctx.defaults),
+        router: crate::release::router(&ms),
+        blue: slot_state(&caches.deployments, &namespace, &name, Slot::Blue),
+        green: slot_state(&caches.deployments, &namespace, &name, Slot::Green),
+        live_route,
+        live_service: cached(&caches.services, &namespace, &name),
+        gateway_api: caches.http_routes.is_some(),
+        pending_action: ms.annotations().get(ACTION_ANNOTATION).cloned(),
+        action: unhandled_action(&ms),
+        ms,
+        namespace,
+        name,
+        uid,
+    }
+}
+
+fn cached<K>(cache: &Store<K>, namespace: &str, name: &str) -> Option<K>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    cache
+        .get(&ObjectRef::new(name).within(namespace))
+        .map(|object| (*object).clone())
+}
+
+/// The manual action to act on. An action is acted on once: its value is recorded in
+/// status before the annotation is removed, so a restart in between cannot act on it twice.
+pub fn unhandled_action(ms: &Microservice) -> Option<ManualAction> {
+    let handled = ms.status.as_ref().and_then(|s| s.handled_action.as_ref());
+    ms.annotations()
+        .get(ACTION_ANNOTATION)
+        .filter(|value| handled != Some(*value))
+        .map(|value| parse_action(value))
+}
+
+/// What a slot's Deployment shows, from the cache.
+fn slot_state(cache: &Store<Deployment>, namespace: &str, name: &str, slot: Slot) -> SlotState {
+    match cached(cache, namespace, &deployment_name(name, slot)) {
+        Some(deployment) => slot_state_of(&deployment),
+        None => SlotState::default(),
+    }
+}
+
+/// What a Deployment shows: its pod count, and how many ready pods run its current template.
+pub fn slot_state_of(deployment: &Deployment) -> SlotState {
+    let replicas = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let status = deployment.status.clone().unwrap_or_default();
+    let seen = status.observed_generation >= deployment.metadata.generation;
+    let pods = status.replicas.unwrap_or(0);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let ready = status.ready_replicas.unwrap_or(0);
+    // While a new template rolls, ready pods may run the old one: count none.
+    let current = seen && updated >= pods;
+    SlotState {
+        exists: true,
+        revision: deployment.annotations().get(REVISION_ANNOTATION).cloned(),
+        replicas,
+        ready: if current { ready } else { 0 },
+        settled: current && pods == replicas && ready == replicas,
+        observed: seen,
+    }
+}
+
+/// An object that does not read as a Microservice, with the status message it carries.
+/// The watch keeps only its metadata, so the object is read again, whole.
+async fn unreadable(
+    object: &Watched,
+    invalid: &InvalidObject,
+    namespace: String,
+    ctx: &Context,
+) -> Result<Unreadable, Cause> {
+    let name = object.name_any();
+    let resource = ApiResource::erase::<Microservice>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &resource);
+    let stored = api.get_opt(&name).await?;
+    let reported = stored
+        .as_ref()
+        .and_then(|o| o.data.pointer("/status/message")?.as_str())
+        .map(str::to_string);
+    // serde_json words the error better than the watch's buffered read does.
+    let error = stored
+        .and_then(|o| read_error(serde_json::to_value(o).ok()?))
+        .unwrap_or_else(|| invalid.error.clone());
+    Ok(Unreadable {
+        generation: object.meta().generation,
+        reference: object.object_ref(&()),
+        error,
+        reported,
+        namespace,
+        name,
+    })
+}
+
+/// Why `object` does not read as a Microservice; None when it does.
+fn read_error(object: serde_json::Value) -> Option<String> {
+    serde_json::from_value::<Microservice>(object)
+        .err()
+        .map(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
+    use serde_json::json;
+
+    fn deployment(replicas: i32, status: DeploymentStatus, generation: i64) -> Deployment {
+        let mut d = Deployment {
+            spec: Some(DeploymentSpec {
+                replicas: Some(replicas),
+                ..Default::default()
+            }),
+            status: Some(status),
+            ..Default::default()
+        };
+        d.metadata.generation = Some(generation);
+        d.annotations_mut()
+            .insert(REVISION_ANNOTATION.into(), "abc".into());
+        d
+    }
+
+    fn counts(observed: i64, pods: i32, updated: i32, ready: i32) -> DeploymentStatus {
+        DeploymentStatus {
+            observed_generation: Some(observed),
+            replicas: Some(pods),
+            updated_replicas: Some(updated),
+            ready_replicas: Some(ready),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_slot_counts_only_ready_pods_of_its_current_template() {
+        let settled = slot_state_of(&deployment(3, counts(2, 3, 3, 3), 2));
+        assert_eq!(
+            settled,
+            SlotState {
+                exists: true,
+                revision: Some("abc".into()),
+                replicas: 3,
+                ready: 3,
+                settled: true,
+                observed: true,
+            }
+        );
+        let rolling = slot_state_of(&deployment(3, counts(2, 4, 2, 3), 2));
+        assert_eq!((rolling.ready, rolling.settled), (0, false));
+        let unseen = slot_state_of(&deployment(3, counts(1, 3, 3, 3), 2));
+        assert_eq!((unseen.ready, unseen.observed), (0, false));
+    }
+
+    #[test]
+    fn an_action_is_acted_on_until_its_value_is_recorded_as_handled() {
+        let mut ms: Microservice = serde_json::from_value(json!({
+            "apiVersion": "weir.dev/v1alpha1", "kind": "Microservice",
+            "metadata": {"name": "a", "annotations": {ACTION_ANNOTATION: "promote"}},
+            "spec": {"image": "x:1"}
+        }))
+        .unwrap();
+        assert_eq!(unhandled_action(&ms), Some(parse_action("promote")));
+        ms.status = Some(MicroserviceStatus {
+            handled_action: Some("promote".into()),
+            ..Default::default()
+        });
+        assert_eq!(unhandled_action(&ms), None);
+    }
+
+    #[test]
+    fn an_unreadable_object_is_told_why_in_serde_json_words() {
+        let broken = json!({
+            "apiVersion": "weir.dev/v1alpha1", "kind": "Microservice",
+            "metadata": {"name": "broken"}, "spec": {"image": 42}
+        });
+        let error = read_error(broken).expect("does not read");
+        assert_eq!(error, "invalid type: integer `42`, expected a string");
+        let fine = json!({
+            "apiVersion": "weir.dev/v1alpha1", "kind": "Microservice",
+            "metadata": {"name": "fine"}, "spec": {"image": "x:1"}
+        });
+        assert_eq!(read_error(fine), None);
+    }
+}
