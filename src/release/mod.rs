@@ -476,7 +476,7 @@ impl<'a> Machine<'a> {
                 true,
                 reason::ABORTED,
                 format!(
-                    "{} TrafficPlan is back on the stable version; the candidate is scaled down.",
+                    "{} Traffic is back on the stable version; the candidate is scaled down.",
                     returning.message
                 ),
             );
@@ -665,7 +665,7 @@ impl<'a> Machine<'a> {
 
         let release = self.status.release.clone().expect("a release");
         if release.returning.is_some() {
-            // TrafficPlan goes back first: the same reconcile plans the return.
+            // Traffic goes back first: the same reconcile plans the return.
             self.return_traffic();
             return;
         }
