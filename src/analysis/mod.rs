@@ -246,6 +246,13 @@ fn excerpt(text: &str) -> String {
 /// Parses `30s`, `2m`, `1h30m`, `500ms`. None for anything else, and for what overflows:
 /// admission bounds these fields, but an object stored before that must not panic the
 /// operator.
+///
+/// Hand-written because it must accept exactly the CRD's pattern `^([0-9]+(ms|s|m|h))+$`
+/// and nothing else (the `duration` fuzz target holds it to that). `kube::core::Duration`
+/// parses Go's wider format: fractions (`1.5s`), signs (`-1s`, whose sign is lost on
+/// conversion), `ns` and `us`, and a bare `0`; it multiplies in `f64`, so a long value in
+/// `ms` comes out a few nanoseconds off; and it panics on a value that overflows a
+/// `Duration` (`9999999999999999999h` fits the pattern and 32 characters).
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let mut total = Duration::ZERO;
     let mut number = String::new();

@@ -11,7 +11,7 @@ use super::args::ActionArgs;
 use super::client::Target;
 use super::error::Error;
 use crate::api::Microservice;
-use crate::release::{ACTION_ANNOTATION, ManualAction, steps};
+use crate::release::{ACTION_ANNOTATION, ManualAction, StepNumber, steps};
 
 /// The field manager of the plugin's writes, as audit logs and managedFields show it.
 pub const FIELD_MANAGER: &str = "kubectl-weir";
@@ -133,20 +133,16 @@ pub fn position(ms: &Microservice) -> String {
             returning.reason
         );
     }
-    if release.promoting || release.step_index >= release.step_count {
-        return "every step done, the new version is taking all traffic".into();
-    }
+    let number = match StepNumber::of(&release) {
+        Some(number) if !release.promoting => number,
+        _ => return "every step done, the new version is taking all traffic".into(),
+    };
     let step = steps(ms)
         .get(release.step_index.max(0) as usize)
         .map(|s| format!(" ({})", s.describe()))
         .unwrap_or_default();
     let held = if release.paused { ", held" } else { "" };
-    format!(
-        "now at step {} of {}{step}{held}, weight {}%",
-        release.step_index + 1,
-        release.step_count,
-        release.weight
-    )
+    format!("now at {number}{step}{held}, weight {}%", release.weight)
 }
 
 #[cfg(test)]

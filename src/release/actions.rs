@@ -1,6 +1,12 @@
 //! Manual actions on a release. They live in an annotation, outside the spec that Git owns,
 //! and each value is acted on once (see `status.handledAction`).
 
+use super::decision::{Abort, Note};
+use super::machine::Machine;
+use super::progress::{Move, move_release};
+use super::steps::StepNumber;
+use crate::api::{Release, conditions::reason};
+
 /// `kubectl annotate ms NAME weir.dev/action=promote` (optionally `promote@<nonce>`).
 pub const ACTION_ANNOTATION: &str = "weir.dev/action";
 
@@ -44,6 +50,76 @@ pub fn parse_action(value: &str) -> ManualAction {
         "pause" => ManualAction::Pause,
         "resume" => ManualAction::Resume,
         _ => ManualAction::Unknown(value.to_string()),
+    }
+}
+
+impl Machine<'_> {
+    /// Acts on `action` before the stage is derived: it may pause, move or abort the
+    /// release in progress (one not already returning), or clear an aborted revision.
+    pub(super) fn act(&mut self, release: Option<&mut Release>, action: ManualAction) {
+        let in_progress = release.filter(|r| r.returning.is_none());
+        let note = match (action, in_progress) {
+            (ManualAction::Retry, _) => match self.fields.aborted_revision.take() {
+                Some(revision) => Note::normal(
+                    reason::RETRY_REQUESTED,
+                    format!("Retrying the release of revision {revision}."),
+                ),
+                None => Note::warning(
+                    reason::ACTION_IGNORED,
+                    "retry: no aborted release to retry.".into(),
+                ),
+            },
+            (ManualAction::Unknown(value), _) => Note::warning(
+                reason::ACTION_IGNORED,
+                format!(
+                    "Unknown action {value:?}: use promote, promote-full, abort, retry, \
+                     pause or resume."
+                ),
+            ),
+            (action, None) => Note::warning(
+                reason::ACTION_IGNORED,
+                format!("{}: no release is in progress.", action.as_str()),
+            ),
+            (ManualAction::Promote, Some(release)) => {
+                release.paused = false;
+                if release.step_index < release.step_count {
+                    move_release(release, Move::NextStep, self.now);
+                }
+                let message = match StepNumber::of(release) {
+                    Some(step) => format!("Promoted by hand to {step}."),
+                    None => "Promoted by hand past the last step.".into(),
+                };
+                Note::normal(reason::PROMOTE_REQUESTED, message)
+            }
+            (ManualAction::PromoteFull, Some(release)) => {
+                release.paused = false;
+                move_release(release, Move::SkipToPromotion, self.now);
+                Note::normal(
+                    reason::PROMOTE_REQUESTED,
+                    "Promoted fully by hand: skipping the remaining steps and analysis.".into(),
+                )
+            }
+            (ManualAction::Abort, Some(release)) => {
+                let abort = Abort {
+                    reason: reason::ABORTED.into(),
+                    message: "The release was aborted by hand.".into(),
+                };
+                self.begin_abort(release, abort);
+                Note::normal(
+                    reason::ABORT_REQUESTED,
+                    "Abort requested: returning traffic to the stable version.".into(),
+                )
+            }
+            (ManualAction::Pause, Some(release)) => {
+                release.paused = true;
+                Note::normal(reason::PAUSE_REQUESTED, "Paused by hand.".into())
+            }
+            (ManualAction::Resume, Some(release)) => {
+                release.paused = false;
+                Note::normal(reason::RESUME_REQUESTED, "Resumed by hand.".into())
+            }
+        };
+        self.note(note);
     }
 }
 

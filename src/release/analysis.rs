@@ -14,7 +14,7 @@ use crate::api::{AnalysisStatus, Measurement, Microservice, Outcome, Release, St
 const KEPT_MEASUREMENTS: usize = 10;
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 
-pub fn configured(ms: &Microservice) -> bool {
+pub(super) fn configured(ms: &Microservice) -> bool {
     ms.spec
         .rollout
         .as_ref()
@@ -56,7 +56,7 @@ fn gate_metrics<'a>(release: &Release, steps: &'a [Step]) -> Option<&'a Vec<Stri
 }
 
 /// When the next round is due, if the analysis runs now.
-pub fn next_due(ms: &Microservice, release: &Release, steps: &[Step]) -> Option<Timestamp> {
+pub(super) fn next_due(ms: &Microservice, release: &Release, steps: &[Step]) -> Option<Timestamp> {
     if release.returning.is_some() || !configured(ms) {
         return None;
     }
@@ -123,15 +123,53 @@ pub fn record_round(release: &mut Release, measurements: Vec<Measurement>, at: T
     status.last.drain(..excess);
 }
 
-pub fn last_round_passed(release: &Release) -> bool {
+pub(super) fn last_round_passed(release: &Release) -> bool {
     release
         .analysis
         .as_ref()
         .is_some_and(|a| a.last_round == Some(Outcome::Passed))
 }
 
+/// A message when the analysis says the release must stop: an analysis step fails at its
+/// first failed round, background rounds past `failureLimit` (or `inconclusiveLimit`).
+pub(super) fn verdict(
+    ms: &Microservice,
+    release: &Release,
+    steps: &[Step],
+    background: bool,
+) -> Option<String> {
+    let spec = ms.spec.rollout.as_ref()?.analysis.as_ref()?;
+    let status = release.analysis.as_ref()?;
+    let current = usize::try_from(release.step_index)
+        .ok()
+        .and_then(|index| steps.get(index));
+    let gate = matches!(current, Some(Step::Analysis(_)))
+        && status
+            .measured_at
+            .as_ref()
+            .is_some_and(|at| at.0 >= release.step_started_at.0);
+    let failure_limit = if gate {
+        0
+    } else {
+        spec.failure_limit.unwrap_or(0)
+    };
+    let inconclusive_limit = spec.inconclusive_limit.unwrap_or(0);
+    if !gate && !background {
+        return None;
+    }
+    if status.consecutive_failures > failure_limit && status.last_round == Some(Outcome::Failed) {
+        return Some(failure_message(status, Outcome::Failed));
+    }
+    if status.consecutive_inconclusive > inconclusive_limit
+        && status.last_round == Some(Outcome::Inconclusive)
+    {
+        return Some(failure_message(status, Outcome::Inconclusive));
+    }
+    None
+}
+
 /// A round measured since the gate step began passed.
-pub fn gate_passed(release: &Release) -> bool {
+pub(super) fn gate_passed(release: &Release) -> bool {
     release.analysis.as_ref().is_some_and(|a| {
         a.last_round == Some(Outcome::Passed)
             && a.measured_at
@@ -141,7 +179,7 @@ pub fn gate_passed(release: &Release) -> bool {
 }
 
 /// Why the analysis stops the release, naming the metrics and values of the last round.
-pub fn failure_message(status: &AnalysisStatus, outcome: Outcome) -> String {
+pub(super) fn failure_message(status: &AnalysisStatus, outcome: Outcome) -> String {
     let at = status.measured_at.as_ref().map(|t| t.0);
     let culprits: Vec<String> = status
         .last

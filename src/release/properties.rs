@@ -1,13 +1,17 @@
 //! Properties of the release state machine over generated step lists, sizes, pod
 //! readiness and manual actions: every release ends promoted or aborted, weights always
-//! sum to 100, and a slot with weight above 0 always has the ready pods to carry it.
+//! sum to 100, and a slot with weight above 0 always has the ready pods to carry it; and of
+//! the functions it caps the weight with.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::tests::Cluster;
-use super::{ManualAction, Step, capacity_for, steps};
-use crate::api::Slot;
+use super::traffic::carried_split;
+use super::{ManualAction, SlotState, Step, capacity_for, steps};
+use crate::api::{HeaderMatch, Release, Slot};
+use crate::build::traffic::{Split, capacity};
 
 fn step() -> impl Strategy<Value = Value> {
     prop_oneof![
@@ -106,4 +110,88 @@ proptest! {
 
 fn steps_of(cluster: &Cluster) -> Vec<Step> {
     steps(&cluster.ms)
+}
+
+fn split(weight: i32, header_route: Vec<HeaderMatch>, mirror_percent: i32) -> Split {
+    Split {
+        stable: Slot::Blue,
+        candidate: Slot::Green,
+        weight,
+        header_route,
+        mirror_percent,
+    }
+}
+
+/// A release with this traffic applied.
+fn applied(weight: i32, header_route: Vec<HeaderMatch>, mirror_percent: i32) -> Release {
+    Release {
+        revision: "r2".into(),
+        step_index: 0,
+        step_count: 1,
+        step_started_at: Time(Default::default()),
+        weight,
+        weight_verified: true,
+        mirror_percent,
+        header_route,
+        paused: false,
+        promoting: false,
+        returning: None,
+        analysis: None,
+    }
+}
+
+fn beta() -> Vec<HeaderMatch> {
+    vec![HeaderMatch {
+        name: "x-user-group".into(),
+        value: Some("beta".into()),
+        regex: None,
+    }]
+}
+
+proptest! {
+    #[test]
+    fn the_pods_sized_for_a_weight_are_exactly_the_pods_that_carry_it(
+        total in 1..500i32, weight in 1..=100i32,
+    ) {
+        let needed = capacity_for(total, weight);
+        let share = i64::from(total) * i64::from(weight);
+        prop_assert!(needed >= 1);
+        prop_assert!(i64::from(needed) * 100 >= share, "{needed} pods fall short of {weight}% of {total}");
+        prop_assert!(needed == 1 || i64::from(needed - 1) * 100 < share, "{needed} pods are more than {weight}% of {total} needs");
+        // The candidate is scaled by `capacity`, and its weight waits for `capacity_for`
+        // ready pods: were they to differ, a release would wait forever or overload it.
+        prop_assert_eq!(capacity(total, &split(weight, vec![], 0)).1, needed);
+    }
+
+    #[test]
+    fn a_weight_reaches_the_candidate_only_when_its_ready_pods_carry_it(
+        target in 0..=100i32, target_mirror in 0..=100i32, target_header in any::<bool>(),
+        weight in 0..=100i32, mirror in 0..=100i32, header in any::<bool>(),
+        total in 1..500i32, ready in 0..500i32, exists in any::<bool>(), observed in any::<bool>(),
+    ) {
+        let headers = |on: bool| if on { beta() } else { vec![] };
+        let release = applied(weight, headers(header), mirror);
+        let candidate = SlotState { exists, revision: Some("r2".into()), replicas: ready, ready, settled: observed, observed };
+        let carried = carried_split(split(target, headers(target_header), target_mirror), &release, &candidate, total);
+        prop_assert!((0..=target).contains(&carried.weight), "{}% beyond the step's {}%", carried.weight, target);
+        let known = !exists || observed;
+        if known {
+            prop_assert!(carried.weight == 0 || ready >= capacity_for(total, carried.weight),
+                "{}% on {} ready of {}", carried.weight, ready, total);
+            if ready >= capacity_for(total, target) {
+                prop_assert_eq!(carried.weight, target, "held back though carried");
+            }
+            if ready == 0 {
+                prop_assert!(carried.header_route.is_empty() && carried.mirror_percent == 0);
+            } else {
+                prop_assert_eq!(carried.header_route, headers(target_header));
+                prop_assert_eq!(carried.mirror_percent, target_mirror);
+            }
+        } else {
+            // Ready pods unknown: hold what is applied, never raise it.
+            prop_assert!(carried.weight <= weight);
+            prop_assert_eq!(carried.header_route, headers(header));
+            prop_assert_eq!(carried.mirror_percent, mirror);
+        }
+    }
 }

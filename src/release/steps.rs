@@ -1,9 +1,10 @@
 //! The steps of a release, one list for both strategies.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::analysis::parse_duration;
-use crate::api::{HeaderMatch, Microservice, Strategy};
+use crate::api::{HeaderMatch, Microservice, Release, Strategy};
 
 /// One step the release walks through.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,5 +92,66 @@ impl Step {
             Step::Analysis(_) => "analysis".into(),
             Step::AwaitReady => "wait for the new version at full size".into(),
         }
+    }
+}
+
+/// A release's place among its steps as people count them: "step 3 of 4", from 1. Status
+/// keeps the 0-based `stepIndex`; events, status messages and the plugin all print this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepNumber {
+    /// Counted from 1.
+    pub number: i32,
+    pub count: i32,
+}
+
+impl StepNumber {
+    /// The step `release` is at, or None once every step is done.
+    pub fn of(release: &Release) -> Option<StepNumber> {
+        (release.step_index < release.step_count).then(|| StepNumber {
+            number: release.step_index.saturating_add(1),
+            count: release.step_count,
+        })
+    }
+}
+
+impl fmt::Display for StepNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "step {} of {}", self.number, self.count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+
+    fn at(step_index: i32, step_count: i32) -> Release {
+        Release {
+            revision: "r2".into(),
+            step_index,
+            step_count,
+            step_started_at: Time(Default::default()),
+            weight: 0,
+            weight_verified: true,
+            mirror_percent: 0,
+            header_route: vec![],
+            paused: false,
+            promoting: false,
+            returning: None,
+            analysis: None,
+        }
+    }
+
+    #[test]
+    fn steps_are_counted_from_one_until_every_step_is_done() {
+        let first = StepNumber::of(&at(0, 4)).unwrap();
+        assert_eq!(first.to_string(), "step 1 of 4");
+        assert_eq!(
+            StepNumber::of(&at(3, 4)).unwrap().to_string(),
+            "step 4 of 4"
+        );
+        assert_eq!(StepNumber::of(&at(4, 4)), None);
+        assert_eq!(StepNumber::of(&at(0, 0)), None);
     }
 }

@@ -12,7 +12,7 @@ pub(super) struct Cluster {
     pub now: Timestamp,
     pub blue: SlotState,
     pub green: SlotState,
-    /// TrafficPlan as the router last confirmed it.
+    /// Traffic as the router last confirmed it.
     pub live: Option<TrafficPlan>,
     /// Revision of the pod template the spec asks for.
     pub revision: String,

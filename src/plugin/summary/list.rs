@@ -4,6 +4,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde::Serialize;
 
+use super::current_step;
 use crate::api::Microservice;
 
 #[derive(Serialize, Clone, Debug, PartialEq)]
@@ -41,7 +42,7 @@ pub fn row(ms: &Microservice) -> ListRow {
         name: ms.name_any(),
         phase: status.and_then(|s| s.phase).map(|p| p.as_str().to_string()),
         weight: release.map(|r| r.weight),
-        step: release.map(|r| format!("{}/{}", (r.step_index + 1).min(r.step_count), r.step_count)),
+        step: release.map(|r| format!("{}/{}", current_step(r), r.step_count)),
         image: ms.spec.image.clone(),
         created: ms.metadata.creation_timestamp.as_ref().map(|t| t.0),
     }

@@ -8,3 +8,9 @@ pub use list::{ListRow, ListSummary, rows};
 pub use status::{
     EventSummary, ReleaseSummary, StatusSummary, StepState, StepSummary, TrafficSummary, summarize,
 };
+
+/// The step a release is at, counted from 1 as everywhere else; `stepCount` once every step
+/// is done.
+fn current_step(release: &crate::api::Release) -> i32 {
+    crate::release::StepNumber::of(release).map_or(release.step_count, |step| step.number)
+}

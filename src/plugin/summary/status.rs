@@ -7,6 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde::Serialize;
 
+use super::current_step;
 use crate::api::{HeaderMatch, Measurement, Microservice, Returning, Slot};
 use crate::release::{other, steps, strategy};
 
@@ -110,7 +111,7 @@ pub fn summarize(ms: &Microservice, events: &[Event], keep: usize) -> StatusSumm
         aborted_revision: status.aborted_revision.clone(),
         release: release.map(|r| ReleaseSummary {
             revision: r.revision.clone(),
-            step: (r.step_index + 1).min(r.step_count),
+            step: current_step(r),
             step_count: r.step_count,
             paused: r.paused,
             promoting: r.promoting,

@@ -1,0 +1,90 @@
+//! `ReturningAfterAbort` and `ReturningAfterSpecChange`: traffic goes back to the stable
+//! slot first; only once the router confirms it does the candidate scale down (an abort) or
+//! the newest revision start (a spec change).
+
+use super::decision::{Abort, Note, Plan, SlotPlan};
+use super::machine::{Machine, Next};
+use super::other;
+use crate::api::{Release, Returning, conditions::reason};
+
+impl Machine<'_> {
+    /// Returns traffic to the stable slot, and ends the release once that is confirmed.
+    pub(super) fn return_traffic(&mut self, release: &mut Release) -> Next {
+        let returning = self.returning(release);
+        let traffic = self.resting_traffic();
+        let total = self.wanted.total;
+        if !(self.inputs.verified)(&traffic) {
+            release.weight = 0;
+            release.mirror_percent = 0;
+            release.header_route.clear();
+            release.weight_verified = false;
+            let candidate_replicas = self.inputs.slot(other(self.active())).replicas;
+            self.plan = Some(Plan {
+                active: SlotPlan::Scale(total),
+                other: SlotPlan::Scale(candidate_replicas),
+                traffic,
+            });
+            return Next::Stop;
+        }
+        self.fields.candidate_revision = None;
+        if !returning.abort {
+            return Next::AgainWithoutRelease;
+        }
+        self.fields.aborted_revision = Some(release.revision.clone());
+        self.note(Note::warning(
+            reason::ABORTED,
+            format!(
+                "{} Traffic is back on the stable version; the candidate is scaled down.",
+                returning.message
+            ),
+        ));
+        self.abort = Some(Abort {
+            reason: returning.reason,
+            message: returning.message,
+        });
+        self.plan = Some(Plan {
+            active: SlotPlan::Scale(total),
+            other: SlotPlan::Scale(0),
+            traffic,
+        });
+        Next::StopWithoutRelease
+    }
+
+    /// Why traffic goes back: what the release says, or for a release of a revision the spec
+    /// no longer asks for (or under a strategy that no longer releases), a spec change, said
+    /// once in an event.
+    fn returning(&mut self, release: &mut Release) -> Returning {
+        if let Some(returning) = &release.returning {
+            return returning.clone();
+        }
+        let returning = Returning {
+            reason: reason::SPEC_CHANGED.into(),
+            message: format!(
+                "The spec changed during the release of {}: returning traffic to the stable \
+                 version before releasing the newest revision.",
+                release.revision
+            ),
+            abort: false,
+        };
+        self.note(Note::normal(
+            reason::SPEC_CHANGED,
+            returning.message.clone(),
+        ));
+        release.returning = Some(returning.clone());
+        returning
+    }
+
+    /// Starts returning traffic to the stable slot and ends the release as aborted.
+    pub(super) fn begin_abort(&mut self, release: &mut Release, abort: Abort) {
+        if release.returning.is_some() {
+            return;
+        }
+        release.returning = Some(Returning {
+            reason: abort.reason,
+            message: abort.message,
+            abort: true,
+        });
+        // Aborted from this moment: the status says so while traffic returns.
+        self.fields.aborted_revision = Some(release.revision.clone());
+    }
+}

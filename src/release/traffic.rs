@@ -1,0 +1,168 @@
+//! The traffic and pods a release asks for at its stage, capped by what the candidate's
+//! ready pods can carry: pure functions, and the plan the walking stages end with.
+
+use super::decision::{Plan, Router, SlotPlan, SlotState, TrafficPlan};
+use super::machine::Machine;
+use super::other;
+use super::steps::Step;
+use crate::api::{Release, Slot};
+use crate::build::traffic::{Split, capacity};
+
+/// Pods the candidate needs for `weight` percent of `total`: at least one.
+pub fn capacity_for(total: i32, weight: i32) -> i32 {
+    ((i64::from(total) * i64::from(weight) + 99) / 100).max(1) as i32
+}
+
+/// What the steps done so far and the current one ask for, before any safety cap.
+pub(super) fn target_split(release: &Release, steps: &[Step], active: Slot) -> Split {
+    let current = (release.step_index.max(0) as usize).min(steps.len());
+    let mut split = Split {
+        stable: active,
+        candidate: other(active),
+        weight: 0,
+        header_route: vec![],
+        mirror_percent: 0,
+    };
+    if release.promoting {
+        split.weight = 100;
+        return split;
+    }
+    for step in steps.iter().take(current + 1) {
+        match step {
+            Step::Weight(w) => split.weight = *w,
+            Step::HeaderRoute(m) => split.header_route = m.clone(),
+            Step::Mirror(p) => split.mirror_percent = *p,
+            _ => {}
+        }
+    }
+    split
+}
+
+/// The part of `target` the candidate can take now: a weight only once its ready pods carry
+/// it (until then the weight already `applied`, lowered if pods were lost), and header
+/// routes or a mirror only once it has a ready pod.
+pub(super) fn carried_split(
+    mut target: Split,
+    applied: &Release,
+    candidate: &SlotState,
+    total: i32,
+) -> Split {
+    // Ready pods are unknown until the Deployment controller has seen the last write
+    // (a scale-up, say): meanwhile hold what is applied, whose pods were ready, and never
+    // raise it. The candidate's template only changes while it has no traffic.
+    let known = !candidate.exists || candidate.observed;
+    let carried = |w: i32| w == 0 || candidate.ready >= capacity_for(total, w);
+    if !known {
+        target.weight = target.weight.min(applied.weight);
+        target.header_route = applied.header_route.clone();
+        target.mirror_percent = applied.mirror_percent;
+    } else if !carried(target.weight) {
+        target.weight = if carried(applied.weight) && applied.weight < target.weight {
+            applied.weight
+        } else {
+            0
+        };
+    }
+    if known && candidate.ready == 0 {
+        target.header_route.clear();
+        target.mirror_percent = 0;
+    }
+    target
+}
+
+/// Without a router the weight is the share of ready pods behind Service `<name>`.
+fn achieved_weight(
+    candidate_ready: i32,
+    stable_ready: i32,
+    service_slot: Option<Slot>,
+    candidate: Slot,
+) -> i32 {
+    match service_slot {
+        Some(slot) if slot == candidate => 100,
+        Some(_) => 0,
+        None if candidate_ready + stable_ready == 0 => 0,
+        None => {
+            let total = i64::from(candidate_ready + stable_ready);
+            ((i64::from(candidate_ready) * 100 + total / 2) / total) as i32
+        }
+    }
+}
+
+/// Pods per slot during a release.
+struct SlotSizes {
+    stable: i32,
+    candidate: i32,
+}
+
+impl Machine<'_> {
+    /// The traffic to apply now: what the steps ask for, as far as the candidate carries it.
+    pub(super) fn wanted_traffic(&self, release: &Release, candidate: &SlotState) -> TrafficPlan {
+        let active = self.active();
+        let target = target_split(release, &self.wanted.steps, active);
+        let split = carried_split(target, release, candidate, self.wanted.total);
+        let blue_green = self.wanted.blue_green;
+        // Without a router, full weight is Service `<name>` switching to the candidate,
+        // so the old slot's pods stay warm for `scaleDownDelaySeconds`.
+        let service_slot = match self.wanted.router {
+            Router::ReplicaRatio if blue_green || split.weight == 100 => {
+                Some(if split.weight == 100 {
+                    other(active)
+                } else {
+                    active
+                })
+            }
+            Router::ReplicaRatio => None,
+            Router::GatewayApi => Some(active),
+        };
+        TrafficPlan {
+            split,
+            service_slot,
+            preview: blue_green,
+        }
+    }
+
+    /// Pods per slot: the candidate gets its share of the wanted weight (all of them for
+    /// blue/green); the stable slot keeps all its pods unless the ratio of pods is the router.
+    fn slot_sizes(&self, release: &Release, traffic: &TrafficPlan) -> SlotSizes {
+        let total = self.wanted.total;
+        let blue_green = self.wanted.blue_green;
+        let mut wanted = target_split(release, &self.wanted.steps, self.active());
+        wanted.weight = wanted.weight.max(traffic.split.weight);
+        let (_, candidate) = capacity(total, &wanted);
+        let candidate = if blue_green { total } else { candidate };
+        let stable = match self.wanted.router {
+            Router::ReplicaRatio if !blue_green && traffic.split.weight < 100 => {
+                capacity(total, &traffic.split).0
+            }
+            Router::ReplicaRatio if !blue_green => self.inputs.slot(self.active()).replicas,
+            _ => total,
+        };
+        SlotSizes { stable, candidate }
+    }
+
+    /// Plans the slots and traffic of a release that stays where it is, and records in it
+    /// the traffic as applied.
+    pub(super) fn plan_release(&mut self, release: &mut Release, candidate: &SlotState) {
+        let active = self.active();
+        let traffic = self.wanted_traffic(release, candidate);
+        let verified = (self.inputs.verified)(&traffic);
+        let sizes = self.slot_sizes(release, &traffic);
+        release.weight = match self.wanted.router {
+            Router::GatewayApi => traffic.split.weight,
+            Router::ReplicaRatio => achieved_weight(
+                candidate.ready,
+                self.inputs.slot(active).ready,
+                traffic.service_slot,
+                other(active),
+            ),
+        };
+        release.mirror_percent = traffic.split.mirror_percent;
+        release.header_route = traffic.split.header_route.clone();
+        release.weight_verified = verified;
+        self.plan = Some(Plan {
+            active: SlotPlan::Scale(sizes.stable),
+            other: SlotPlan::Template(sizes.candidate),
+            traffic,
+        });
+    }
+}
