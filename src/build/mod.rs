@@ -3,6 +3,8 @@
 
 mod defaults;
 mod deployment;
+#[cfg(test)]
+mod golden;
 pub mod labels;
 #[cfg(test)]
 mod properties;
