@@ -110,12 +110,8 @@ fn the_builders_send_what_the_golden_files_hold() {
             let text = serde_json::to_string_pretty(&got).unwrap() + "\n";
             std::fs::write(&path, text).expect("golden file written");
         }
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}; WEIR_UPDATE_GOLDEN=1 writes it",
-                path.display()
-            )
-        });
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}; WEIR_UPDATE_GOLDEN=1 writes it", path.display()));
         let want: Value = serde_json::from_str(&text).expect("a golden file is JSON");
         if got != want {
             changed.push(format!(
