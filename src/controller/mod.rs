@@ -129,6 +129,7 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
         },
     );
     let measurer = crate::analysis::Measurer::new(args.prometheus_address.clone())
+        .with_ca_bundle(args.analysis_ca_bundle.as_ref())
         .allowing_only(args.allowed_analysis_hosts());
     let controllers = namespaces
         .into_iter()
