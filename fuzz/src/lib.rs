@@ -9,7 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 use weir::api::{Microservice, Slot};
 use weir::build::{self, Defaults};
-use weir::release::{self, ManualAction, Inputs, SlotState, TrafficPlan, parse_action};
+use weir::release::{self, Inputs, ManualAction, SlotState, TrafficPlan, parse_action};
 
 /// `weir::analysis::parse_duration`, for `pause.duration` and `analysis.interval`: the API
 /// server admits `^([0-9]+(ms|s|m|h))+$` (at most 32 characters). It accepts exactly that
@@ -130,8 +130,12 @@ pub fn microservice(data: &[u8]) {
         .as_ref()
         .and_then(|s| s.active_slot)
         .unwrap_or_default();
-    build::children(&ms, active, &defaults);
     let total = build::effective_replicas(&ms);
+    let name = ms.metadata.name.clone().unwrap_or_default();
+    build::slot_deployment(&ms, active, total, &defaults);
+    build::service(&ms, &name, Some(active));
+    build::pod_disruption_budget(&ms);
+    build::horizontal_pod_autoscaler(&ms);
     build::slot_deployment(&ms, release::other(active), total, &defaults);
     release::steps(&ms);
 

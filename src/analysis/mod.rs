@@ -6,10 +6,12 @@
 //! Failed. The round's verdict is [`round_outcome`].
 
 mod bounds;
+mod ca_bundle;
 mod prometheus;
 pub mod template;
 mod webhook;
 
+pub use ca_bundle::{CaBundle, CaBundleError};
 pub use prometheus::{Answer, parse_answer};
 
 use std::time::Duration;
@@ -43,18 +45,24 @@ pub struct Measurer {
 }
 
 impl Measurer {
+    /// Measures with the platform's root certificates (the operator image's, or the files
+    /// `SSL_CERT_FILE` / `SSL_CERT_DIR` name).
     pub fn new(default_prometheus: Option<String>) -> Self {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
-            // A redirect could lead anywhere: the allow-list is checked on the URL given.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("an HTTP client with the built-in TLS roots always builds");
         Measurer {
             default_prometheus,
             allowed_hosts: None,
-            client,
+            client: http_client(&[]),
         }
+    }
+
+    /// Also trusts the certificates of `bundle` (`--analysis-ca-bundle`): analysis endpoints
+    /// served with a cluster CA's certificate.
+    pub fn with_ca_bundle(mut self, bundle: Option<&CaBundle>) -> Self {
+        if let Some(bundle) = bundle {
+            tracing::info!(path = %bundle.path().display(), certificates = bundle.certificates().len(), "analysis trusts the CA bundle too");
+            self.client = http_client(bundle.certificates());
+        }
+        self
     }
 
     /// Restricts measurements to `hosts` (plus the default Prometheus's host): a tenant's
@@ -130,6 +138,30 @@ impl Measurer {
         let query = template::render(&prometheus.query, facts);
         prometheus::measure(&self.client, address.trim(), &query, metric).await
     }
+}
+
+/// The client of every measurement, trusting the platform's roots and `extra_roots`.
+fn http_client(extra_roots: &[reqwest::Certificate]) -> reqwest::Client {
+    let build = |platform_roots: bool| {
+        let builder = reqwest::Client::builder()
+            .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
+            // A redirect could lead anywhere: the allow-list is checked on the URL given.
+            .redirect(reqwest::redirect::Policy::none())
+            .tls_built_in_root_certs(platform_roots);
+        let builder = extra_roots
+            .iter()
+            .cloned()
+            .fold(builder, reqwest::ClientBuilder::add_root_certificate);
+        builder.build()
+    };
+    build(true)
+        .or_else(|error| {
+            // Only a store of nothing but unreadable certificates fails; HTTP and the
+            // bundle's CAs still work without it.
+            tracing::warn!(%error, "the platform's root certificates are unusable; analysis over HTTPS trusts only --analysis-ca-bundle");
+            build(false)
+        })
+        .expect("an HTTP client of certificates checked at load always builds")
 }
 
 /// The host of a URL or of a bare `host:port` address, lower-cased.

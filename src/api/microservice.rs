@@ -187,6 +187,17 @@ pub enum Protocol {
     Sctp,
 }
 
+impl Protocol {
+    /// The name Kubernetes gives the protocol in a port.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        }
+    }
+}
+
 /// Health probes of the container.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]

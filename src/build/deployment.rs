@@ -1,10 +1,17 @@
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Probe, TCPSocketAction};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
-use super::{Defaults, labels, object_meta};
-use crate::api::{Microservice, Slot, SpreadDomain};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SeccompProfile, SecurityContext, TCPSocketAction, TopologySpreadConstraint,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{Defaults, labels, non_empty, object_meta};
+use crate::api::{Microservice, PodOptions, Protocol, Slot, SpreadDomain};
 
 /// Default seconds a rollout may stall before the Microservice turns Degraded.
 pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
@@ -19,100 +26,137 @@ pub fn deployment_name(name: &str, slot: Slot) -> String {
 /// spreading over zones and nodes, and a rolling update that never drops a ready pod.
 pub fn deployment(ms: &Microservice, slot: Slot, replicas: i32, defaults: &Defaults) -> Deployment {
     let name = ms.metadata.name.as_deref().unwrap_or_default();
-    let spec = &ms.spec;
-    let pod = spec.pod.clone().unwrap_or_default();
-    let rollout = spec.rollout.clone().unwrap_or_default();
+    let pod = ms.spec.pod.clone().unwrap_or_default();
+    let rollout = ms.spec.rollout.clone().unwrap_or_default();
     let selector = labels::slot_selector(name, slot);
 
     let mut pod_labels = pod.labels.clone();
     pod_labels.extend(labels::standard_labels(name));
     pod_labels.extend(selector.clone());
 
-    let probes = spec.probes.clone().unwrap_or_default();
-    let readiness = probes.readiness.or_else(|| default_readiness(ms));
-    let ports: Vec<Value> = spec
-        .ports
-        .iter()
-        .map(|p| {
-            json!({
-                "name": p.name,
-                "containerPort": p.target_port.unwrap_or(p.port),
-                "protocol": p.protocol.map(|p| serde_json::to_value(p).unwrap_or_default()).unwrap_or(json!("TCP")),
-            })
-        })
-        .collect();
-
-    let container_security = pod.container_security_context.clone().map_or_else(
-        || {
-            json!({
-                "allowPrivilegeEscalation": false,
-                "capabilities": {"drop": ["ALL"]},
-                "runAsNonRoot": true,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            })
-        },
-        |c| serde_json::to_value(c).unwrap_or_default(),
-    );
-    let pod_security = pod.security_context.clone().map_or_else(
-        || json!({"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}}),
-        |c| serde_json::to_value(c).unwrap_or_default(),
-    );
-
-    let mut container = json!({
-        "name": name,
-        "image": spec.image,
-        "resources": defaults.resources(spec.resources.as_ref()),
-        "securityContext": container_security,
-    });
-    let fields = [
-        ("command", json!(spec.command)),
-        ("args", json!(spec.args)),
-        ("env", json!(spec.env)),
-        ("envFrom", json!(spec.env_from)),
-        ("ports", json!(ports)),
-        ("volumeMounts", json!(pod.volume_mounts)),
-        ("readinessProbe", json!(readiness)),
-        ("livenessProbe", json!(probes.liveness)),
-        ("startupProbe", json!(probes.startup)),
-    ];
-    set_present(&mut container, fields);
-
-    let mut pod_spec = json!({
-        "containers": [container],
-        "securityContext": pod_security,
-        "topologySpreadConstraints": spread_constraints(spec.placement.as_ref().and_then(|p| p.spread_across.clone()), &selector),
-    });
-    let pod_fields = [
-        ("serviceAccountName", json!(pod.service_account_name)),
-        ("nodeSelector", json!(pod.node_selector)),
-        ("tolerations", json!(pod.tolerations)),
-        ("volumes", json!(pod.volumes)),
-        ("imagePullSecrets", json!(pod.image_pull_secrets)),
-    ];
-    set_present(&mut pod_spec, pod_fields);
-
-    let mut template_meta = json!({"labels": pod_labels});
-    set_present(
-        &mut template_meta,
-        [("annotations", json!(pod.annotations))],
-    );
-
     let max_surge = rollout
         .max_surge
         .unwrap_or(IntOrString::String("25%".into()));
-    let object = json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": object_meta(ms, &deployment_name(name, slot)),
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": selector},
-            "progressDeadlineSeconds": rollout.progress_deadline_seconds.unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS),
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": max_surge}},
-            "template": {"metadata": template_meta, "spec": pod_spec},
-        }
-    });
-    serde_json::from_value(object).expect("the built Deployment matches its schema")
+    Deployment {
+        metadata: object_meta(ms, &deployment_name(name, slot)),
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector.clone()),
+                ..Default::default()
+            },
+            progress_deadline_seconds: Some(
+                rollout
+                    .progress_deadline_seconds
+                    .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS),
+            ),
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_surge: Some(max_surge),
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: non_empty(pod.annotations.clone()),
+                    ..Default::default()
+                }),
+                spec: Some(pod_spec(ms, &pod, &selector, defaults)),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The pod of a slot: one container, the restricted security profile unless the spec
+/// replaces it, spread over failure domains.
+fn pod_spec(
+    ms: &Microservice,
+    pod: &PodOptions,
+    selector: &BTreeMap<String, String>,
+    defaults: &Defaults,
+) -> PodSpec {
+    let security = pod
+        .security_context
+        .clone()
+        .unwrap_or_else(|| PodSecurityContext {
+            run_as_non_root: Some(true),
+            seccomp_profile: Some(runtime_default_seccomp()),
+            ..Default::default()
+        });
+    let spread = ms
+        .spec
+        .placement
+        .as_ref()
+        .and_then(|p| p.spread_across.clone());
+    PodSpec {
+        containers: vec![container(ms, pod, defaults)],
+        security_context: Some(security),
+        topology_spread_constraints: Some(spread_constraints(spread, selector)),
+        service_account_name: pod.service_account_name.clone(),
+        node_selector: non_empty(pod.node_selector.clone()),
+        tolerations: non_empty(pod.tolerations.clone()),
+        volumes: non_empty(pod.volumes.clone()),
+        image_pull_secrets: non_empty(pod.image_pull_secrets.clone()),
+        ..Default::default()
+    }
+}
+
+/// The service's container, named after the Microservice.
+fn container(ms: &Microservice, pod: &PodOptions, defaults: &Defaults) -> Container {
+    let spec = &ms.spec;
+    let probes = spec.probes.clone().unwrap_or_default();
+    let readiness = probes.readiness.or_else(|| default_readiness(ms));
+    let ports = spec
+        .ports
+        .iter()
+        .map(|p| ContainerPort {
+            name: Some(p.name.clone()),
+            container_port: p.target_port.unwrap_or(p.port),
+            protocol: Some(p.protocol.map_or("TCP", Protocol::as_str).into()),
+            ..Default::default()
+        })
+        .collect();
+    let security = pod
+        .container_security_context
+        .clone()
+        .unwrap_or_else(|| SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            run_as_non_root: Some(true),
+            seccomp_profile: Some(runtime_default_seccomp()),
+            ..Default::default()
+        });
+    Container {
+        name: ms.metadata.name.clone().unwrap_or_default(),
+        image: Some(spec.image.clone()),
+        resources: Some(defaults.resources(spec.resources.as_ref())),
+        security_context: Some(security),
+        command: non_empty(spec.command.clone()),
+        args: non_empty(spec.args.clone()),
+        env: non_empty(spec.env.clone()),
+        env_from: non_empty(spec.env_from.clone()),
+        ports: non_empty(ports),
+        volume_mounts: non_empty(pod.volume_mounts.clone()),
+        // A probe written as `{}` has no handler, and the API server would refuse it.
+        readiness_probe: readiness.and_then(non_empty),
+        liveness_probe: probes.liveness.and_then(non_empty),
+        startup_probe: probes.startup.and_then(non_empty),
+        ..Default::default()
+    }
+}
+
+fn runtime_default_seccomp() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".into(),
+        ..Default::default()
+    }
 }
 
 /// A TCP check on the first port: a pod gets traffic only once it accepts connections.
@@ -131,8 +175,8 @@ fn default_readiness(ms: &Microservice) -> Option<Probe> {
 
 fn spread_constraints(
     domains: Option<Vec<SpreadDomain>>,
-    selector: &std::collections::BTreeMap<String, String>,
-) -> Vec<Value> {
+    selector: &BTreeMap<String, String>,
+) -> Vec<TopologySpreadConstraint> {
     let domains = domains.unwrap_or_else(|| vec![SpreadDomain::Zone, SpreadDomain::Node]);
     domains
         .iter()
@@ -141,27 +185,16 @@ fn spread_constraints(
                 SpreadDomain::Zone => "topology.kubernetes.io/zone",
                 SpreadDomain::Node => "kubernetes.io/hostname",
             };
-            json!({
-                "maxSkew": 1,
-                "topologyKey": key,
-                "whenUnsatisfiable": "ScheduleAnyway",
-                "labelSelector": {"matchLabels": selector},
-            })
+            TopologySpreadConstraint {
+                max_skew: 1,
+                topology_key: key.into(),
+                when_unsatisfiable: "ScheduleAnyway".into(),
+                label_selector: Some(LabelSelector {
+                    match_labels: Some(selector.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
         })
         .collect()
-}
-
-/// Sets each field whose value is not null, an empty list or an empty map.
-fn set_present<const N: usize>(object: &mut Value, fields: [(&str, Value); N]) {
-    for (key, value) in fields {
-        let empty = match &value {
-            Value::Null => true,
-            Value::Array(items) => items.is_empty(),
-            Value::Object(map) => map.is_empty(),
-            _ => false,
-        };
-        if !empty {
-            object[key] = value;
-        }
-    }
 }

@@ -3,6 +3,8 @@
 
 mod defaults;
 mod deployment;
+#[cfg(test)]
+mod golden;
 pub mod labels;
 #[cfg(test)]
 mod properties;
@@ -18,36 +20,10 @@ pub use scaling::{effective_replicas, horizontal_pod_autoscaler, pod_disruption_
 pub use service::service;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
-use serde_json::{Value, json};
 
 use crate::api::{Microservice, Slot};
-
-/// Every child a Microservice wants. `None` means the child must not exist.
-#[derive(Clone, Debug)]
-pub struct Children {
-    pub deployment: Deployment,
-    pub service: Option<Service>,
-    pub pod_disruption_budget: Option<PodDisruptionBudget>,
-    pub horizontal_pod_autoscaler: Option<HorizontalPodAutoscaler>,
-}
-
-/// Builds the children of a `RollingUpdate` Microservice: the active slot carries all pods.
-pub fn children(ms: &Microservice, active: Slot, defaults: &Defaults) -> Children {
-    Children {
-        deployment: deployment(ms, active, effective_replicas(ms), defaults),
-        service: service(
-            ms,
-            ms.metadata.name.as_deref().unwrap_or_default(),
-            Some(active),
-        ),
-        pod_disruption_budget: pod_disruption_budget(ms),
-        horizontal_pod_autoscaler: horizontal_pod_autoscaler(ms),
-    }
-}
 
 /// Annotation on a slot's Deployment naming the revision its pod template carries.
 pub const REVISION_ANNOTATION: &str = "weir.dev/revision";
@@ -89,12 +65,20 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// Metadata every child carries: its name, the standard labels, and a controller owner
 /// reference to the Microservice so garbage collection removes it with its owner.
-fn object_meta(ms: &Microservice, name: &str) -> Value {
-    let owner = ms.controller_owner_ref(&());
-    json!({
-        "name": name,
-        "namespace": ms.metadata.namespace,
-        "labels": labels::standard_labels(ms.metadata.name.as_deref().unwrap_or_default()),
-        "ownerReferences": owner.into_iter().collect::<Vec<_>>(),
-    })
+fn object_meta(ms: &Microservice, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: ms.metadata.namespace.clone(),
+        labels: Some(labels::standard_labels(
+            ms.metadata.name.as_deref().unwrap_or_default(),
+        )),
+        owner_references: Some(ms.controller_owner_ref(&()).into_iter().collect()),
+        ..Default::default()
+    }
+}
+
+/// `value` unless it is empty (a list, a map, an object with nothing set): an empty value
+/// is left out of what Weir applies rather than sent as `[]` or `{}`.
+fn non_empty<T: Default + PartialEq>(value: T) -> Option<T> {
+    (value != T::default()).then_some(value)
 }

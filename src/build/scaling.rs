@@ -1,7 +1,11 @@
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde_json::json;
+use kube::Resource;
 
 use super::{labels, object_meta};
 use crate::api::Microservice;
@@ -38,18 +42,26 @@ pub fn pod_disruption_budget(ms: &Microservice) -> Option<PodDisruptionBudget> {
     }
     let name = ms.metadata.name.as_deref().unwrap_or_default();
     let disruption = ms.spec.disruption.clone().unwrap_or_default();
-    let mut spec = json!({"selector": {"matchLabels": labels::service_selector(name)}});
-    match (disruption.max_unavailable, disruption.min_available) {
-        (_, Some(min)) => spec["minAvailable"] = json!(min),
-        (max, None) => spec["maxUnavailable"] = json!(max.unwrap_or(IntOrString::Int(1))),
-    }
-    let object = json!({
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": object_meta(ms, name),
-        "spec": spec,
-    });
-    Some(serde_json::from_value(object).expect("the built PDB matches its schema"))
+    let (max_unavailable, min_available) = match disruption.min_available {
+        Some(min) => (None, Some(min)),
+        None => (
+            Some(disruption.max_unavailable.unwrap_or(IntOrString::Int(1))),
+            None,
+        ),
+    };
+    Some(PodDisruptionBudget {
+        metadata: object_meta(ms, name),
+        spec: Some(PodDisruptionBudgetSpec {
+            selector: Some(LabelSelector {
+                match_labels: Some(labels::service_selector(name)),
+                ..Default::default()
+            }),
+            max_unavailable,
+            min_available,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
 }
 
 /// HorizontalPodAutoscaler `<name>` targeting the Microservice's `/scale` subresource, so
@@ -57,27 +69,46 @@ pub fn pod_disruption_budget(ms: &Microservice) -> Option<PodDisruptionBudget> {
 pub fn horizontal_pod_autoscaler(ms: &Microservice) -> Option<HorizontalPodAutoscaler> {
     let autoscaling = ms.spec.autoscaling.as_ref()?;
     let name = ms.metadata.name.as_deref().unwrap_or_default();
-    let utilization = |resource: &str, target: i32| json!({"type": "Resource", "resource": {"name": resource, "target": {"type": "Utilization", "averageUtilization": target}}});
-    let mut metrics = Vec::new();
-    if let Some(cpu) = autoscaling.target_cpu_utilization_percentage {
-        metrics.push(utilization("cpu", cpu));
-    }
-    if let Some(memory) = autoscaling.target_memory_utilization_percentage {
-        metrics.push(utilization("memory", memory));
-    }
+    let targets = [
+        ("cpu", autoscaling.target_cpu_utilization_percentage),
+        ("memory", autoscaling.target_memory_utilization_percentage),
+    ];
+    let mut metrics: Vec<MetricSpec> = targets
+        .into_iter()
+        .filter_map(|(resource, target)| Some(utilization(resource, target?)))
+        .collect();
     if metrics.is_empty() {
         metrics.push(utilization("cpu", DEFAULT_CPU_UTILIZATION));
     }
-    let object = json!({
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": object_meta(ms, name),
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "weir.dev/v1alpha1", "kind": "Microservice", "name": name},
-            "minReplicas": autoscaling.min_replicas.unwrap_or(1),
-            "maxReplicas": autoscaling.max_replicas,
-            "metrics": metrics,
-        }
-    });
-    Some(serde_json::from_value(object).expect("the built HPA matches its schema"))
+    Some(HorizontalPodAutoscaler {
+        metadata: object_meta(ms, name),
+        spec: HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some(Microservice::api_version(&()).into_owned()),
+                kind: Microservice::kind(&()).into_owned(),
+                name: name.to_string(),
+            },
+            min_replicas: Some(autoscaling.min_replicas.unwrap_or(1)),
+            max_replicas: autoscaling.max_replicas,
+            metrics: Some(metrics),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+}
+
+/// A target of average use of `resource`, in percent of the pods' requests.
+fn utilization(resource: &str, percent: i32) -> MetricSpec {
+    MetricSpec {
+        type_: "Resource".into(),
+        resource: Some(ResourceMetricSource {
+            name: resource.into(),
+            target: MetricTarget {
+                type_: "Utilization".into(),
+                average_utilization: Some(percent),
+                ..Default::default()
+            },
+        }),
+        ..Default::default()
+    }
 }

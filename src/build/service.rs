@@ -1,8 +1,8 @@
-use k8s_openapi::api::core::v1::Service;
-use serde_json::json;
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{labels, object_meta};
-use crate::api::{Microservice, Slot};
+use crate::api::{Microservice, Protocol, Slot};
 
 /// A Service `name` over the pods of one slot, or of every slot when `slot` is None; None
 /// when the Microservice declares no ports (a Service needs at least one). Service `<name>`
@@ -16,28 +16,27 @@ pub fn service(ms: &Microservice, name: &str, slot: Option<Slot>) -> Option<Serv
     if ms.spec.ports.is_empty() {
         return None;
     }
-    let ports: Vec<_> = ms
+    let ports = ms
         .spec
         .ports
         .iter()
-        .map(|p| {
-            let mut port = json!({
-                "name": p.name,
-                "port": p.port,
-                "targetPort": p.target_port.unwrap_or(p.port),
-                "protocol": p.protocol.map(|p| serde_json::to_value(p).unwrap_or_default()).unwrap_or(json!("TCP")),
-            });
-            if let Some(app_protocol) = &p.app_protocol {
-                port["appProtocol"] = json!(app_protocol);
-            }
-            port
+        .map(|p| ServicePort {
+            name: Some(p.name.clone()),
+            port: p.port,
+            target_port: Some(IntOrString::Int(p.target_port.unwrap_or(p.port))),
+            protocol: Some(p.protocol.map_or("TCP", Protocol::as_str).into()),
+            app_protocol: p.app_protocol.clone(),
+            ..Default::default()
         })
         .collect();
-    let object = json!({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": object_meta(ms, name),
-        "spec": {"type": "ClusterIP", "selector": selector, "ports": ports},
-    });
-    Some(serde_json::from_value(object).expect("the built Service matches its schema"))
+    Some(Service {
+        metadata: object_meta(ms, name),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            selector: Some(selector),
+            ports: Some(ports),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
 }

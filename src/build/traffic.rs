@@ -1,11 +1,16 @@
 //! Traffic between the two slots during a release: how many pods each slot needs for its
-//! share, the highest weight the candidate's ready pods can carry, and the HTTPRoute that
-//! carries the split. Pure; the release controller decides the weight and applies the route.
+//! share, and the HTTPRoute that carries the split. Pure; the release machine decides the
+//! weight (never more than the candidate's ready pods carry, `release::capacity_for`) and
+//! the controller applies the route.
 
-use gateway_api::httproutes::HttpRoute;
-use serde_json::{Value, json};
+use gateway_api::httproutes::{
+    HttpRoute, HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesBackendRefs,
+    HttpRouteRulesFilters, HttpRouteRulesFiltersRequestMirror,
+    HttpRouteRulesFiltersRequestMirrorBackendRef, HttpRouteRulesFiltersType, HttpRouteRulesMatches,
+    HttpRouteRulesMatchesHeaders, HttpRouteRulesMatchesHeadersType, HttpRouteSpec,
+};
 
-use super::object_meta;
+use super::{non_empty, object_meta};
 pub use crate::api::HeaderMatch;
 use crate::api::{Microservice, Slot};
 
@@ -37,26 +42,13 @@ pub fn capacity(total: i32, split: &Split) -> (i32, i32) {
     (stable, candidate)
 }
 
-/// The highest weight, up to `wanted`, whose share `candidate_ready` pods can carry: a
-/// version never gets traffic that its ready pods cannot serve.
-pub fn safe_weight(wanted: i32, total: i32, candidate_ready: i32) -> i32 {
-    if candidate_ready <= 0 {
-        return 0;
-    }
-    if total <= 0 {
-        return wanted.clamp(0, 100);
-    }
-    let carried = (i64::from(candidate_ready) * 100 / i64::from(total)) as i32;
-    wanted.clamp(0, 100).min(carried.max(1))
-}
-
 /// Name of the Service that selects one slot's pods: `<name>-blue` or `<name>-green`.
 pub fn slot_service_name(name: &str, slot: Slot) -> String {
     format!("{name}-{}", slot.as_str())
 }
 
 /// The Gateway API settings of the Microservice as the route's parents and hostnames.
-fn route_parents(ms: &Microservice) -> (Vec<Value>, Vec<String>) {
+fn route_parents(ms: &Microservice) -> (Vec<HttpRouteParentRefs>, Vec<String>) {
     let gateway = ms
         .spec
         .rollout
@@ -66,8 +58,15 @@ fn route_parents(ms: &Microservice) -> (Vec<Value>, Vec<String>) {
         .unwrap_or_default();
     let parents = gateway
         .parent_refs
-        .iter()
-        .map(|p| serde_json::to_value(p).unwrap_or_default())
+        .into_iter()
+        .map(|p| HttpRouteParentRefs {
+            group: p.group,
+            kind: p.kind,
+            name: p.name,
+            namespace: p.namespace,
+            section_name: p.section_name,
+            port: p.port,
+        })
         .collect();
     (parents, gateway.hostnames)
 }
@@ -84,24 +83,29 @@ pub fn route(ms: &Microservice, split: &Split) -> HttpRoute {
 /// candidate while mirroring. `parent_refs` are Gateways, or the Service itself for a mesh.
 pub fn http_route(
     ms: &Microservice,
-    parent_refs: &[Value],
+    parent_refs: &[HttpRouteParentRefs],
     hostnames: &[String],
     port: i32,
     split: &Split,
 ) -> HttpRoute {
     let name = ms.metadata.name.as_deref().unwrap_or_default();
-    let backend = |slot: Slot, weight: i32| json!({"kind": "Service", "name": slot_service_name(name, slot), "port": port, "weight": weight});
+    let backend = |slot: Slot, weight: i32| HttpRouteRulesBackendRefs {
+        kind: Some("Service".into()),
+        name: slot_service_name(name, slot),
+        port: Some(port),
+        weight: Some(weight),
+        ..Default::default()
+    };
     let mut rules = Vec::new();
     if !split.header_route.is_empty() {
-        let headers: Vec<Value> = split
-            .header_route
-            .iter()
-            .map(|h| match &h.regex {
-                Some(regex) => json!({"name": h.name, "type": "RegularExpression", "value": regex}),
-                None => json!({"name": h.name, "type": "Exact", "value": h.value.clone().unwrap_or_default()}),
-            })
-            .collect();
-        rules.push(json!({"matches": [{"headers": headers}], "backendRefs": [backend(split.candidate, 1)]}));
+        rules.push(HttpRouteRules {
+            matches: Some(vec![HttpRouteRulesMatches {
+                headers: Some(split.header_route.iter().map(header_match).collect()),
+                ..Default::default()
+            }]),
+            backend_refs: Some(vec![backend(split.candidate, 1)]),
+            ..Default::default()
+        });
     }
     // Backends in slot order, so that a promotion (the candidate becoming stable at 100)
     // leaves the route unchanged.
@@ -110,34 +114,63 @@ pub fn http_route(
         (split.candidate, split.weight),
     ];
     backends.sort_by_key(|(slot, _)| slot.as_str());
-    let mut weighted = json!({
-        "backendRefs": backends.iter().map(|(slot, weight)| backend(*slot, *weight)).collect::<Vec<_>>(),
+    rules.push(HttpRouteRules {
+        backend_refs: Some(backends.iter().map(|(s, w)| backend(*s, *w)).collect()),
+        filters: (split.mirror_percent > 0).then(|| vec![mirror(name, port, split)]),
+        ..Default::default()
     });
-    if split.mirror_percent > 0 {
-        weighted["filters"] = json!([{
-            "type": "RequestMirror",
-            "requestMirror": {
-                "backendRef": {"kind": "Service", "name": slot_service_name(name, split.candidate), "port": port},
-                "percent": split.mirror_percent,
-            }
-        }]);
+    HttpRoute {
+        metadata: object_meta(ms, name),
+        spec: HttpRouteSpec {
+            parent_refs: Some(parent_refs.to_vec()),
+            hostnames: non_empty(hostnames.to_vec()),
+            rules: Some(rules),
+        },
+        status: None,
     }
-    rules.push(weighted);
-    let mut spec = json!({"parentRefs": parent_refs, "rules": rules});
-    if !hostnames.is_empty() {
-        spec["hostnames"] = json!(hostnames);
+}
+
+/// A header the request must carry: an exact value, or a regular expression.
+fn header_match(header: &HeaderMatch) -> HttpRouteRulesMatchesHeaders {
+    let (kind, value) = match &header.regex {
+        Some(regex) => (
+            HttpRouteRulesMatchesHeadersType::RegularExpression,
+            regex.clone(),
+        ),
+        None => (
+            HttpRouteRulesMatchesHeadersType::Exact,
+            header.value.clone().unwrap_or_default(),
+        ),
+    };
+    HttpRouteRulesMatchesHeaders {
+        name: header.name.clone(),
+        r#type: Some(kind),
+        value,
     }
-    let object = json!({
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "HTTPRoute",
-        "metadata": object_meta(ms, name),
-        "spec": spec,
-    });
-    serde_json::from_value(object).expect("the built HTTPRoute matches its schema")
+}
+
+/// The filter copying `split.mirror_percent` of the requests to the candidate's Service.
+fn mirror(name: &str, port: i32, split: &Split) -> HttpRouteRulesFilters {
+    HttpRouteRulesFilters {
+        r#type: HttpRouteRulesFiltersType::RequestMirror,
+        request_mirror: Some(HttpRouteRulesFiltersRequestMirror {
+            backend_ref: HttpRouteRulesFiltersRequestMirrorBackendRef {
+                kind: Some("Service".into()),
+                name: slot_service_name(name, split.candidate),
+                port: Some(port),
+                ..Default::default()
+            },
+            percent: Some(split.mirror_percent),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::api::MicroserviceSpec;
 
@@ -171,20 +204,6 @@ mod tests {
     }
 
     #[test]
-    fn weight_never_exceeds_what_ready_pods_carry() {
-        assert_eq!(safe_weight(10, 10, 0), 0, "no ready pods, no traffic");
-        assert_eq!(safe_weight(50, 10, 2), 20);
-        assert_eq!(safe_weight(50, 10, 5), 50);
-        assert_eq!(safe_weight(50, 10, 9), 50);
-        assert_eq!(
-            safe_weight(1, 200, 1),
-            1,
-            "one ready pod carries the smallest step"
-        );
-        assert_eq!(safe_weight(150, 2, 2), 100);
-    }
-
-    #[test]
     fn the_route_carries_headers_weights_and_the_mirror() {
         let mut ms = Microservice::new("checkout", MicroserviceSpec::default());
         ms.metadata.namespace = Some("shop".into());
@@ -197,7 +216,11 @@ mod tests {
             mirror_percent: 50,
             ..split(10)
         };
-        let parents = [json!({"name": "public", "namespace": "gateways"})];
+        let parents = [HttpRouteParentRefs {
+            name: "public".into(),
+            namespace: Some("gateways".into()),
+            ..Default::default()
+        }];
         let route = serde_json::to_value(http_route(
             &ms,
             &parents,

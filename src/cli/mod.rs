@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::analysis::CaBundle;
+
 /// Weir deploys microservices and releases them progressively.
 #[derive(Parser, Debug)]
 #[command(name = "weir", version, about)]
@@ -50,6 +52,12 @@ pub struct RunArgs {
     /// Services (`*.svc`, `*.svc.cluster.local`).
     #[arg(long, env = "WEIR_ANALYSIS_ALLOWED_HOSTS", value_delimiter = ',')]
     pub analysis_allowed_hosts: Vec<String>,
+
+    /// PEM file of CA certificates that analysis endpoints (Prometheus, webhooks) may be
+    /// signed by, trusted besides the platform's root certificates: a cluster CA. Read once
+    /// at start; a file that cannot be read or holds no usable certificate stops the start.
+    #[arg(long, env = "WEIR_ANALYSIS_CA_BUNDLE", value_name = "PEM file", value_parser = CaBundle::from_arg)]
+    pub analysis_ca_bundle: Option<CaBundle>,
 
     /// Seconds between forced re-checks of a settled Microservice (drift is also caught at
     /// once through watches).
@@ -124,4 +132,32 @@ impl RunArgs {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_bundle_that_cannot_be_read_stops_the_start_naming_the_file() {
+        let parsed =
+            Cli::try_parse_from(["weir", "run", "--analysis-ca-bundle", "/nonexistent/ca.pem"]);
+        let error = parsed.unwrap_err().to_string();
+        assert!(
+            error.contains("--analysis-ca-bundle <PEM file>")
+                && error.contains("cannot read the analysis CA bundle /nonexistent/ca.pem"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_ca_bundle_is_loaded_at_start() {
+        let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/src/analysis/testdata/ca.pem");
+        let parsed = Cli::try_parse_from(["weir", "run", "--analysis-ca-bundle", ca]).unwrap();
+        let Command::Run(args) = parsed.command else {
+            panic!("not a run")
+        };
+        let bundle = args.analysis_ca_bundle.expect("the bundle");
+        assert_eq!(bundle.certificates().len(), 1);
+    }
 }

@@ -183,6 +183,7 @@ impl Shared {
             gateway_api: serves_http_routes(&client).await,
             recorder: Recorder::new(client.clone(), reporter),
             measurer: crate::analysis::Measurer::new(args.prometheus_address.clone())
+                .with_ca_bundle(args.analysis_ca_bundle.as_ref())
                 .allowing_only(args.allowed_analysis_hosts()),
             client,
             metrics,

@@ -3,10 +3,9 @@
 
 use crate::support;
 
-use gateway_api::httproutes::HttpRoute;
+use gateway_api::httproutes::{HttpRoute, HttpRouteParentRefs};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
-use serde_json::json;
 use support::in_temp_ns;
 use weir::api::{Microservice, MicroserviceSpec, Slot};
 use weir::build::traffic::{HeaderMatch, Split, http_route};
@@ -32,7 +31,11 @@ async fn a_release_route_with_headers_weights_and_a_mirror_is_accepted() {
             }],
             mirror_percent: 50,
         };
-        let parents = [json!({"name": "public", "namespace": "gateways"})];
+        let parents = [HttpRouteParentRefs {
+            name: "public".into(),
+            namespace: Some("gateways".into()),
+            ..Default::default()
+        }];
         let route = http_route(&ms, &parents, &["shop.example".into()], 80, &split);
         let routes: Api<HttpRoute> = Api::namespaced(client, &ns);
         let params = PatchParams::apply("weir").dry_run();
