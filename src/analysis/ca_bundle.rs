@@ -95,7 +95,8 @@ mod tests {
     use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
     use super::*;
-    use crate::analysis::{Measurer, ReleaseFacts};
+    use crate::analysis::Measurer;
+    use crate::analysis::template::tests::facts;
     use crate::api::{Metric, Outcome, WebhookMetric};
 
     /// The test CA and the server certificate it signed: `testdata/make-certs.sh`.
@@ -204,19 +205,6 @@ mod tests {
 
         fn local_addr(&self) -> std::io::Result<Self::Addr> {
             self.tcp.local_addr()
-        }
-    }
-
-    fn facts() -> ReleaseFacts {
-        ReleaseFacts {
-            name: "checkout".into(),
-            namespace: "shop".into(),
-            candidate_slot: "green".into(),
-            stable_slot: "blue".into(),
-            candidate_revision: "7f9c2".into(),
-            stable_revision: "1a2b3".into(),
-            weight: 20,
-            step_index: 1,
         }
     }
 

@@ -44,10 +44,11 @@ fn fact<'a>(key: &str, facts: &'a ReleaseFacts) -> Option<&'a str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn facts() -> ReleaseFacts {
+    /// The release facts every analysis unit test measures with.
+    pub(crate) fn facts() -> ReleaseFacts {
         ReleaseFacts {
             name: "checkout".into(),
             namespace: "shop".into(),
