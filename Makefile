@@ -37,7 +37,7 @@ lint:
 	CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) clippy --locked --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test --locked --lib --bins
+	$(CARGO) test --locked --lib --bins --examples
 	@# The fuzz targets' bodies over their corpus, on stable (fuzz/ is a crate of its own).
 	CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) test --locked --manifest-path fuzz/Cargo.toml
 

@@ -16,9 +16,10 @@
 #            release from the audit log, peak and settled RSS.
 #   soak     SOAK_N Microservices release in a loop for SOAK_MINUTES; RSS every 10 s; fails
 #            when memory keeps growing.
-# The release parts run against the HTTPRoute CRD, generated from the gateway-api crate
-# (hack/bench/httproute_crd.rs), and a fake gateway that accepts every route at once
-# (hack/bench/gateway.py). Each part writes target/bench/<part>.json and prints a table; its
+# The release parts run against the upstream Gateway API CRDs that cluster-up installs, and a
+# fake gateway that accepts every route at once (hack/bench/gateway.py). The cluster starts
+# without Traefik and the pod server (WEIR_DATA_PLANE=0 unless set), so the figures keep the
+# conditions they were measured in. Each part writes target/bench/<part>.json and prints a table; its
 # raw records and the operator's log are in target/bench/<part>/.
 #
 # Settings (environment): BENCH (core,release,abort,scale; soak is added when SOAK_MINUTES is
@@ -73,8 +74,6 @@ selected_part() { [[ " ${parts[*]} " == *" $1 "* ]]; }
 if selected_part scale && (( releasing > n )); then
   die "RELEASING=$releasing: cannot release more Microservices than N=$n"
 fi
-gateway_parts=false
-for part in "${parts[@]}"; do [ "$part" = core ] || gateway_parts=true; done
 
 weir_pid='' sampler_pid='' gateway_pid=''
 
@@ -233,50 +232,10 @@ part_core() {
 
 # --- release parts ------------------------------------------------------------------------
 
-# The HTTPRoute CRD, generated from the gateway-api crate the way the cluster tests do
-# (`HttpRoute::crd()`): hack/bench/httproute_crd.rs, compiled with rustc against the rlibs
-# of the release build just made (cargo names them in its JSON messages). The result is kept
-# in target/bench/ and reused while the gateway-api build it came from is the same (with
-# BENCH_BUILD=0, whatever is kept is reused).
-httproute_crd() {
-  local crd=$out/httproute-crd.json stamp=$out/httproute-crd.stamp externs key
-  if [ "$build" = 0 ] && [ -s "$crd" ]; then
-    log "HTTPRoute CRD: reusing $crd"
-    return
-  fi
-  [ -s "$out/build.jsonl" ] || die "no HTTPRoute CRD in $out and no build to make it from: run once without BENCH_BUILD=0"
-  externs=$(python3 - "$out/build.jsonl" <<'EOF'
-import json, sys
-found = {}
-for line in open(sys.argv[1]):
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] in ("gateway_api", "kube", "k8s_openapi"):
-        found[m["target"]["name"]] = next(f for f in m["filenames"] if f.endswith(".rlib"))
-if len(found) != 3:
-    sys.exit(f"the release build did not name the rlibs of gateway_api, kube and k8s_openapi (found {sorted(found)})")
-print(" ".join(f"--extern {name}={path}" for name, path in sorted(found.items())))
-EOF
-  )
-  key="$externs $(sha256sum "$root/hack/bench/httproute_crd.rs" | cut -d' ' -f1)"
-  if [ -s "$crd" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$key" ]; then
-    log "HTTPRoute CRD: reusing $crd"
-    return
-  fi
-  log "HTTPRoute CRD: generating it from the gateway-api crate"
-  # shellcheck disable=SC2086 # $externs is a list of flags
-  rustc --edition 2021 --crate-type bin -o "$out/httproute-crd" "$root/hack/bench/httproute_crd.rs" \
-    -L "dependency=$root/target/release/deps" $externs
-  "$out/httproute-crd" > "$crd.tmp"
-  mv "$crd.tmp" "$crd"
-  printf '%s' "$key" > "$stamp"
-  rm -f "$out/httproute-crd"
-}
-
-# Installs the HTTPRoute CRD and starts the fake gateway, once, before the first release part
-# (core runs without Gateway API, as it always has).
+# Starts the fake gateway, once, before the first release part (core creates no routes; the
+# CRDs are there for it too, as cluster-up installs them).
 gateway_up() {
   [ -z "$gateway_pid" ] || return 0
-  kubectl apply --server-side --field-manager=weir-bench -f "$out/httproute-crd.json" >/dev/null
   wait_until 60 "the HTTPRoute CRD to be established" \
     kubectl wait --for=condition=Established crd/httproutes.gateway.networking.k8s.io --timeout=5s
   rm -f "$out/gateway.jsonl"
@@ -340,17 +299,15 @@ for part in "${parts[@]}"; do rm -rf "${out:?}/$part" "$out/$part.json"; mkdir -
 # Built before the cluster starts, so compiling does not compete with it for the 2 cores.
 if [ "$build" = 1 ]; then
   log "building the operator (release); parts: ${parts[*]}"
-  (cd "$root" && cargo build --release --locked --bin weir --message-format=json-render-diagnostics) > "$out/build.jsonl.tmp"
-  mv "$out/build.jsonl.tmp" "$out/build.jsonl"
+  (cd "$root" && cargo build --release --locked --bin weir)
 else
   [ -x "$root/target/release/weir" ] || die "BENCH_BUILD=0 but there is no target/release/weir"
   log "using target/release/weir as it is (BENCH_BUILD=0); parts: ${parts[*]}"
 fi
-if $gateway_parts; then httproute_crd; fi
 
 # A fresh cluster every time: a left-over one would carry objects and an old audit log.
 "$root/hack/cluster-down.sh" >/dev/null 2>&1 || true
-"$root/hack/cluster-up.sh"
+WEIR_DATA_PLANE=${WEIR_DATA_PLANE:-0} "$root/hack/cluster-up.sh"
 export KUBECONFIG=$dir/kubeconfig
 export PATH=$dir/bin:$PATH
 kubectl apply --server-side --field-manager=weir-install -f "$root/crds/" >/dev/null

@@ -4,7 +4,7 @@
 # Each tool lands in "$WEIR_TOOLS_CACHE/<tool>-<version>/" (default ~/.cache/weir/tools),
 # outside the repository, so a fresh clone (CI) reuses what an earlier run built. A tool is
 # rebuilt only when its version in hack/versions.env changes or its directory is missing.
-# Usage: hack/build-tools.sh [kubernetes|etcd|kwok|helm ...]   (default: all)
+# Usage: hack/build-tools.sh [kubernetes|etcd|kwok|helm|traefik ...]   (default: all)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -119,8 +119,46 @@ EOF
     -o bin/helm helm.sh/helm/v3/cmd/helm
 }
 
+# Traefik's main module carries replace and exclude directives that a consumer module does
+# not inherit: they are copied from its go.mod, and a replace to a path inside Traefik's own
+# tree (./pkg/...) is pointed at the module cache copy. The Gateway API standard-channel CRDs
+# of the version Traefik is built against are kept beside the binary for cluster-up.
+build_traefik_in_cwd() {
+  local v=$TRAEFIK_VERSION mod=github.com/traefik/traefik/v3
+  go mod init weir.dev/tools/traefik >/dev/null 2>&1
+  local info gomod dir
+  info=$(go mod download -json "$mod@$v")
+  gomod=$(printf '%s' "$info" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  dir=$(printf '%s' "$info" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  awk -v dir="$dir" '
+    function emit(line,   n, f, i, out) {
+      sub(/^[ \t]+/, "", line); sub(/[ \t]*\/\/.*$/, "", line)
+      n = split(line, f, /[ \t]+/)
+      for (i = 1; i <= n; i++) if (f[i] ~ /^\.\.?\//) { sub(/^\.\//, "", f[i]); f[i] = dir "/" f[i] }
+      out = f[1]; for (i = 2; i <= n; i++) out = out " " f[i]
+      print kind " " out
+    }
+    /^(replace|exclude) \($/ { kind = $1; inblock = 1; next }
+    inblock && /^\)/ { inblock = 0; next }
+    inblock && NF && $1 !~ /^\/\// { emit($0); next }
+    /^(replace|exclude) / { kind = $1; sub(/^(replace|exclude) /, ""); emit($0) }
+  ' "$gomod" >> go.mod
+  log "traefik: $(grep -c '^replace' go.mod) replaces, $(grep -c '^exclude' go.mod) excludes copied from $gomod"
+  go mod edit -require="$mod@$v"
+  printf '//go:build tools\npackage tools\nimport _ "%s/cmd/traefik"\n' "$mod" > tools.go
+  go mod tidy
+  mkdir -p bin
+  go build -trimpath -ldflags "-s -w -X $mod/pkg/version.Version=$v -X $mod/pkg/version.BuildDate=$build_date" \
+    -o bin/traefik "$mod/cmd/traefik"
+  local crds
+  crds=$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  mkdir -p bin/gateway-api-crds
+  cp "$crds"/config/crd/standard/*.yaml bin/gateway-api-crds/
+  chmod -R u+w bin/gateway-api-crds
+}
+
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(etcd kwok kubernetes helm)
+[ ${#tools[@]} -gt 0 ] || tools=(etcd kwok kubernetes helm traefik)
 for tool in "${tools[@]}"; do
   start=$(date +%s)
   case $tool in
@@ -128,6 +166,7 @@ for tool in "${tools[@]}"; do
     etcd) with_scratch_module "$cache/etcd-$ETCD_VERSION" build_etcd_in_cwd ;;
     kwok) with_scratch_module "$cache/kwok-$KWOK_VERSION" build_kwok_in_cwd ;;
     helm) with_scratch_module "$cache/helm-$HELM_VERSION" build_helm_in_cwd ;;
+    traefik) with_scratch_module "$cache/traefik-$TRAEFIK_VERSION" build_traefik_in_cwd ;;
     *) log "unknown tool: $tool"; exit 2 ;;
   esac
   log "$tool ready in $(( $(date +%s) - start ))s"

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Stops every process hack/cluster-up.sh started (by the pids it recorded) and removes the
-# cluster state. Safe to run when nothing is up.
+# cluster state. Safe to run when nothing is up. The route that makes pod IPs local is shared
+# by every local cluster on the machine: it goes only with the last of them (hack/pod-range.sh).
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${WEIR_CLUSTER_DIR:-$root/.cluster}
 [ -d "$dir" ] || exit 0
+dir=$(cd "$dir" && pwd) # as cluster-up recorded it
 
 # Stop in reverse start order so clients go before the servers they talk to.
-for name in weir kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+for name in weir pod-server traefik kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
   pidfile=$dir/pids/$name
   [ -f "$pidfile" ] || continue
   pid=$(cat "$pidfile")
@@ -19,5 +21,8 @@ for name in weir kwok kube-scheduler kube-controller-manager kube-apiserver etcd
   fi
   rm -f "$pidfile"
 done
+# shellcheck source=pod-range.sh
+source "$root/hack/pod-range.sh"
+release_pod_cidr "$dir"
 rm -rf "$dir"
 echo "[cluster-down] stopped and removed $dir" >&2

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Starts a real local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler and kwok, with fake Nodes in three zones whose pods become Running and Ready.
+# kube-scheduler and kwok, with fake Nodes in three zones whose pods become Running and Ready;
+# then its Gateway API data plane: the Gateway API CRDs, Traefik as the gateway of Gateway
+# `weir-local` (namespace weir-system), and the pod server that answers HTTP on the pods' IPs.
+# Without NET_ADMIN (the pod IPs cannot be made local) it starts without the pod server and
+# records DATA_PLANE=0 in ports.env.
 #
 # Idempotent: when the cluster in $WEIR_CLUSTER_DIR (default .cluster/) answers /readyz it
 # returns at once. Otherwise it clears stale state, builds or reuses the tools, and starts
@@ -32,6 +36,7 @@ all_running() {
 }
 if [ -f "$dir/ready" ] && all_running && kubectl get --raw /readyz >/dev/null 2>&1; then
   log "already running ($dir/kubeconfig)"
+  [ ! -f "$dir/no-data-plane" ] || log "no data plane: $(cat "$dir/no-data-plane"); traffic tests cannot run"
   exit 0
 fi
 
@@ -43,12 +48,32 @@ mkdir -m 700 "$dir/etcd"
 for tool in \
   "kubernetes-$KUBERNETES_VERSION/kube-apiserver" "kubernetes-$KUBERNETES_VERSION/kube-controller-manager" \
   "kubernetes-$KUBERNETES_VERSION/kube-scheduler" "kubernetes-$KUBERNETES_VERSION/kubectl" \
-  "etcd-$ETCD_VERSION/etcd" "kwok-$KWOK_VERSION/kwok" "helm-$HELM_VERSION/helm"; do
+  "etcd-$ETCD_VERSION/etcd" "kwok-$KWOK_VERSION/kwok" "helm-$HELM_VERSION/helm" \
+  "traefik-$TRAEFIK_VERSION/traefik"; do
   ln -sf "$cache/$tool" "$dir/bin/"
 done
 
+# --- pod IPs: this cluster's own /16 of the shared range, made local when NET_ADMIN allows.
+# shellcheck source=pod-range.sh
+source "$root/hack/pod-range.sh"
+pod_cidr=$(claim_pod_cidr "$dir") || die "all 16 pod ranges of $POD_RANGE are claimed (see $POD_RANGE_CLAIMS)"
+data_plane=1 no_data_plane=""
+if [ "${WEIR_DATA_PLANE:-1}" = 0 ]; then
+  data_plane=0 no_data_plane="WEIR_DATA_PLANE=0 was set (no gateway, no pod server)"
+elif conflict=$(pod_range_conflict) && [ -n "$conflict" ]; then
+  data_plane=0 no_data_plane="$POD_RANGE is in use on this machine ($(echo "$conflict" | head -n1))"
+elif ! route_error=$(add_pod_route 2>&1); then
+  data_plane=0 no_data_plane="cannot make $POD_RANGE local (${route_error:-ip route failed}); run as root with NET_ADMIN (in a container: --cap-add NET_ADMIN)"
+fi
+# The pod server is built before the cluster starts, so compiling does not compete with it.
+if [ "$data_plane" = 1 ]; then
+  (cd "$root" && cargo build --locked --quiet --example pod-server)
+  cp "${CARGO_TARGET_DIR:-$root/target}/debug/examples/pod-server" "$dir/bin/pod-server"
+fi
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 etcd_port=$(free_port); etcd_peer_port=$(free_port); api_port=$(free_port); kwok_port=$(free_port)
+gateway_port=$(free_port); gateway_metrics_port=$(free_port)
 printf 'ETCD_PORT=%s\nAPI_PORT=%s\nKWOK_PORT=%s\n' "$etcd_port" "$api_port" "$kwok_port" > "$dir/ports.env"
 
 # --- certificates: one CA, the API server's serving cert, an admin client in system:masters.
@@ -161,11 +186,13 @@ start kube-scheduler "$dir/bin/kube-scheduler" --config "$dir/scheduler.yaml" \
   --authentication-kubeconfig "$dir/kubeconfig" --authorization-kubeconfig "$dir/kubeconfig" \
   --bind-address 127.0.0.1 --secure-port 0
 
-# --- kwok with its fast stages from the module, plus ours for pods told to stay unready.
+# --- kwok with its fast stages from the module, plus ours for pods told to stay unready, and
+# ours for deletion: a pod stays Terminating until its deletionTimestamp (the end of its grace
+# period) instead of vanishing at once, so a grace period means something.
 stages=$dir/kwok/stages.yaml
 : > "$stages"
 for stage in "$cache/kwok-$KWOK_VERSION"/stages/*.yaml; do
-  case $(basename "$stage") in kustomization.yaml) continue ;; esac
+  case $(basename "$stage") in kustomization.yaml | pod-delete.yaml) continue ;; esac
   { echo "---"; cat "$stage"; } >> "$stages"
 done
 # kwok's pod-ready stage must skip pods annotated test.weir.dev/ready=false; our stage takes them.
@@ -177,9 +204,12 @@ awk '/^  name: /{ready = ($2 == "pod-ready")}
        print "      values: [\x27false\x27]"
      }' "$stages" > "$stages.tmp" && mv "$stages.tmp" "$stages"
 grep -q 'test.weir.dev/ready' "$stages" || die "could not patch kwok's pod-ready stage"
-{ echo "---"; cat "$root/hack/kwok/pod-running-unready.yaml"; } >> "$stages"
+for stage in pod-running-unready pod-delete-at-deadline; do
+  { echo "---"; cat "$root/hack/kwok/$stage.yaml"; } >> "$stages"
+done
+# --cidr is where pod IPs come from (the nodes have no podCIDR: node IPAM is off).
 start kwok "$dir/bin/kwok" --kubeconfig "$dir/kubeconfig" --config "$stages" \
-  --manage-nodes-with-label-selector type=kwok --cidr 10.128.0.0/12 --node-ip 10.96.0.1 \
+  --manage-nodes-with-label-selector type=kwok --cidr "$pod_cidr" --node-ip 10.96.0.1 \
   --server-address "127.0.0.1:$kwok_port" --node-lease-duration-seconds 40
 
 # --- fake nodes across three zones, sized for thousands of pods.
@@ -208,5 +238,64 @@ wait_until 60 "default namespace" kubectl get namespace default
 kubectl apply -f "$dir/nodes.yaml" >/dev/null
 wait_until 120 "nodes Ready" kubectl wait --for=condition=Ready node --all --timeout=5s
 wait_until 120 "default service account" kubectl -n default get serviceaccount default
+
+# --- the Gateway API data plane.
+# The standard-channel CRDs Traefik is built against, from the tool cache: always installed,
+# so the tests and `make run` find the Gateway API the way a real cluster serves it.
+crds=$cache/traefik-$TRAEFIK_VERSION/gateway-api-crds
+kubectl apply --server-side --field-manager=weir-cluster-up -f "$crds/" >/dev/null
+wait_until 60 "the Gateway API CRDs to be established" \
+  kubectl wait --for=condition=Established -f "$crds/" --timeout=5s
+
+# Traefik as the controller of Gateway weir-local, a local process like the others. It talks
+# to the API server as ServiceAccount weir-system/traefik with the RBAC its Kubernetes Gateway
+# provider documents (hack/gateway/rbac-and-gateway.yaml).
+start_gateway() {
+  sed -e "s/@GATEWAY_PORT@/$gateway_port/" "$root/hack/gateway/rbac-and-gateway.yaml" \
+    | kubectl apply --server-side --field-manager=weir-cluster-up -f - >/dev/null
+  mkdir -p -m 700 "$dir/traefik"
+  local token
+  token=$(kubectl -n weir-system create token traefik --duration 87600h)
+  (umask 077 && cat > "$dir/traefik/traefik.yaml") <<EOF
+# Written by hack/cluster-up.sh. The Gateway's listener port is the "web" entryPoint's port.
+global: {checkNewVersion: false, sendAnonymousUsage: false}
+log: {level: INFO, noColor: true}
+entryPoints:
+  web: {address: "127.0.0.1:$gateway_port"}
+  metrics: {address: "127.0.0.1:$gateway_metrics_port"}
+ping: {entryPoint: metrics}
+metrics:
+  prometheus: {entryPoint: metrics, addServicesLabels: true, addRoutersLabels: true}
+providers:
+  # The default 2 s between configuration reloads would hold a new weight back that long.
+  providersThrottleDuration: 100ms
+  kubernetesGateway:
+    endpoint: "https://127.0.0.1:$api_port"
+    token: "$token"
+    certAuthFilePath: "$pki/ca.crt"
+    statusAddress: {ip: 127.0.0.1}
+EOF
+  start traefik "$dir/bin/traefik" --configFile "$dir/traefik/traefik.yaml"
+  wait_until 60 "Traefik to answer /ping" curl -sf "http://127.0.0.1:$gateway_metrics_port/ping"
+  wait_until 60 "Gateway weir-local to be Programmed" \
+    kubectl -n weir-system wait --for=condition=Programmed gateway/weir-local --timeout=5s
+  printf 'GATEWAY_PORT=%s\nGATEWAY_METRICS_PORT=%s\n' "$gateway_port" "$gateway_metrics_port" >> "$dir/ports.env"
+}
+
+start_pod_server() {
+  start pod-server env KUBECONFIG="$dir/kubeconfig" "$dir/bin/pod-server" --pod-cidr "$pod_cidr"
+  wait_until 60 "the pod server to watch pods" grep -q 'ready: serving' "$dir/logs/pod-server.log"
+}
+
+echo "POD_CIDR=$pod_cidr" >> "$dir/ports.env"
+# Without NET_ADMIN the Gateway still runs: routes get Traefik's status, but no pod answers.
+[ "${WEIR_DATA_PLANE:-1}" = 0 ] || start_gateway
+if [ "$data_plane" = 1 ]; then
+  start_pod_server
+else
+  echo "$no_data_plane" > "$dir/no-data-plane"
+  log "no data plane: $no_data_plane; traffic tests cannot run"
+fi
+echo "DATA_PLANE=$data_plane" >> "$dir/ports.env"
 touch "$dir/ready"
 log "ready: export KUBECONFIG=$dir/kubeconfig"

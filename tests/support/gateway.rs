@@ -24,8 +24,12 @@ pub const CONTROLLER_NAME: &str = "test.weir.dev/gateway";
 /// The field manager of the fake gateway's status writes.
 pub const FIELD_MANAGER: &str = "test-gateway";
 
-/// Installs the HTTPRoute CRD, generated from the `gateway-api` crate's types (no download).
+/// Installs the HTTPRoute CRD, generated from the `gateway-api` crate's types (no download),
+/// unless the cluster already serves the upstream CRDs (hack/cluster-up.sh installs them).
 pub async fn install_crd(client: &Client) {
+    if super::dataplane::upstream_crds_installed(client).await {
+        return;
+    }
     let mut crd = HttpRoute::crd();
     // *.k8s.io groups need an approval annotation; "unapproved, ..." is the honest value.
     crd.metadata.annotations = Some(

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod chaos;
+pub mod dataplane;
 pub mod gateway;
 pub mod helm;
 pub mod http;
