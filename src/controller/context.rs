@@ -9,10 +9,10 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 
 use super::own_writes::OwnWrites;
+use super::recorder::Recorder;
 use crate::analysis::Measurer;
 use crate::build::Defaults;
 use crate::telemetry::Metrics;

@@ -13,6 +13,7 @@ mod observe;
 mod own_writes;
 mod problem;
 mod reconcile;
+mod recorder;
 mod report;
 pub mod status;
 mod verify;
@@ -21,6 +22,7 @@ mod watches;
 pub use context::{Caches, Context};
 pub use error::{Cause, Error, Stage};
 pub use reconcile::reconcile;
+use recorder::Recorder;
 use watches::{ChildWatches, Watched};
 
 use std::sync::Arc;
@@ -28,7 +30,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{Controller, controller, controller::Action, wait};
 use kube::{Api, Client, CustomResourceExt, ResourceExt};
