@@ -1,6 +1,6 @@
 use k8s_openapi::api::core::v1::{
-    EnvFromSource, EnvVar, LocalObjectReference, PodSecurityContext, Probe, ResourceRequirements,
-    SecurityContext, Toleration, Volume, VolumeMount,
+    EnvFromSource, EnvVar, LifecycleHandler, LocalObjectReference, PodSecurityContext, Probe,
+    ResourceRequirements, SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, KubeSchema};
@@ -12,6 +12,16 @@ use super::status::MicroserviceStatus;
 
 /// Longest Microservice name: its longest child, `<name>-preview`, must stay a DNS label.
 pub const MAX_NAME_LENGTH: usize = 55;
+
+/// Seconds a pod may take to stop when `pod.terminationGracePeriodSeconds` is not set
+/// (Kubernetes' own default).
+pub const DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS: i64 = 30;
+
+/// Seconds of the preStop pause a container gets when the spec sets no preStop hook.
+pub const DEFAULT_PRE_STOP_SLEEP_SECONDS: i64 = 5;
+
+/// The grace period a CEL rule of the spec compares sleeps with: the spec's, or the default.
+const GRACE_PERIOD_CEL: &str = "(has(self.pod) && has(self.pod.terminationGracePeriodSeconds) ? self.pod.terminationGracePeriodSeconds : 30)";
 
 // `kube` derives the `Microservice` type itself from this spec struct.
 /// What the team declares about the service. Weir keeps the cluster equal to it.
@@ -46,7 +56,11 @@ pub const MAX_NAME_LENGTH: usize = 55;
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.rollout) || !has(self.rollout.traffic) || !has(self.rollout.traffic.gatewayAPI) || (has(self.ports) && size(self.ports) > 0)").message("rollout.traffic.gatewayAPI needs at least one port: the route sends traffic to the first port"))]
+#[x_kube(
+    validation = Rule::new("!has(self.rollout) || !has(self.rollout.traffic) || !has(self.rollout.traffic.gatewayAPI) || (has(self.ports) && size(self.ports) > 0)").message("rollout.traffic.gatewayAPI needs at least one port: the route sends traffic to the first port"),
+    validation = Rule::new(format!("!has(self.lifecycle) || !has(self.lifecycle.preStopSleepSeconds) || self.lifecycle.preStopSleepSeconds <= {GRACE_PERIOD_CEL}")).message("lifecycle.preStopSleepSeconds must not be longer than pod.terminationGracePeriodSeconds (30 by default): the pause counts against the grace period"),
+    validation = Rule::new(format!("!has(self.lifecycle) || ((!has(self.lifecycle.preStop) || !has(self.lifecycle.preStop.sleep) || self.lifecycle.preStop.sleep.seconds <= {GRACE_PERIOD_CEL}) && (!has(self.lifecycle.postStart) || !has(self.lifecycle.postStart.sleep) || self.lifecycle.postStart.sleep.seconds <= {GRACE_PERIOD_CEL}))")).message("a lifecycle sleep must not be longer than pod.terminationGracePeriodSeconds (30 by default)")
+)]
 pub struct MicroserviceSpec {
     /// Container image to run, for example `registry.example/checkout:1.4.2`. Changing it
     /// starts a rollout of the new version.
@@ -100,6 +114,12 @@ pub struct MicroserviceSpec {
     /// Health probes. Readiness defaults to a TCP check on the first port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probes: Option<Probes>,
+
+    /// Hooks around the container's life. Without a `preStop` hook the container pauses
+    /// 5 s (`preStopSleepSeconds`) before it gets SIGTERM, so that gateways and Services
+    /// stop sending it requests before it stops serving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
 
     /// How many pods voluntary disruptions (node drains) may take at once. Defaults to
     /// `maxUnavailable: 1` whenever more than one replica can run.
@@ -213,6 +233,52 @@ pub struct Probes {
     pub startup: Option<Probe>,
 }
 
+/// Counts the handlers a LifecycleHandler sets: Kubernetes wants exactly one.
+macro_rules! one_handler {
+    ($hook:literal) => {
+        concat!(
+            "!has(self.",
+            $hook,
+            ") || (has(self.",
+            $hook,
+            ".exec) ? 1 : 0) + (has(self.",
+            $hook,
+            ".httpGet) ? 1 : 0) + (has(self.",
+            $hook,
+            ".tcpSocket) ? 1 : 0) + (has(self.",
+            $hook,
+            ".sleep) ? 1 : 0) == 1"
+        )
+    };
+}
+
+/// Lifecycle hooks of the container (Kubernetes' LifecycleHandler: `exec`, `httpGet`,
+/// `tcpSocket` or `sleep`), and the length of Weir's default preStop pause.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new(one_handler!("preStop")).message("lifecycle.preStop sets exactly one of exec, httpGet, tcpSocket or sleep"),
+    validation = Rule::new(one_handler!("postStart")).message("lifecycle.postStart sets exactly one of exec, httpGet, tcpSocket or sleep"),
+    validation = Rule::new("!(has(self.preStop) && has(self.preStopSleepSeconds))").message("set lifecycle.preStop or lifecycle.preStopSleepSeconds, not both: preStopSleepSeconds is the length of the default preStop pause")
+)]
+pub struct Lifecycle {
+    /// Runs before the container gets SIGTERM, in place of the default pause; its time
+    /// counts against `pod.terminationGracePeriodSeconds`. A failure is only reported (an
+    /// event); the container is stopped anyway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_stop: Option<LifecycleHandler>,
+    /// Runs right after the container starts; the container counts as started, and its
+    /// probes begin, only once it returns. A failure kills and restarts the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_start: Option<LifecycleHandler>,
+    /// Seconds the container pauses before it gets SIGTERM when `preStop` is not set: the
+    /// time for its removal from the Service's endpoints to reach gateways and proxies.
+    /// Defaults to 5 (at most the grace period); 0 turns the pause off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub pre_stop_sleep_seconds: Option<i64>,
+}
+
 /// The PodDisruptionBudget: set one of the two.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -282,4 +348,9 @@ pub struct PodOptions {
     /// Secrets for pulling the image from a private registry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// Seconds a pod has to stop, from the start of its preStop hook (or pause) to SIGKILL.
+    /// Defaults to 30 (Kubernetes' default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub termination_grace_period_seconds: Option<i64>,
 }

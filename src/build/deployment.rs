@@ -4,14 +4,18 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    SeccompProfile, SecurityContext, TCPSocketAction, TopologySpreadConstraint,
+    Capabilities, Container, ContainerPort, Lifecycle, LifecycleHandler, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, SleepAction, TCPSocketAction,
+    TopologySpreadConstraint,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{Defaults, labels, non_empty, object_meta};
-use crate::api::{Microservice, PodOptions, Protocol, Slot, SpreadDomain};
+use crate::api::{
+    DEFAULT_PRE_STOP_SLEEP_SECONDS, DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS, Microservice,
+    PodOptions, Protocol, Slot, SpreadDomain,
+};
 
 /// Default seconds a rollout may stall before the Microservice turns Degraded.
 pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
@@ -101,6 +105,7 @@ fn pod_spec(
         tolerations: non_empty(pod.tolerations.clone()),
         volumes: non_empty(pod.volumes.clone()),
         image_pull_secrets: non_empty(pod.image_pull_secrets.clone()),
+        termination_grace_period_seconds: pod.termination_grace_period_seconds,
         ..Default::default()
     }
 }
@@ -148,8 +153,33 @@ fn container(ms: &Microservice, pod: &PodOptions, defaults: &Defaults) -> Contai
         readiness_probe: readiness.and_then(non_empty),
         liveness_probe: probes.liveness.and_then(non_empty),
         startup_probe: probes.startup.and_then(non_empty),
+        lifecycle: lifecycle(ms, pod),
         ..Default::default()
     }
+}
+
+/// The spec's hooks and, when it sets no preStop, a pause before SIGTERM: the pod's removal
+/// from the endpoints reaches gateways and proxies while it still serves. The default pause
+/// is never longer than the grace period (Kubernetes refuses a sleep that is).
+fn lifecycle(ms: &Microservice, pod: &PodOptions) -> Option<Lifecycle> {
+    let hooks = ms.spec.lifecycle.clone().unwrap_or_default();
+    let grace = pod
+        .termination_grace_period_seconds
+        .unwrap_or(DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS);
+    let pause = hooks
+        .pre_stop_sleep_seconds
+        .unwrap_or(DEFAULT_PRE_STOP_SLEEP_SECONDS.min(grace));
+    let pre_stop = hooks.pre_stop.or_else(|| {
+        (pause > 0).then(|| LifecycleHandler {
+            sleep: Some(SleepAction { seconds: pause }),
+            ..Default::default()
+        })
+    });
+    non_empty(Lifecycle {
+        pre_stop,
+        post_start: hooks.post_start,
+        ..Default::default()
+    })
 }
 
 fn runtime_default_seccomp() -> SeccompProfile {

@@ -2,7 +2,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
 
 use super::*;
-use crate::api::{Autoscaling, Disruption, MicroserviceSpec, ServicePort};
+use crate::api::{Autoscaling, Disruption, Lifecycle, MicroserviceSpec, PodOptions, ServicePort};
 
 fn checkout() -> Microservice {
     let mut ms = Microservice::new(
@@ -65,6 +65,7 @@ fn the_deployment_carries_every_default_for_isolation_and_zero_downtime() {
                             "image": "registry.example/checkout:1.4.2",
                             "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
                             "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 5, "failureThreshold": 3},
+                            "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
                             "resources": {
                                 "requests": {"cpu": "100m", "memory": "128Mi"},
                                 "limits": {"memory": "256Mi"}
@@ -175,5 +176,110 @@ fn the_hpa_targets_the_microservice_scale_subresource() {
             "maxReplicas": 6,
             "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]
         })
+    );
+}
+
+/// The container of a slot's Deployment, as JSON.
+fn container(ms: &Microservice) -> serde_json::Value {
+    let built = serde_json::to_value(deployment(ms, Slot::Blue, 1, &Defaults::default())).unwrap();
+    built["spec"]["template"]["spec"]["containers"][0].clone()
+}
+
+#[test]
+fn a_container_pauses_before_it_stops_unless_the_spec_says_otherwise() {
+    let mut ms = checkout();
+    assert_eq!(
+        container(&ms)["lifecycle"],
+        json!({"preStop": {"sleep": {"seconds": 5}}}),
+        "the default pause"
+    );
+
+    ms.spec.lifecycle = Some(Lifecycle {
+        pre_stop_sleep_seconds: Some(12),
+        ..Default::default()
+    });
+    assert_eq!(
+        container(&ms)["lifecycle"],
+        json!({"preStop": {"sleep": {"seconds": 12}}})
+    );
+
+    ms.spec.lifecycle = Some(Lifecycle {
+        pre_stop_sleep_seconds: Some(0),
+        ..Default::default()
+    });
+    assert!(
+        container(&ms).get("lifecycle").is_none(),
+        "0 turns the pause off"
+    );
+
+    let drain: k8s_openapi::api::core::v1::LifecycleHandler =
+        serde_json::from_value(json!({"httpGet": {"path": "/drain", "port": 8080}})).unwrap();
+    ms.spec.lifecycle = Some(Lifecycle {
+        pre_stop: Some(drain),
+        post_start: serde_json::from_value(json!({"exec": {"command": ["warm"]}})).unwrap(),
+        ..Default::default()
+    });
+    assert_eq!(
+        container(&ms)["lifecycle"],
+        json!({
+            "preStop": {"httpGet": {"path": "/drain", "port": 8080}},
+            "postStart": {"exec": {"command": ["warm"]}}
+        }),
+        "a hook of the spec replaces the pause"
+    );
+}
+
+#[test]
+fn the_grace_period_is_the_specs_and_bounds_the_default_pause() {
+    let mut ms = checkout();
+    let pod = |ms: &Microservice| {
+        serde_json::to_value(deployment(ms, Slot::Blue, 1, &Defaults::default())).unwrap()
+            ["spec"]["template"]["spec"]
+            .clone()
+    };
+    assert!(
+        pod(&ms).get("terminationGracePeriodSeconds").is_none(),
+        "Kubernetes' 30 s unless the spec says"
+    );
+    ms.spec.pod = Some(PodOptions {
+        termination_grace_period_seconds: Some(3),
+        ..Default::default()
+    });
+    assert_eq!(pod(&ms)["terminationGracePeriodSeconds"], json!(3));
+    assert_eq!(
+        container(&ms)["lifecycle"],
+        json!({"preStop": {"sleep": {"seconds": 3}}}),
+        "never longer than the grace period"
+    );
+}
+
+#[test]
+fn the_hooks_and_the_grace_period_are_part_of_the_revision() {
+    let defaults = Defaults::default();
+    let base = checkout();
+    let mut paused = checkout();
+    paused.spec.lifecycle = Some(Lifecycle {
+        pre_stop_sleep_seconds: Some(10),
+        ..Default::default()
+    });
+    let mut graceful = checkout();
+    graceful.spec.pod = Some(PodOptions {
+        termination_grace_period_seconds: Some(60),
+        ..Default::default()
+    });
+    let explicit_default = {
+        let mut ms = checkout();
+        ms.spec.lifecycle = Some(Lifecycle {
+            pre_stop_sleep_seconds: Some(5),
+            ..Default::default()
+        });
+        ms
+    };
+    assert_ne!(revision(&base, &defaults), revision(&paused, &defaults));
+    assert_ne!(revision(&base, &defaults), revision(&graceful, &defaults));
+    assert_eq!(
+        revision(&base, &defaults),
+        revision(&explicit_default, &defaults),
+        "the same pod template is the same revision"
     );
 }

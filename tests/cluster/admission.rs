@@ -94,6 +94,12 @@ async fn bad_specs_are_refused_at_admission_with_readable_messages() {
             ("min above max", "a", metric(json!({"name": "m", "prometheus": {"query": "up"}, "min": 2, "max": 1})), "a metric's min must not be greater than its max"),
             ("webhook that is not http", "a", metric(json!({"name": "m", "webhook": {"url": "ftp://x"}})), "spec.rollout.analysis.metrics[0].webhook.url"),
             ("gateway route without ports", "a", json!({"image": "x:1", "rollout": {"strategy": "Canary", "traffic": {"gatewayAPI": {"parentRefs": [{"name": "public"}]}}}}), "rollout.traffic.gatewayAPI needs at least one port"),
+            ("preStop with two handlers", "a", json!({"image": "x:1", "lifecycle": {"preStop": {"sleep": {"seconds": 1}, "exec": {"command": ["true"]}}}}), "lifecycle.preStop sets exactly one of exec, httpGet, tcpSocket or sleep"),
+            ("postStart without a handler", "a", json!({"image": "x:1", "lifecycle": {"postStart": {}}}), "lifecycle.postStart sets exactly one of exec, httpGet, tcpSocket or sleep"),
+            ("preStop and a default pause", "a", json!({"image": "x:1", "lifecycle": {"preStop": {"sleep": {"seconds": 1}}, "preStopSleepSeconds": 0}}), "set lifecycle.preStop or lifecycle.preStopSleepSeconds, not both"),
+            ("pause longer than the grace period", "a", json!({"image": "x:1", "pod": {"terminationGracePeriodSeconds": 10}, "lifecycle": {"preStopSleepSeconds": 11}}), "lifecycle.preStopSleepSeconds must not be longer than pod.terminationGracePeriodSeconds"),
+            ("sleep longer than the default grace period", "a", json!({"image": "x:1", "lifecycle": {"preStop": {"sleep": {"seconds": 31}}}}), "a lifecycle sleep must not be longer than pod.terminationGracePeriodSeconds"),
+            ("negative grace period", "a", json!({"image": "x:1", "pod": {"terminationGracePeriodSeconds": -1}}), "should be greater than or equal to 0"),
             ("parent of another kind", "a", json!({"image": "x:1", "ports": [port("http", 80)], "rollout": {"strategy": "Canary", "traffic": {"gatewayAPI": {"parentRefs": [{"name": "p", "kind": "Pod"}]}}}}), "a parentRef's kind is Gateway (north-south) or Service (a mesh)"),
         ];
         for (case, name, spec, expected) in cases {
@@ -105,6 +111,11 @@ async fn bad_specs_are_refused_at_admission_with_readable_messages() {
         let edge = json!({"image": "x:1", "replicas": 0, "ports": [port("http", 65535), port("admin", 1)],
                           "autoscaling": {"minReplicas": 2, "maxReplicas": 2}, "disruption": {"minAvailable": "50%"}});
         assert_eq!(refusal(&api, &longest, edge).await, None, "a spec at the limits must be accepted");
+        let hooks = json!({"image": "x:1", "pod": {"terminationGracePeriodSeconds": 45},
+                           "lifecycle": {"preStop": {"sleep": {"seconds": 45}}, "postStart": {"httpGet": {"path": "/warm", "port": 8080}}}});
+        assert_eq!(refusal(&api, "hooks", hooks).await, None, "hooks within the grace period must be accepted");
+        let no_pause = json!({"image": "x:1", "pod": {"terminationGracePeriodSeconds": 0}, "lifecycle": {"preStopSleepSeconds": 0}});
+        assert_eq!(refusal(&api, "no-pause", no_pause).await, None, "the pause and the grace period turned off must be accepted");
         let full = json!({"image": "x:1", "ports": [port("http", 80)], "rollout": {
             "strategy": "Canary", "progressDeadlineSeconds": 60,
             "traffic": {"gatewayAPI": {"parentRefs": [{"name": "public", "namespace": "gateways"}, {"group": "", "kind": "Service", "name": "full"}], "hostnames": ["shop.example"]}},

@@ -22,11 +22,13 @@ pub enum Rule {
 /// Kubernetes types Weir embeds (containers' env, resources, probes, pod settings), whose
 /// rules are Kubernetes' own.
 pub fn rules_in_crd() -> Vec<Rule> {
-    const EMBEDDED: [&str; 10] = [
+    const EMBEDDED: [&str; 12] = [
         ".spec.env",
         ".spec.envFrom",
         ".spec.resources",
         ".spec.probes",
+        ".spec.lifecycle.preStop",
+        ".spec.lifecycle.postStart",
         ".spec.pod.tolerations",
         ".spec.pod.volumes",
         ".spec.pod.volumeMounts",

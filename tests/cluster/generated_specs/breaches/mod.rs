@@ -5,6 +5,7 @@ mod analysis;
 mod autoscaling;
 mod blue_green;
 mod canary;
+mod lifecycle;
 mod object;
 mod ports;
 mod rollout;
@@ -95,6 +96,7 @@ pub fn breaches() -> Vec<Breach> {
         object::breaches(),
         autoscaling::breaches(),
         ports::breaches(),
+        lifecycle::breaches(),
         rollout::breaches(),
         analysis::breaches(),
         blue_green::breaches(),

@@ -143,6 +143,33 @@ pub fn probe() -> BoxedStrategy<Value> {
         .boxed()
 }
 
+/// `lifecycle`: hooks of every handler kind, or the default pause's length. Sleeps stay
+/// within the shortest grace period `pod_options` draws.
+pub fn lifecycle() -> BoxedStrategy<Value> {
+    let handler = prop_oneof![
+        prop::collection::vec(text("[a-z/-]{1,10}"), 1..3)
+            .prop_map(|command| json!({"exec": {"command": command}})),
+        (text("/[a-z/]{0,12}"), 1..=65535i64)
+            .prop_map(|(path, port)| json!({"httpGet": {"path": path, "port": port}})),
+        (1..=65535i64).prop_map(|port| json!({"tcpSocket": {"port": port}})),
+        (0..=5i64).prop_map(|seconds| json!({"sleep": {"seconds": seconds}})),
+    ];
+    (
+        prop::option::of(handler.clone()),
+        prop::option::of(handler),
+        prop::option::of(0..=5i64),
+    )
+        .prop_map(|(pre_stop, post_start, pause)| {
+            let pause = pause.filter(|_| pre_stop.is_none());
+            object(vec![
+                ("preStop", pre_stop),
+                ("postStart", post_start),
+                ("preStopSleepSeconds", pause.map(Value::from)),
+            ])
+        })
+        .boxed()
+}
+
 pub fn probes() -> BoxedStrategy<Value> {
     (
         prop::option::of(probe()),

@@ -9,7 +9,7 @@ mod scaling;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-use container::{env, env_from, ports, probes, resources};
+use container::{env, env_from, lifecycle, ports, probes, resources};
 use pod::pod_options;
 use rollout::rollout;
 use scaling::{autoscaling, disruption, placement};
@@ -96,6 +96,7 @@ pub fn valid_microservice() -> BoxedStrategy<Value> {
                     prop::option::of(prop::collection::vec(text("[ -~]{0,12}"), 0..3)),
                     prop::option::of(resources()),
                     prop::option::of(probes()),
+                    prop::option::of(lifecycle()),
                 ),
                 (
                     prop::option::of(disruption()),
@@ -106,7 +107,7 @@ pub fn valid_microservice() -> BoxedStrategy<Value> {
         })
         .prop_map(|(first, second, third)| {
             let (name, rollout, image, replicas, autoscaling, ports) = first;
-            let (env, env_from, command, args, resources, probes) = second;
+            let (env, env_from, command, args, resources, probes, lifecycle) = second;
             let (disruption, placement, pod) = third;
             let spec = object(vec![
                 ("image", some(image)),
@@ -119,6 +120,7 @@ pub fn valid_microservice() -> BoxedStrategy<Value> {
                 ("args", args.map(Value::from)),
                 ("resources", resources),
                 ("probes", probes),
+                ("lifecycle", lifecycle),
                 ("disruption", disruption),
                 ("placement", placement),
                 ("pod", pod),

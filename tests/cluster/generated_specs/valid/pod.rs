@@ -25,12 +25,13 @@ pub fn pod_options() -> BoxedStrategy<Value> {
             prop::option::of(security()),
             prop::option::of(container_security()),
             prop::option::of(prop::collection::vec(dns_label(20), 0..2)),
+            prop::option::of(5..=120i64),
         ),
     )
         .prop_map(
             |(
                 (account, labels, annotations, selector),
-                (tolerations, volumes, security, container, pulls),
+                (tolerations, volumes, security, container, pulls, grace),
             )| {
                 let (declared, mounts) = volumes;
                 object(vec![
@@ -53,6 +54,7 @@ pub fn pod_options() -> BoxedStrategy<Value> {
                         "imagePullSecrets",
                         pulls.map(|p| p.into_iter().map(|n| json!({"name": n})).collect()),
                     ),
+                    ("terminationGracePeriodSeconds", grace.map(Value::from)),
                 ])
             },
         )
