@@ -7,6 +7,7 @@ use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
 use kube::runtime::reflector::Store;
@@ -24,6 +25,8 @@ pub struct Caches {
     pub services: Store<Service>,
     pub pod_disruption_budgets: Store<PodDisruptionBudget>,
     pub horizontal_pod_autoscalers: Store<HorizontalPodAutoscaler>,
+    /// The slot Services' endpoints: what a gateway routes to.
+    pub endpoint_slices: Store<EndpointSlice>,
     /// None when the cluster does not serve Gateway API HTTPRoutes.
     pub http_routes: Option<Store<HttpRoute>>,
 }
@@ -57,14 +60,15 @@ impl Caches {
             }
         };
         let all = async {
-            let (d, s, p, h, r) = futures::join!(
+            let (d, s, p, h, e, r) = futures::join!(
                 self.deployments.wait_until_ready(),
                 self.services.wait_until_ready(),
                 self.pod_disruption_budgets.wait_until_ready(),
                 self.horizontal_pod_autoscalers.wait_until_ready(),
+                self.endpoint_slices.wait_until_ready(),
                 routes,
             );
-            d.is_ok() && s.is_ok() && p.is_ok() && h.is_ok() && r
+            d.is_ok() && s.is_ok() && p.is_ok() && h.is_ok() && e.is_ok() && r
         };
         tokio::time::timeout(CACHES_READY_WAIT, all)
             .await

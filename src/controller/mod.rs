@@ -259,6 +259,7 @@ async fn run_namespace<S>(
         pdbs,
         hpas,
         http_routes,
+        endpoint_slices,
         ..
     } = children;
     Controller::for_stream(triggers, ms_cache)
@@ -267,6 +268,7 @@ async fn run_namespace<S>(
         .owns_stream(pdbs)
         .owns_stream(hpas)
         .owns_stream(http_routes)
+        .watches_stream(endpoint_slices, watches::microservice_of_labels)
         .with_config(
             controller::Config::default().debounce(Duration::from_millis(args.debounce_ms)),
         )

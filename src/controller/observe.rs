@@ -5,6 +5,7 @@
 use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject};
 use kube::core::error_boundary::InvalidObject;
@@ -16,6 +17,7 @@ use super::context::{CACHES_READY_WAIT, Context};
 use super::error::Cause;
 use super::watches::Watched;
 use crate::api::{Microservice, MicroserviceStatus, Slot};
+use crate::build::traffic::slot_service_name;
 use crate::build::{self, REVISION_ANNOTATION, deployment_name};
 use crate::release::{ACTION_ANNOTATION, ManualAction, Router, SlotState, parse_action};
 
@@ -149,12 +151,35 @@ fn from_caches(ms: Microservice, namespace: String, uid: String, ctx: &Context) 
         .http_routes
         .as_ref()
         .and_then(|routes| cached(routes, &namespace, &name));
+    let router = crate::release::router(&ms);
+    let revision = build::revision(&ms, &ctx.defaults);
+    // Endpoints matter while traffic moves between slots; reading them only then keeps a
+    // steady reconcile from scanning every slice of the namespace.
+    let status = ms.status.as_ref();
+    let moving = status.is_some_and(|s| {
+        s.release.is_some() || s.stable_revision.as_deref() != Some(revision.as_str())
+    });
+    let slot = |slot: Slot| {
+        let state = slot_state(&caches.deployments, &namespace, &name, slot);
+        match router {
+            Router::GatewayApi if moving => {
+                let service = slot_service_name(&name, slot);
+                let slices = caches.endpoint_slices.state();
+                let of_service = slices.iter().filter(|s| {
+                    s.metadata.namespace.as_deref() == Some(namespace.as_str())
+                        && s.labels().get(SERVICE_NAME_LABEL) == Some(&service)
+                });
+                reachable(state, ready_endpoints(of_service.map(|s| s.as_ref())))
+            }
+            _ => state,
+        }
+    };
     Observation {
         now: Timestamp::now(),
-        revision: build::revision(&ms, &ctx.defaults),
-        router: crate::release::router(&ms),
-        blue: slot_state(&caches.deployments, &namespace, &name, Slot::Blue),
-        green: slot_state(&caches.deployments, &namespace, &name, Slot::Green),
+        revision,
+        router,
+        blue: slot(Slot::Blue),
+        green: slot(Slot::Green),
         live_route,
         live_service: cached(&caches.services, &namespace, &name),
         gateway_api: caches.http_routes.is_some(),
@@ -184,6 +209,34 @@ pub fn unhandled_action(ms: &Microservice) -> Option<ManualAction> {
         .get(ACTION_ANNOTATION)
         .filter(|value| handled != Some(*value))
         .map(|value| parse_action(value))
+}
+
+/// The label the EndpointSlice controller puts on each slice: its Service's name.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// Ready endpoints across a Service's EndpointSlices (an endpoint whose `ready` is unset
+/// counts as ready, as the API defines it).
+pub fn ready_endpoints<'a>(slices: impl Iterator<Item = &'a EndpointSlice>) -> i32 {
+    let ready = slices
+        .flat_map(|slice| slice.endpoints.iter().flatten())
+        .filter(|endpoint| {
+            let conditions = endpoint.conditions.as_ref();
+            conditions.and_then(|c| c.ready).unwrap_or(true)
+        })
+        .count();
+    i32::try_from(ready).unwrap_or(i32::MAX)
+}
+
+/// A slot as a gateway can reach it: its ready pods count only once their endpoints are
+/// ready too. The endpoint controller publishes a ready pod a moment later, and a gateway
+/// given a weight for a Service without endpoints sends that share elsewhere (or fails it).
+pub fn reachable(state: SlotState, ready_endpoints: i32) -> SlotState {
+    let ready = state.ready.min(ready_endpoints);
+    SlotState {
+        settled: state.settled && ready == state.ready,
+        ready,
+        ..state
+    }
 }
 
 /// What a slot's Deployment shows, from the cache.
@@ -274,6 +327,42 @@ mod tests {
         d.annotations_mut()
             .insert(REVISION_ANNOTATION.into(), "abc".into());
         d
+    }
+
+    #[test]
+    fn a_slot_reaches_a_gateway_only_through_its_ready_endpoints() {
+        let slice: EndpointSlice = serde_json::from_value(json!({
+            "addressType": "IPv4",
+            "endpoints": [
+                {"addresses": ["10.128.0.1"], "conditions": {"ready": true}},
+                {"addresses": ["10.128.0.2"], "conditions": {"ready": false, "terminating": true}},
+                {"addresses": ["10.128.0.3"]},
+            ],
+        }))
+        .unwrap();
+        let empty: EndpointSlice = serde_json::from_value(json!({"addressType": "IPv4"})).unwrap();
+        assert_eq!(ready_endpoints([&slice, &empty].into_iter()), 2);
+
+        let pods = SlotState {
+            exists: true,
+            revision: Some("abc".into()),
+            replicas: 3,
+            ready: 3,
+            settled: true,
+            observed: true,
+        };
+        let lagging = reachable(pods.clone(), 2);
+        assert_eq!((lagging.ready, lagging.settled), (2, false));
+        let published = reachable(pods.clone(), 3);
+        assert_eq!(published, pods);
+        // More endpoints than ready pods of the current template (old pods still listed)
+        // never raise the count.
+        let rolling = SlotState {
+            ready: 0,
+            settled: false,
+            ..pods
+        };
+        assert_eq!(reachable(rolling.clone(), 3), rolling);
     }
 
     fn counts(observed: i64, pods: i32, updated: i32, ready: i32) -> DeploymentStatus {

@@ -9,9 +9,10 @@ use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::DeserializeGuard;
-use kube::runtime::reflector::{self, Store, reflector};
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -20,7 +21,7 @@ use super::context::Caches;
 use super::own_writes::OwnWrites;
 use super::status;
 use crate::api::Microservice;
-use crate::build::labels::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::build::labels::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::release::ACTION_ANNOTATION;
 
 /// A Microservice as the watch delivers it: an object that no longer reads as one (stored
@@ -39,6 +40,9 @@ pub struct ChildWatches {
     pub pdbs: ChildStream<PodDisruptionBudget>,
     pub hpas: ChildStream<HorizontalPodAutoscaler>,
     pub http_routes: ChildStream<HttpRoute>,
+    /// The slot Services' EndpointSlices (they carry the Service's labels), owned by the
+    /// Service rather than the Microservice: mapped back by the instance label.
+    pub endpoint_slices: ChildStream<EndpointSlice>,
 }
 
 impl ChildWatches {
@@ -48,6 +52,8 @@ impl ChildWatches {
         let (services_cache, services) = child_watch::<Service>(client, namespace);
         let (pdbs_cache, pdbs) = child_watch::<PodDisruptionBudget>(client, namespace);
         let (hpas_cache, hpas) = child_watch::<HorizontalPodAutoscaler>(client, namespace);
+        let (endpoint_slices_cache, endpoint_slices) =
+            child_watch::<EndpointSlice>(client, namespace);
         let (http_routes_cache, http_routes) = if gateway_api {
             let (cache, stream) = child_watch::<HttpRoute>(client, namespace);
             (Some(cache), stream)
@@ -61,12 +67,14 @@ impl ChildWatches {
                 services: services_cache,
                 pod_disruption_budgets: pdbs_cache,
                 horizontal_pod_autoscalers: hpas_cache,
+                endpoint_slices: endpoint_slices_cache,
             },
             deployments,
             services,
             pdbs,
             hpas,
             http_routes,
+            endpoint_slices,
         }
     }
 }
@@ -97,6 +105,14 @@ where
         .touched_objects();
     let stream = without_errors(stream, K::kind(&()).into_owned()).boxed();
     (cache, stream)
+}
+
+/// The Microservice an object labelled by Weir belongs to: its instance label, in its
+/// namespace. For children another controller owns (the slot Services' EndpointSlices).
+pub fn microservice_of_labels<K: Resource>(object: K) -> Option<ObjectRef<Watched>> {
+    let name = object.meta().labels.as_ref()?.get(INSTANCE_LABEL)?;
+    let namespace = object.meta().namespace.as_deref()?;
+    Some(ObjectRef::new(name).within(namespace))
 }
 
 /// A watch's stream with its errors logged and dropped. Each watch backs off on its own;

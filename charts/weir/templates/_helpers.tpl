@@ -121,6 +121,11 @@ exist yet. Nothing is written with update (PUT).
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# The slot Services' endpoints, read only: a weight counts once its pods are endpoints a
+# gateway can reach.
+- apiGroups: ["discovery.k8s.io"]
+  resources: ["endpointslices"]
+  verbs: ["list", "watch"]
 # Events about Microservices (kube's Recorder: events.k8s.io/v1; patch for a repeated event).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
