@@ -34,3 +34,5 @@ mod release_bluegreen;
 mod release_canary;
 mod release_safety;
 mod tenant;
+mod traffic;
+mod traffic_failure;

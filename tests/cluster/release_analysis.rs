@@ -186,7 +186,7 @@ async fn a_release_whose_error_rate_is_too_high_is_aborted_traffic_first() {
             message.contains("error-rate") && message.contains("0.5"),
             "the message names the metric and its value: {message}"
         );
-        assert_traffic_returned_before_scale_down(&h.gateway, &route, &candidate, &green).await;
+        assert_traffic_returned_before_scale_down(h.gateway(), &route, &candidate, &green).await;
     })
     .await;
 }
@@ -248,7 +248,7 @@ async fn a_failing_webhook_aborts_the_release() {
             "the message names the metric: {message}"
         );
         assert!(!webhook.requests().is_empty());
-        assert_traffic_returned_before_scale_down(&h.gateway, &route, &candidate, &green).await;
+        assert_traffic_returned_before_scale_down(h.gateway(), &route, &candidate, &green).await;
     })
     .await;
 }

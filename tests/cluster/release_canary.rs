@@ -564,7 +564,7 @@ async fn a_step_counts_only_once_every_gateway_accepted_the_route() {
         let green = h.slot(Slot::Green);
         let route = h.record_route().await;
 
-        h.gateway.set_accepting(false);
+        h.gateway().set_accepting(false);
         h.set_image(V2).await;
         let written = route
             .wait_route("weight 10 written", |r| r.weight(&green) == 10)
@@ -585,11 +585,11 @@ async fn a_step_counts_only_once_every_gateway_accepted_the_route() {
         );
         assert_eq!(release(&h.ms().await).step_index, 0);
 
-        h.gateway.set_accepting(true);
+        h.gateway().set_accepting(true);
         h.wait_healthy_on(&revision).await;
         let generation = written.value.unwrap().generation;
         let accepted = h
-            .gateway
+            .gateway()
             .accepted()
             .into_iter()
             .find(|a| a.generation == generation)

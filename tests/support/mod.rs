@@ -14,6 +14,7 @@ pub mod microservice;
 pub mod operator;
 pub mod prometheus;
 pub mod release;
+pub mod traffic;
 
 use std::fmt::Debug;
 use std::future::Future;

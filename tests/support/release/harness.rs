@@ -25,7 +25,8 @@ pub struct Harness {
     pub name: String,
     pub api: Api<Microservice>,
     pub operator: Operator,
-    pub gateway: FakeGateway,
+    /// The fake gateway of the namespace; None on the real data plane, whose Traefik answers.
+    fake_gateway: Option<FakeGateway>,
     /// Every distinct status (and action annotation) since the first version was deployed.
     pub log: Recorder<StatusView>,
     flags: Vec<String>,
@@ -48,8 +49,31 @@ impl Harness {
         spec: Value,
         flags: &[&str],
     ) -> Harness {
-        install_crds(client).await;
         let gateway = FakeGateway::start(client.clone(), ns);
+        Harness::start_with(client, ns, name, spec, flags, Some(gateway)).await
+    }
+
+    /// `start` without the fake gateway: routes attach to the local data plane's Gateway and
+    /// Traefik's own status counts (tests/support/dataplane.rs).
+    pub async fn start_on_data_plane(
+        client: &Client,
+        ns: &str,
+        name: &str,
+        spec: Value,
+        flags: &[&str],
+    ) -> Harness {
+        Harness::start_with(client, ns, name, spec, flags, None).await
+    }
+
+    async fn start_with(
+        client: &Client,
+        ns: &str,
+        name: &str,
+        spec: Value,
+        flags: &[&str],
+        fake_gateway: Option<FakeGateway>,
+    ) -> Harness {
+        install_crds(client).await;
         let operator = Operator::start(ns, &format!("{name}-0"), flags).await;
         let api: Api<Microservice> = Api::namespaced(client.clone(), ns);
         let ms = ms_support::microservice(name, spec);
@@ -75,11 +99,18 @@ impl Harness {
             name: name.to_string(),
             api,
             operator,
-            gateway,
+            fake_gateway,
             log,
             flags: flags.iter().map(|f| f.to_string()).collect(),
             operators_started: 1,
         }
+    }
+
+    /// The fake gateway; panics on the data plane, which has none.
+    pub fn gateway(&self) -> &FakeGateway {
+        self.fake_gateway
+            .as_ref()
+            .expect("a fake gateway (this Harness runs on the data plane)")
     }
 
     pub async fn ms(&self) -> Microservice {
