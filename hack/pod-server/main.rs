@@ -7,9 +7,15 @@
 //! the headers `x-pod`, `x-pod-namespace`, `x-slot`, `x-image` (cheap for a load generator).
 //! The container's env sets its behaviour: `DEMO_ERROR_RATE` (0–1) is the share of answers
 //! that are 500s, spread evenly (0.5 fails every second request), and `DEMO_LATENCY_MS` delays
-//! every answer. A terminating pod keeps serving, as an app with graceful shutdown does, until
-//! the pod object is gone (kwok removes it at its deletionTimestamp, the end of its grace
-//! period); then its port closes and connections are refused.
+//! every answer.
+//!
+//! A terminating pod behaves as an app with graceful shutdown under a kubelet: it keeps
+//! serving through its preStop pause (a `sleep` preStop hook; other hooks take no time here),
+//! and at SIGTERM, which is its deletion time plus that pause, it stops accepting connections
+//! and finishes the requests under way. So a pod without a pause stops taking requests the
+//! moment it is deleted, while gateways may still route to it: the window the pause closes.
+//! Its addresses are released when the pod object is gone (kwok removes it at its
+//! deletionTimestamp, the end of its grace period).
 //!
 //! Test tooling, not part of the operator image: `cargo build --example pod-server`, started
 //! by hack/cluster-up.sh with the cluster's kubeconfig.
@@ -30,7 +36,7 @@ use k8s_openapi::api::core::v1::{Container, EnvVar, Pod};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Response headers carrying the same facts as the body.
@@ -196,6 +202,26 @@ fn endpoints(pod: &Pod, cidr: &Cidr) -> Vec<Endpoint> {
         .collect()
 }
 
+/// When a terminating pod's containers get SIGTERM: its deletion time (the deletionTimestamp
+/// less the grace period) plus its preStop pause. None while it is not terminating.
+fn sigterm_at(pod: &Pod) -> Option<std::time::SystemTime> {
+    let deadline = pod.metadata.deletion_timestamp.as_ref()?;
+    let grace = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .or_else(|| pod.spec.as_ref()?.termination_grace_period_seconds)
+        .unwrap_or(30);
+    let pause = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.lifecycle.as_ref()?.pre_stop.as_ref()?.sleep.as_ref())
+        .map_or(0, |sleep| sleep.seconds);
+    let deadline = std::time::SystemTime::from(deadline.0);
+    let offset = grace.saturating_sub(pause).max(0).unsigned_abs();
+    deadline.checked_sub(Duration::from_secs(offset))
+}
+
 /// The status, headers and body of one answer.
 fn answer(facts: &Facts, fails: bool) -> Response<Body> {
     let status = if fails {
@@ -242,7 +268,9 @@ async fn handle(State(serving): State<Arc<Mutex<Serving>>>) -> Response<Body> {
 struct Listener {
     uid: String,
     serving: Arc<Mutex<Serving>>,
-    stop: oneshot::Sender<()>,
+    stop: Arc<watch::Sender<bool>>,
+    /// Whether its SIGTERM is scheduled (the pod is terminating).
+    terminating: bool,
     task: JoinHandle<()>,
 }
 
@@ -253,19 +281,36 @@ impl Listener {
             behaviour: endpoint.behaviour,
             budget: ErrorBudget::default(),
         }));
-        let (stop, stopped) = oneshot::channel();
+        let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(serve(endpoint.addr, serving.clone(), stopped));
         Listener {
             uid: uid.to_string(),
             serving,
-            stop,
+            stop: Arc::new(stop),
+            terminating: false,
             task,
         }
     }
 
+    /// Stops accepting at `sigterm`, as the app would on SIGTERM.
+    fn terminate_at(&mut self, sigterm: std::time::SystemTime) {
+        if self.terminating {
+            return;
+        }
+        self.terminating = true;
+        let wait = sigterm
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let _ = stop.send(true);
+        });
+    }
+
     /// Stops accepting at once; requests under way may finish within CLOSE_GRACE.
     fn close(self) {
-        let _ = self.stop.send(());
+        let _ = self.stop.send(true);
         let mut task = self.task;
         tokio::spawn(async move {
             if tokio::time::timeout(CLOSE_GRACE, &mut task).await.is_err() {
@@ -275,7 +320,7 @@ impl Listener {
     }
 }
 
-async fn serve(addr: SocketAddr, serving: Arc<Mutex<Serving>>, stopped: oneshot::Receiver<()>) {
+async fn serve(addr: SocketAddr, serving: Arc<Mutex<Serving>>, mut stopped: watch::Receiver<bool>) {
     let deadline = tokio::time::Instant::now() + BIND_PATIENCE;
     let listener = loop {
         match tokio::net::TcpListener::bind(addr).await {
@@ -288,8 +333,8 @@ async fn serve(addr: SocketAddr, serving: Arc<Mutex<Serving>>, stopped: oneshot:
         }
     };
     let app = Router::new().fallback(handle).with_state(serving);
-    let shutdown = async {
-        let _ = stopped.await;
+    let shutdown = async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
     };
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -338,6 +383,13 @@ impl Listeners {
                         self.close(addr);
                     }
                     self.open.insert(addr, Listener::start(&uid, endpoint));
+                }
+            }
+        }
+        if let Some(sigterm) = sigterm_at(pod) {
+            for addr in &keep {
+                if let Some(listener) = self.open.get_mut(addr) {
+                    listener.terminate_at(sigterm);
                 }
             }
         }
@@ -548,6 +600,25 @@ mod tests {
         let mut terminating = pod("Running", "10.128.0.7");
         terminating.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::now()));
         assert_eq!(endpoints(&terminating, &cidr()).len(), 2);
+    }
+
+    #[test]
+    fn sigterm_comes_after_the_prestop_pause_counted_from_the_deletion() {
+        let deadline = k8s_openapi::jiff::Timestamp::from_second(1_000_000).unwrap();
+        let mut terminating = pod("Running", "10.128.0.7");
+        assert_eq!(sigterm_at(&terminating), None, "not terminating");
+        terminating.metadata.deletion_timestamp = Some(Time(deadline));
+        terminating.metadata.deletion_grace_period_seconds = Some(10);
+        let at = |seconds: u64| Some(std::time::UNIX_EPOCH + Duration::from_secs(seconds));
+        assert_eq!(
+            sigterm_at(&terminating),
+            at(999_990),
+            "no pause: SIGTERM at deletion"
+        );
+        let container = &mut terminating.spec.as_mut().unwrap().containers[0];
+        container.lifecycle =
+            Some(serde_json::from_value(json!({"preStop": {"sleep": {"seconds": 5}}})).unwrap());
+        assert_eq!(sigterm_at(&terminating), at(999_995), "after the 5 s pause");
     }
 
     #[test]

@@ -186,3 +186,46 @@ async fn a_rolling_update_a_scale_down_and_a_node_drain_fail_no_request() {
     })
     .await;
 }
+
+/// What the default preStop pause buys: the same rolling update with the pause turned off
+/// fails requests, because each old pod stops accepting the moment it is deleted while the
+/// Gateway still routes to it until the endpoint change reaches it.
+#[tokio::test]
+async fn without_the_pause_before_sigterm_a_rolling_update_fails_requests() {
+    let test = "traffic_failure::without_the_pause_before_sigterm_a_rolling_update_fails_requests";
+    let Some(plane) = data_plane(test) else {
+        return;
+    };
+    with_temp_ns(|client, ns| async move {
+        let host = test_host(&ns);
+        let spec = json!({
+            "replicas": 4,
+            "lifecycle": {"preStopSleepSeconds": 0},
+            "pod": {"terminationGracePeriodSeconds": GRACE_SECONDS},
+        });
+        let h = Harness::start_on_data_plane(&client, &ns, "shop", spec, &[]).await;
+        route_to_service(&client, &ns, "shop", &host, "shop").await;
+        wait_answered_by(&plane, &host, V1).await;
+        let load = Load::start(&plane, &host, &[], default_rate());
+
+        h.set_image(V2).await;
+        wait_answered_by(&plane, &host, V2).await;
+        eventually(DEADLINE, "only the new version answers", || async {
+            let recent = load.next_after(Instant::now(), 200).await;
+            (share_percent(&recent, V2) == 100.0).then_some(())
+        })
+        .await;
+
+        let samples = load.stop().await;
+        let (failed, examples) = failures(&samples);
+        eprintln!(
+            "without the pause: {failed} of {} requests failed, e.g. {examples:?}",
+            samples.len()
+        );
+        assert!(
+            failed > 0,
+            "without the pause the rolling update was expected to fail requests; if it no longer does, the default pause buys nothing here"
+        );
+    })
+    .await;
+}
