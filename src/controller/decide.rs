@@ -7,6 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
+use super::gateway_features;
 use super::observe::Observation;
 use super::verify;
 use crate::analysis::{Measurer, ReleaseFacts};
@@ -58,7 +59,18 @@ pub fn decide_once(
         verified: &carried,
         action,
     };
-    release::decide(ms, &inputs)
+    let Some(class) = &observation.mirror_unsupported_by else {
+        return release::decide(ms, &inputs);
+    };
+    let mut decision = release::decide(&gateway_features::without_mirrors(ms), &inputs);
+    decision.notes.push(release::Note {
+        warning: true,
+        reason: "MirrorUnsupported",
+        message: format!(
+            "GatewayClass {class} does not implement HTTPRoute RequestMirror (its status.supportedFeatures): the mirror steps copy no requests"
+        ),
+    });
+    decision
 }
 
 /// When `first` just reached an analysis gate whose round is due: the Microservice with

@@ -7,6 +7,7 @@ mod decide;
 mod drift;
 mod error;
 mod events;
+mod gateway_features;
 mod leader;
 pub mod lease;
 mod observe;

@@ -15,6 +15,7 @@ use kube::{Resource, ResourceExt};
 
 use super::context::{CACHES_READY_WAIT, Context};
 use super::error::Cause;
+use super::gateway_features;
 use super::watches::Watched;
 use crate::api::{Microservice, MicroserviceStatus, Slot};
 use crate::build::traffic::slot_service_name;
@@ -74,6 +75,8 @@ pub struct Observation {
     pub pending_action: Option<String>,
     /// The manual action to act on: the annotation, unless its value was handled already.
     pub action: Option<ManualAction>,
+    /// A GatewayClass of the route's Gateways that does not implement RequestMirror.
+    pub mirror_unsupported_by: Option<String>,
 }
 
 impl Observation {
@@ -108,6 +111,7 @@ impl Observation {
             gateway_api: true,
             pending_action: ms.annotations().get(ACTION_ANNOTATION).cloned(),
             action: unhandled_action(&ms),
+            mirror_unsupported_by: None,
             ms,
         }
     }
@@ -138,9 +142,22 @@ pub async fn observe(object: &Watched, ctx: &Context) -> Result<Observed, Cause>
     {
         ms.status = Some(written);
     }
-    Ok(Observed::Microservice(Box::new(from_caches(
-        ms, namespace, uid, ctx,
-    ))))
+    let mut observation = from_caches(ms, namespace, uid, ctx);
+    observation.mirror_unsupported_by = mirror_unsupported_by(&observation, ctx).await;
+    Ok(Observed::Microservice(Box::new(observation)))
+}
+
+/// The GatewayClass that lacks the mirror, asked only while a release of a spec with mirror
+/// steps runs through Gateway API (two reads per Gateway parent).
+async fn mirror_unsupported_by(observation: &Observation, ctx: &Context) -> Option<String> {
+    let ms = &observation.ms;
+    let releasing = ms.status.as_ref().is_some_and(|s| {
+        s.release.is_some() || s.stable_revision.as_deref() != Some(observation.revision.as_str())
+    });
+    if observation.router != Router::GatewayApi || !releasing || !gateway_features::mirrors(ms) {
+        return None;
+    }
+    gateway_features::class_lacking(&ctx.client, ms, gateway_features::REQUEST_MIRROR).await
 }
 
 /// The observation of a readable Microservice, from the caches.
@@ -185,6 +202,7 @@ fn from_caches(ms: Microservice, namespace: String, uid: String, ctx: &Context) 
         gateway_api: caches.http_routes.is_some(),
         pending_action: ms.annotations().get(ACTION_ANNOTATION).cloned(),
         action: unhandled_action(&ms),
+        mirror_unsupported_by: None,
         ms,
         namespace,
         name,

@@ -7,7 +7,12 @@ use gateway_api::httproutes::HttpRoute;
 use kube::Api;
 use serde_json::Value;
 use support::release::Harness;
+use support::traffic::{Load, default_rate, failures, share_percent, wait_answered_by};
 use support::with_temp_ns;
+
+use std::time::{Duration, Instant};
+
+use crate::traffic::RELOAD_ALLOWANCE;
 use weir::api::Slot;
 
 /// The example's Microservice name and spec.
@@ -112,6 +117,56 @@ async fn canary_with_analysis() {
 }
 
 #[tokio::test]
-async fn the_readme_quickstart() {
-    release_example("quickstart.yaml").await;
+async fn the_quickstart_without_a_router() {
+    release_example("quickstart-replicas.yaml").await;
+}
+
+/// The README's quickstart as a newcomer runs it: through the local Gateway, the share of the
+/// new version follows the first step, and after `promote --full` only it answers.
+#[tokio::test]
+async fn the_readme_quickstart_through_the_local_gateway() {
+    let test = "examples::the_readme_quickstart_through_the_local_gateway";
+    let Some(plane) = support::dataplane::data_plane(test) else {
+        return;
+    };
+    with_temp_ns(|client, ns| async move {
+        let (name, spec) = example("quickstart.yaml");
+        let host = spec["rollout"]["traffic"]["gatewayAPI"]["hostnames"][0]
+            .as_str()
+            .expect("the quickstart names its host")
+            .to_string();
+        let old = spec["image"].as_str().unwrap().to_string();
+        let new = "registry.example/hello:1.1.0";
+        let h = Harness::start_on_data_plane(&client, &ns, &name, spec, &[]).await;
+        wait_answered_by(&plane, &host, &old).await;
+        let load = Load::start(&plane, &host, &[], default_rate());
+        let first = h.status().await.stable_revision.expect("a stable revision");
+
+        h.set_image(new).await;
+        let release = h.wait_release(&[&first]).await;
+        h.wait_paused_at(1).await;
+        let window = load
+            .next_after(Instant::now() + RELOAD_ALLOWANCE, 400)
+            .await;
+        let share = share_percent(&window, new);
+        assert!(
+            (share - 20.0).abs() <= 5.0,
+            "the first step gives the new version 20%: {share:.1}%"
+        );
+
+        h.act("promote-full").await;
+        h.wait_healthy_on(&release.revision).await;
+        let promoted = Instant::now();
+        let after = load
+            .next_after(promoted + Duration::from_secs(1), 200)
+            .await;
+        assert_eq!(
+            share_percent(&after, new),
+            100.0,
+            "after promotion only the new version answers"
+        );
+        let (failed, examples) = failures(&load.stop().await);
+        assert_eq!(failed, 0, "no request failed: {examples:?}");
+    })
+    .await;
 }

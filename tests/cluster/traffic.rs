@@ -266,3 +266,58 @@ async fn a_blue_green_preview_answers_with_the_new_version_while_users_see_the_o
     })
     .await;
 }
+
+/// Traefik does not implement RequestMirror and answers 500 to every request of a rule that
+/// carries it, while reporting the route accepted. Weir reads the GatewayClass's supported
+/// features and writes no mirror there: the step copies nothing, says so, and no user sees
+/// an error.
+#[tokio::test]
+async fn a_mirror_step_on_a_gateway_without_the_mirror_copies_nothing_and_fails_no_request() {
+    let test = "traffic::a_mirror_step_on_a_gateway_without_the_mirror_copies_nothing_and_fails_no_request";
+    let Some(plane) = data_plane(test) else {
+        return;
+    };
+    with_temp_ns(|client, ns| async move {
+        let host = test_host(&ns);
+        let steps = json!([
+            {"setWeight": 20}, {"setMirror": {"percent": 50}}, {"pause": {"duration": "6s"}},
+        ]);
+        let spec = json!({
+            "replicas": 4,
+            "pod": {"terminationGracePeriodSeconds": GRACE_SECONDS},
+            "rollout": {"strategy": "Canary", "traffic": through_local_gateway(&host),
+                        "canary": {"steps": steps, "scaleDownDelaySeconds": SCALE_DOWN_DELAY}},
+        });
+        let h = Harness::start_on_data_plane(&client, &ns, "shop", spec, &[]).await;
+        wait_answered_by(&plane, &host, V1).await;
+        let load = Load::start(&plane, &host, &[], default_rate());
+        let route = h.record_route().await;
+        let stable = h.status().await.stable_revision.unwrap();
+
+        h.set_image(V2).await;
+        let started = h.wait_release(&[&stable]).await;
+        h.wait_release_where("past the mirror step", |_, r| r.step_index >= 2)
+            .await;
+        assert_share_follows(&load, 20).await;
+        h.wait_healthy_on(&started.revision).await;
+
+        let samples = load.stop().await;
+        assert_none_failed(&samples, "across a release with a mirror step");
+        assert!(
+            route
+                .states()
+                .iter()
+                .all(|state| state.mirror_percent() == 0),
+            "no route carried a mirror filter"
+        );
+        let warned = h.events().await.into_iter().any(|(kind, reason, message)| {
+            kind == "Warning" && reason == "MirrorUnsupported" && message.contains("weir-local")
+        });
+        assert!(
+            warned,
+            "a warning says the mirror steps copy nothing: {:?}",
+            h.events().await
+        );
+    })
+    .await;
+}

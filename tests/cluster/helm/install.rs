@@ -44,11 +44,18 @@ pub fn watch_rules() -> BTreeSet<String> {
 }
 
 pub fn crd_rules() -> BTreeSet<String> {
-    rules(
+    let mut cluster_wide = rules(
         "apiextensions.k8s.io",
         &format!("customresourcedefinitions[{CRD}]"),
         &["list", "watch"],
-    )
+    );
+    cluster_wide.extend(rules("gateway.networking.k8s.io", "gateways", &["get"]));
+    cluster_wide.extend(rules(
+        "gateway.networking.k8s.io",
+        "gatewayclasses",
+        &["get"],
+    ));
+    cluster_wide
 }
 
 pub fn lease_rules(lease: &str) -> BTreeSet<String> {

@@ -244,6 +244,9 @@ pub async fn watch_namespaces_grant_roles_only_there() {
         json!([{
             "apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
             "resourceNames": [CRD], "verbs": ["list", "watch"]
+        }, {
+            "apiGroups": ["gateway.networking.k8s.io"], "resources": ["gateways", "gatewayclasses"],
+            "verbs": ["get"]
         }])
     );
 }
