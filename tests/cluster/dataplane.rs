@@ -198,7 +198,7 @@ fn resolved_by_traefik(route: Option<&HttpRoute>) -> bool {
 #[tokio::test]
 async fn requests_through_the_gateway_are_answered_by_each_pod() {
     let Some(plane) =
-        data_plane("dataplane::requests_through_the_gateway_are_answered_by_each_pod")
+        data_plane("dataplane::requests_through_the_gateway_are_answered_by_each_pod").await
     else {
         return;
     };

@@ -126,7 +126,7 @@ async fn the_quickstart_without_a_router() {
 #[tokio::test]
 async fn the_readme_quickstart_through_the_local_gateway() {
     let test = "examples::the_readme_quickstart_through_the_local_gateway";
-    let Some(plane) = support::dataplane::data_plane(test) else {
+    let Some(plane) = support::dataplane::data_plane(test).await else {
         return;
     };
     with_temp_ns(|client, ns| async move {

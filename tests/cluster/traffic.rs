@@ -79,7 +79,7 @@ pub async fn wait_slot_gone(h: &Harness, slot: Slot) {
 #[tokio::test]
 async fn a_canary_through_the_gateway_gives_the_new_version_its_weight_and_fails_no_request() {
     let test = "traffic::a_canary_through_the_gateway_gives_the_new_version_its_weight_and_fails_no_request";
-    let Some(plane) = data_plane(test) else {
+    let Some(plane) = data_plane(test).await else {
         return;
     };
     with_temp_ns(|client, ns| async move {
@@ -130,7 +130,7 @@ async fn a_canary_through_the_gateway_gives_the_new_version_its_weight_and_fails
 #[tokio::test]
 async fn a_header_route_sends_only_requests_with_the_header_to_the_new_version() {
     let test = "traffic::a_header_route_sends_only_requests_with_the_header_to_the_new_version";
-    let Some(plane) = data_plane(test) else {
+    let Some(plane) = data_plane(test).await else {
         return;
     };
     with_temp_ns(|client, ns| async move {
@@ -200,7 +200,7 @@ async fn a_header_route_sends_only_requests_with_the_header_to_the_new_version()
 #[tokio::test]
 async fn a_blue_green_preview_answers_with_the_new_version_while_users_see_the_old() {
     let test = "traffic::a_blue_green_preview_answers_with_the_new_version_while_users_see_the_old";
-    let Some(plane) = data_plane(test) else {
+    let Some(plane) = data_plane(test).await else {
         return;
     };
     with_temp_ns(|client, ns| async move {
@@ -274,7 +274,7 @@ async fn a_blue_green_preview_answers_with_the_new_version_while_users_see_the_o
 #[tokio::test]
 async fn a_mirror_step_on_a_gateway_without_the_mirror_copies_nothing_and_fails_no_request() {
     let test = "traffic::a_mirror_step_on_a_gateway_without_the_mirror_copies_nothing_and_fails_no_request";
-    let Some(plane) = data_plane(test) else {
+    let Some(plane) = data_plane(test).await else {
         return;
     };
     with_temp_ns(|client, ns| async move {

@@ -27,7 +27,7 @@ const GATEWAY_ERROR_RATE: &str = r#"sum(rate(traefik_service_requests_total{serv
 #[tokio::test]
 async fn a_broken_version_is_aborted_on_the_gateways_metrics_and_users_return_to_stable() {
     let test = "traffic_failure::a_broken_version_is_aborted_on_the_gateways_metrics_and_users_return_to_stable";
-    let Some(plane) = data_plane(test) else {
+    let Some(plane) = data_plane(test).await else {
         return;
     };
     let metrics = format!("127.0.0.1:{}", plane.metrics_port);
@@ -122,7 +122,7 @@ async fn private_node(client: &kube::Client, name: &str, owner: &str) {
 #[tokio::test]
 async fn a_rolling_update_a_scale_down_and_a_node_drain_fail_no_request() {
     let test = "traffic_failure::a_rolling_update_a_scale_down_and_a_node_drain_fail_no_request";
-    let Some(plane) = data_plane(test) else {
+    let Some(plane) = data_plane(test).await else {
         return;
     };
     with_temp_ns(|client, ns| async move {
@@ -193,7 +193,7 @@ async fn a_rolling_update_a_scale_down_and_a_node_drain_fail_no_request() {
 #[tokio::test]
 async fn without_the_pause_before_sigterm_a_rolling_update_fails_requests() {
     let test = "traffic_failure::without_the_pause_before_sigterm_a_rolling_update_fails_requests";
-    let Some(plane) = data_plane(test) else {
+    let Some(plane) = data_plane(test).await else {
         return;
     };
     with_temp_ns(|client, ns| async move {

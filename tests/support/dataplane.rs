@@ -11,7 +11,10 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::{Mutex, MutexGuard};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::runtime::wait;
@@ -34,7 +37,13 @@ pub struct DataPlane {
     pub metrics_port: u16,
     /// The range the pod server answers on (kwok's `--cidr` for this cluster).
     pub pod_cidr: String,
+    /// This test's turn on the data plane (see `data_plane`).
+    _turn: Option<Arc<MutexGuard<'static, ()>>>,
 }
+
+/// One traffic test at a time: each sends a steady load through the one Gateway, and on a
+/// 2-core machine several loads at once would measure the machine, not the release.
+static TURN: Mutex<()> = Mutex::const_new(());
 
 impl DataPlane {
     /// The Gateway's HTTP listener.
@@ -97,15 +106,23 @@ pub fn probe() -> Result<DataPlane, String> {
         gateway_port: port("GATEWAY_PORT"),
         metrics_port: port("GATEWAY_METRICS_PORT"),
         pod_cidr: env.get("POD_CIDR").cloned().unwrap_or_default(),
+        _turn: None,
     })
 }
 
-/// The data plane for traffic test `test`. Without one: under `CI=true` the test fails;
+/// The data plane for traffic test `test`, once it is this test's turn (the turn lasts as
+/// long as the returned value). Without one: under `CI=true` the test fails;
 /// with `WEIR_TRAFFIC_NOT_RUN` set (hack/cluster-test.sh) the test is recorded there and
 /// `None` returned, so the run's summary names it; otherwise the test fails, saying why.
-pub fn data_plane(test: &str) -> Option<DataPlane> {
+pub async fn data_plane(test: &str) -> Option<DataPlane> {
     let why = match probe() {
-        Ok(plane) => return Some(plane),
+        Ok(plane) => {
+            let turn = Arc::new(TURN.lock().await);
+            return Some(DataPlane {
+                _turn: Some(turn),
+                ..plane
+            });
+        }
         Err(why) => why,
     };
     assert!(
