@@ -14,12 +14,20 @@ pub struct AuditEvent {
     pub object_ref: Option<ObjectRef>,
     #[serde(default)]
     pub stage_timestamp: String,
+    /// One request logs an entry per stage (a watch: ResponseStarted, ResponseComplete).
+    #[serde(default, rename = "auditID")]
+    pub audit_id: String,
+    #[serde(default)]
+    pub request_received_timestamp: String,
 }
 
 #[derive(Debug, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
 pub struct ObjectRef {
     #[serde(default)]
     pub resource: String,
+    #[serde(default)]
+    pub api_group: String,
     #[serde(default)]
     pub namespace: String,
     #[serde(default)]
@@ -67,12 +75,19 @@ pub fn mark() -> u64 {
 
 /// Completed requests logged since `from` (a `mark()`).
 pub fn since(from: u64) -> Vec<AuditEvent> {
+    entries_since(from)
+        .into_iter()
+        .filter(|e| e.stage == "ResponseComplete")
+        .collect()
+}
+
+/// Every entry logged since `from` (a `mark()`), of every stage.
+pub fn entries_since(from: u64) -> Vec<AuditEvent> {
     let text = std::fs::read(path()).expect("read the audit log");
     let start = (from as usize).min(text.len());
     String::from_utf8_lossy(&text[start..])
         .lines()
         .filter_map(|line| serde_json::from_str::<AuditEvent>(line).ok())
-        .filter(|e| e.stage == "ResponseComplete")
         .collect()
 }
 

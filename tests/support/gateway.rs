@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::TryStreamExt;
 use gateway_api::httproutes::HttpRoute;
@@ -43,12 +43,16 @@ pub async fn install_crd(client: &Client) {
 }
 
 /// One status write of the fake gateway: the route generation it accepted, and the
-/// resourceVersion the route had right after the write.
+/// resourceVersion the route had right after the write; the weights that generation carries,
+/// when the gateway took the route up and when the write returned (for the benchmark).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Accepted {
     pub route: String,
     pub generation: i64,
     pub resource_version: u64,
+    pub weights: BTreeMap<String, i32>,
+    pub seen: SystemTime,
+    pub at: SystemTime,
 }
 
 /// Plays the controller of every Gateway a route names: each route in the namespace whose
@@ -133,6 +137,7 @@ async fn run(
         if !accepting.load(Ordering::SeqCst) {
             continue;
         }
+        let taken_up = SystemTime::now();
         for route in candidates {
             let name = route.metadata.name.clone().unwrap_or_default();
             let seen = resource_version(&route);
@@ -144,7 +149,7 @@ async fn run(
             if !accepting.load(Ordering::SeqCst) {
                 break;
             }
-            match accept(&routes, &route).await {
+            match accept(&routes, &route, taken_up).await {
                 Ok(done) => {
                     written.insert(name, done.resource_version);
                     accepted.lock().unwrap().push(done);
@@ -177,7 +182,11 @@ fn is_accepted(route: &HttpRoute) -> bool {
     })
 }
 
-async fn accept(routes: &Api<HttpRoute>, route: &HttpRoute) -> kube::Result<Accepted> {
+async fn accept(
+    routes: &Api<HttpRoute>,
+    route: &HttpRoute,
+    seen: SystemTime,
+) -> kube::Result<Accepted> {
     let name = route.metadata.name.clone().unwrap_or_default();
     let generation = route.metadata.generation.unwrap_or_default();
     let now = Time(Timestamp::now());
@@ -211,6 +220,9 @@ async fn accept(routes: &Api<HttpRoute>, route: &HttpRoute) -> kube::Result<Acce
         route: name,
         generation,
         resource_version: resource_version(&written),
+        weights: RouteState::of(route).weights,
+        seen,
+        at: SystemTime::now(),
     })
 }
 

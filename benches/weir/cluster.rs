@@ -1,0 +1,269 @@
+//! What every part needs from the cluster: a client, the operator as a process of its own
+//! (its log, its RSS sampled), namespaces made ready for pods and deleted until gone.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api, Client};
+
+use crate::settings::Settings;
+use crate::support;
+
+/// The settings and a client for the private control plane.
+pub struct Bench {
+    pub settings: Settings,
+    pub client: Client,
+}
+
+impl Bench {
+    pub async fn connect(settings: Settings) -> Bench {
+        let client = support::client().await;
+        Bench { settings, client }
+    }
+
+    /// Whether `part` is the last to run: its namespaces go with the cluster.
+    pub fn is_last(&self, part: &str) -> bool {
+        self.settings.parts.last().is_some_and(|p| p == part)
+    }
+
+    /// Ends a part: its operator stops (its log and RSS samples are complete), and its
+    /// namespaces are deleted unless it is the last part (the cluster goes then anyway).
+    pub async fn end_part(&self, part: &str, operator: Operator, namespaces: &[String]) {
+        operator.stop().await;
+        if !self.is_last(part) && !namespaces.is_empty() {
+            delete_namespaces(&self.client, namespaces, self.settings.deadline()).await;
+        }
+    }
+}
+
+/// Seconds since the epoch: the unit of every time in the raw records and the JSON.
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Seconds since the epoch of a `SystemTime`.
+pub fn epoch(time: std::time::SystemTime) -> f64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A field (KiB) of /proc/<pid>/status, e.g. VmRSS; None once the process is gone. The file
+/// is read in one go: /proc renders it anew on each read.
+pub fn proc_kib(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let prefix = format!("{field}:");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+}
+
+/// Whether the process runs: it exists and is not a zombie waiting to be reaped.
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(") ")
+                .map(|(_, rest)| !rest.starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// The operator of one part, started fresh so the part's memory and requests are its own;
+/// the old one releases its Lease on SIGTERM, so the new one leads at once.
+pub struct Operator {
+    pub pid: u32,
+    child: tokio::process::Child,
+    sampler: tokio::task::JoinHandle<()>,
+    pid_file: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    /// Starts `weir run` with `extra` flags; its log goes to `<dir>/weir.log` and its RSS is
+    /// sampled into `<dir>/rss.tsv`. Returns once its /readyz answers 200.
+    pub async fn start(bench: &Bench, dir: &Path, extra: &[&str]) -> Operator {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| die!("no free port: {e}"));
+        let log = dir.join("weir.log");
+        let file =
+            std::fs::File::create(&log).unwrap_or_else(|e| die!("create {}: {e}", log.display()));
+        let stderr = file.try_clone().unwrap_or_else(|e| die!("{e}"));
+        let operator = &bench.settings.operator;
+        let child = tokio::process::Command::new(operator)
+            .args(["run", "--metrics-addr", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(stderr))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| die!("cannot start {}: {e}", operator.display()));
+        let pid = child.id().unwrap_or_default();
+        // hack/cluster-down.sh stops it too, should the benchmark be killed.
+        let pid_file = bench.settings.cluster_dir.join("pids/weir");
+        let _ = std::fs::write(&pid_file, format!("{pid}\n"));
+        let sampler = tokio::spawn(sample_rss(pid, dir.join("rss.tsv")));
+        let operator = Operator {
+            pid,
+            child,
+            sampler,
+            pid_file,
+            log,
+        };
+        operator.wait_ready(port).await;
+        log!("operator ready (pid {pid}, metrics on 127.0.0.1:{port})");
+        operator
+    }
+
+    async fn wait_ready(&self, port: u16) {
+        let url = format!("http://127.0.0.1:{port}/readyz");
+        let http = reqwest::Client::new();
+        let give_up = now() + 120.0;
+        loop {
+            let answer = http.get(&url).timeout(Duration::from_secs(2)).send().await;
+            if answer.is_ok_and(|a| a.status().is_success()) {
+                return;
+            }
+            self.check_alive("the operator's /readyz to answer 200");
+            if now() >= give_up {
+                die!("the operator's /readyz to answer 200 did not happen within 120s");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Fails the benchmark, with the end of the operator's log, when the operator is gone.
+    pub fn check_alive(&self, waiting_for: &str) {
+        if !alive(self.pid) {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            die!(
+                "the operator (pid {}) exited while waiting for {waiting_for}; end of its log: {}",
+                self.pid,
+                tail.join("\n")
+            );
+        }
+    }
+
+    /// SIGTERM, up to 10 s to finish, then SIGKILL.
+    pub async fn stop(mut self) {
+        self.sampler.abort();
+        let _ = tokio::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .await;
+        let exited = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        if exited.is_err() {
+            let _ = self.child.kill().await;
+        }
+        let _ = std::fs::remove_file(&self.pid_file);
+    }
+}
+
+/// Appends "<epoch> <VmRSS KiB>" every 0.2 s while the process lives: the peak of a short
+/// burst is what this is for, so it must sample faster than a reconcile wave lasts. A missed
+/// sample is skipped, never the end of sampling.
+async fn sample_rss(pid: u32, path: PathBuf) {
+    let Ok(mut file) = std::fs::File::create(&path) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    while alive(pid) {
+        tick.tick().await;
+        if let Some(rss) = proc_kib(pid, "VmRSS") {
+            let _ = writeln!(file, "{:.6} {rss}", now());
+        }
+    }
+}
+
+/// A namespace ready for pods: its default ServiceAccount must exist first, or the ReplicaSet
+/// controller's pod creations fail and back off, which would be timed as if it were work.
+pub async fn fresh_namespace(client: &Client, name: &str) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let mut namespace = Namespace::default();
+    namespace.metadata.name = Some(name.to_string());
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap_or_else(|e| die!("create namespace {name}: {e}"));
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
+    let give_up = now() + 60.0;
+    while accounts.get_opt("default").await.ok().flatten().is_none() {
+        if now() >= give_up {
+            die!("ServiceAccount default in {name} did not happen within 60s");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Deletes namespaces and waits until they are gone, so one run's garbage collection does not
+/// slow the next.
+pub async fn delete_namespaces(client: &Client, names: &[String], deadline: f64) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for name in names {
+        let _ = namespaces.delete(name, &DeleteParams::background()).await;
+    }
+    let give_up = now() + deadline;
+    for name in names {
+        loop {
+            match namespaces.get_opt(name).await {
+                Ok(None) => break,
+                Ok(Some(ns)) if now() >= give_up => die!(
+                    "namespace {name} is still terminating after {deadline:.0}s: {:?}",
+                    ns.status.and_then(|s| s.conditions)
+                ),
+                _ => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+    }
+}
+
+/// User+system CPU seconds used so far by each process recorded in the cluster's pids/:
+/// where the two cores went during a phase (the API server, etcd, the controllers, the
+/// operator).
+pub fn cpu_seconds(pids_dir: &Path) -> std::collections::BTreeMap<String, f64> {
+    let ticks = clock_ticks();
+    let mut used = std::collections::BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(pids_dir) else {
+        return used;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = std::fs::read_to_string(entry.path()).ok() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let parse = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+        if let (Some(user), Some(system)) = (parse(11), parse(12)) {
+            used.insert(name, (user + system) / ticks);
+        }
+    }
+    used
+}
+
+/// Clock ticks per second of /proc/<pid>/stat (`getconf CLK_TCK`; 100 on Linux).
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
