@@ -11,6 +11,8 @@
 //!   scale    RELEASING of N Microservices release at once: time, requests, RSS.
 //!   soak     SOAK_N Microservices release in a loop for SOAK_MINUTES; fails when memory
 //!            keeps growing.
+//!   traffic  (BENCH=traffic) releases measured by the requests a steady load gets through
+//!            the local Gateway: share settle time per step, blast radius, replica ratio.
 //!
 //! `cargo bench --bench weir -- --check` only validates the settings, before a cluster starts.
 #![forbid(unsafe_code)]
@@ -45,6 +47,7 @@ mod scale;
 mod settings;
 mod soak;
 mod summary;
+mod traffic;
 
 use std::path::Path;
 
@@ -72,6 +75,7 @@ async fn main() {
             "abort" => abort::run(&bench, &dir).await,
             "scale" => scale::run(&bench, &dir).await,
             "soak" => soak_failed = soak::run(&bench, &dir).await,
+            "traffic" => traffic::run(&bench, &dir).await,
             other => die!("unknown part {other}"),
         }
         let json = bench.settings.out.join(format!("{part}.json"));

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 /// Every part, in the order they run whatever the order in BENCH: core before the others.
-pub const ALL_PARTS: [&str; 5] = ["core", "release", "abort", "scale", "soak"];
+/// `traffic` runs only when named (it needs the data plane, which the others run without).
+pub const ALL_PARTS: [&str; 6] = ["core", "release", "abort", "scale", "soak", "traffic"];
 
 #[derive(Clone, Debug)]
 pub struct Settings {

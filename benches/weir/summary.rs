@@ -155,6 +155,41 @@ fn rows(part: &str, r: &Value) -> Vec<Line> {
                 ),
             ]
         }
+        "traffic" => {
+            let canary = &r["canary"];
+            let mut lines = vec![
+                line(
+                    part,
+                    "weight write -> measured share within 5 points (median)",
+                    fmt(num(canary, "settled_seconds_median"), 3, " s"),
+                    "",
+                    String::new(),
+                ),
+                line(
+                    part,
+                    "requests failed over a canary",
+                    format!("{} of {}", canary["failed"], canary["requests"]),
+                    "0",
+                    verdict(canary["failed"].as_u64().map(|f| f == 0)),
+                ),
+            ];
+            for blast in r["blast_radius"].as_array().into_iter().flatten() {
+                lines.push(line(
+                    part,
+                    format!(
+                        "blast radius, analysis every {}",
+                        blast["interval"].as_str().unwrap_or("?")
+                    ),
+                    format!(
+                        "{} failed, {}% broken",
+                        blast["failed"], blast["broken_share_percent"]
+                    ),
+                    "",
+                    String::new(),
+                ));
+            }
+            lines
+        }
         _ => Vec::new(),
     }
 }
