@@ -128,7 +128,7 @@ pub fn breakdown<'a>(requests: impl IntoIterator<Item = &'a Request>) -> Vec<(St
             None => counts.push((key, 1)),
         }
     }
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     counts
 }
 

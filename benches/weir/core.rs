@@ -425,7 +425,7 @@ fn summarize(bench: &Bench, events: &[Value], rss: &[(f64, u64)]) -> (Value, Not
     });
     let notes = Notes {
         idle_writes: audit::breakdown_text(&audit::breakdown(idle_writes.iter().copied())),
-        last_run_writes: last_run_writes,
+        last_run_writes,
     };
     if writes.is_empty() {
         // Ready Microservices with no write from "weir/" means the userAgent is not what we count.
@@ -550,13 +550,13 @@ fn print_table(r: &Value, notes: &Notes) {
         ));
     }
     report::table(None, &rows);
-    if let Some(last) = runs.last() {
-        if !notes.last_run_writes.is_empty() {
-            println!(
-                "\noperator writes in run {}: {}",
-                last["run"], notes.last_run_writes
-            );
-        }
+    if let Some(last) = runs.last()
+        && !notes.last_run_writes.is_empty()
+    {
+        println!(
+            "\noperator writes in run {}: {}",
+            last["run"], notes.last_run_writes
+        );
     }
     if let Some(writers) = r.get("writers_in_last_weir_namespace") {
         eprintln!(

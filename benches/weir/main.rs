@@ -93,7 +93,8 @@ async fn main() {
     }
 }
 
-/// Clears what an earlier run of the selected parts left, and the layout before parts.
+/// Clears what an earlier run of the selected parts left, and the layout before parts (and
+/// before the fake gateway's log moved into each part's directory).
 fn prepare_out(out: &Path, parts: &[String]) {
     std::fs::create_dir_all(out).unwrap_or_else(|e| die!("create {}: {e}", out.display()));
     for old in [
@@ -102,6 +103,8 @@ fn prepare_out(out: &Path, parts: &[String]) {
         "weir.log",
         "floor.yaml",
         "weir.yaml",
+        "gateway.jsonl",
+        "gateway.log",
     ] {
         let _ = std::fs::remove_file(out.join(old));
     }
