@@ -35,8 +35,10 @@ const V1: &str = "registry.example/app:1";
 const V2: &str = "registry.example/app:2";
 /// Points the measured share may be from the weight to count as settled.
 const SETTLED_WITHIN: f64 = 5.0;
-/// Requests in the window a share is measured over (1 s at the default rate).
-const WINDOW: usize = 200;
+/// Requests in the window a share is measured over: 0.2 s at the default rate, short enough
+/// that a window straddling the switch is off by more than the tolerance, and long enough
+/// that a smooth weighted round robin gives each weight its exact share (10% of 40 is 4).
+const WINDOW: usize = 40;
 const CANARY_WEIGHTS: [i32; 4] = [10, 25, 50, 75];
 /// The analysis query of the blast-radius runs: the new version's error ratio as Traefik
 /// counts it per backend Service.
@@ -267,7 +269,20 @@ fn print_table(out: &Value) {
     let mut rows = vec![row(
         "canary: weight write -> share within 5 points",
         fmt(canary["settled_seconds_median"].as_f64(), 3, " s"),
-        format!("median over steps {}", canary["weights"]),
+        format!(
+            "median; per step {}",
+            canary["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| format!(
+                    "{}%: {}",
+                    s["weight"],
+                    fmt(s["settled_seconds"].as_f64(), 3, " s")
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     )];
     rows.push(row(
         "canary: requests served / failed",
