@@ -63,6 +63,27 @@ async fn assert_share_follows(load: &Load, weight: i32) {
     );
 }
 
+/// Microservice `shop` (4 pods) released by a canary of `steps` through the local Gateway
+/// for the test's own host, once its first version answers there: the start of the canary
+/// traffic tests. Returns its harness and host.
+async fn canary_serving_v1(
+    client: &kube::Client,
+    ns: &str,
+    plane: &support::dataplane::DataPlane,
+    steps: serde_json::Value,
+) -> (Harness, String) {
+    let host = test_host(ns);
+    let spec = json!({
+        "replicas": 4,
+        "pod": {"terminationGracePeriodSeconds": GRACE_SECONDS},
+        "rollout": {"strategy": "Canary", "traffic": through_local_gateway(&host),
+                    "canary": {"steps": steps, "scaleDownDelaySeconds": SCALE_DOWN_DELAY}},
+    });
+    let h = Harness::start_on_data_plane(client, ns, "shop", spec, &[]).await;
+    wait_answered_by(plane, &host, V1).await;
+    (h, host)
+}
+
 /// Waits until the old slot has no pods left (its delay passed, its pods terminated).
 pub async fn wait_slot_gone(h: &Harness, slot: Slot) {
     let what = format!("no pods left in slot {}", slot.as_str());
@@ -83,19 +104,11 @@ async fn a_canary_through_the_gateway_gives_the_new_version_its_weight_and_fails
         return;
     };
     with_temp_ns(|client, ns| async move {
-        let host = test_host(&ns);
         let steps = json!([
             {"setWeight": 20}, {"pause": {"duration": "6s"}},
             {"setWeight": 50}, {"pause": {"duration": "6s"}},
         ]);
-        let spec = json!({
-            "replicas": 4,
-            "pod": {"terminationGracePeriodSeconds": GRACE_SECONDS},
-            "rollout": {"strategy": "Canary", "traffic": through_local_gateway(&host),
-                        "canary": {"steps": steps, "scaleDownDelaySeconds": SCALE_DOWN_DELAY}},
-        });
-        let h = Harness::start_on_data_plane(&client, &ns, "shop", spec, &[]).await;
-        wait_answered_by(&plane, &host, V1).await;
+        let (h, host) = canary_serving_v1(&client, &ns, &plane, steps).await;
         let load = Load::start(&plane, &host, &[], default_rate());
         let stable = h.status().await.stable_revision.unwrap();
 
@@ -134,20 +147,12 @@ async fn a_header_route_sends_only_requests_with_the_header_to_the_new_version()
         return;
     };
     with_temp_ns(|client, ns| async move {
-        let host = test_host(&ns);
         let beta = json!({"match": [{"name": "x-user-group", "value": "beta"}]});
         let steps = json!([
             {"setHeaderRoute": beta}, {"pause": {"duration": "8s"}},
             {"setWeight": 20}, {"pause": {"duration": "8s"}},
         ]);
-        let spec = json!({
-            "replicas": 4,
-            "pod": {"terminationGracePeriodSeconds": GRACE_SECONDS},
-            "rollout": {"strategy": "Canary", "traffic": through_local_gateway(&host),
-                        "canary": {"steps": steps, "scaleDownDelaySeconds": SCALE_DOWN_DELAY}},
-        });
-        let h = Harness::start_on_data_plane(&client, &ns, "shop", spec, &[]).await;
-        wait_answered_by(&plane, &host, V1).await;
+        let (h, host) = canary_serving_v1(&client, &ns, &plane, steps).await;
         let rate = default_rate() / 2;
         let users = Load::start(&plane, &host, &[], rate);
         let testers = Load::start(&plane, &host, &[("x-user-group", "beta")], rate);
@@ -278,18 +283,10 @@ async fn a_mirror_step_on_a_gateway_without_the_mirror_copies_nothing_and_fails_
         return;
     };
     with_temp_ns(|client, ns| async move {
-        let host = test_host(&ns);
         let steps = json!([
             {"setWeight": 20}, {"setMirror": {"percent": 50}}, {"pause": {"duration": "6s"}},
         ]);
-        let spec = json!({
-            "replicas": 4,
-            "pod": {"terminationGracePeriodSeconds": GRACE_SECONDS},
-            "rollout": {"strategy": "Canary", "traffic": through_local_gateway(&host),
-                        "canary": {"steps": steps, "scaleDownDelaySeconds": SCALE_DOWN_DELAY}},
-        });
-        let h = Harness::start_on_data_plane(&client, &ns, "shop", spec, &[]).await;
-        wait_answered_by(&plane, &host, V1).await;
+        let (h, host) = canary_serving_v1(&client, &ns, &plane, steps).await;
         let load = Load::start(&plane, &host, &[], default_rate());
         let route = h.record_route().await;
         let stable = h.status().await.stable_revision.unwrap();
