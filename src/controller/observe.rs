@@ -151,13 +151,19 @@ pub async fn observe(object: &Watched, ctx: &Context) -> Result<Observed, Cause>
 /// steps runs through Gateway API (two reads per Gateway parent).
 async fn mirror_unsupported_by(observation: &Observation, ctx: &Context) -> Option<String> {
     let ms = &observation.ms;
-    let releasing = ms.status.as_ref().is_some_and(|s| {
-        s.release.is_some() || s.stable_revision.as_deref() != Some(observation.revision.as_str())
-    });
+    let releasing = traffic_may_move(ms, &observation.revision);
     if observation.router != Router::GatewayApi || !releasing || !gateway_features::mirrors(ms) {
         return None;
     }
     gateway_features::class_lacking(&ctx.client, ms, gateway_features::REQUEST_MIRROR).await
+}
+
+/// Whether traffic may move between the slots: a release runs, or the spec asks for a
+/// revision other than the stable one (a release is about to start, or a return).
+fn traffic_may_move(ms: &Microservice, revision: &str) -> bool {
+    ms.status
+        .as_ref()
+        .is_some_and(|s| s.release.is_some() || s.stable_revision.as_deref() != Some(revision))
 }
 
 /// The observation of a readable Microservice, from the caches.
@@ -172,16 +178,18 @@ fn from_caches(ms: Microservice, namespace: String, uid: String, ctx: &Context) 
     let revision = build::revision(&ms, &ctx.defaults);
     // Endpoints matter while traffic moves between slots; reading them only then keeps a
     // steady reconcile from scanning every slice of the namespace.
-    let status = ms.status.as_ref();
-    let moving = status.is_some_and(|s| {
-        s.release.is_some() || s.stable_revision.as_deref() != Some(revision.as_str())
-    });
+    let moving = router == Router::GatewayApi && traffic_may_move(&ms, &revision);
+    // One read of the cache for both slots.
+    let slices = if moving {
+        caches.endpoint_slices.state()
+    } else {
+        Vec::new()
+    };
     let slot = |slot: Slot| {
         let state = slot_state(&caches.deployments, &namespace, &name, slot);
         match router {
             Router::GatewayApi if moving => {
                 let service = slot_service_name(&name, slot);
-                let slices = caches.endpoint_slices.state();
                 let of_service = slices.iter().filter(|s| {
                     s.metadata.namespace.as_deref() == Some(namespace.as_str())
                         && s.labels().get(SERVICE_NAME_LABEL) == Some(&service)
