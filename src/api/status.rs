@@ -86,6 +86,10 @@ pub struct Release {
     pub step_count: i32,
     /// When the current step started.
     pub step_started_at: Time,
+    /// When each step of this release started, oldest first (`step` equals `stepCount` for
+    /// the promotion), so a timeline can be drawn by anyone who opens it later.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_history: Vec<StepStart>,
     /// Percent of traffic the new version receives, as applied.
     pub weight: i32,
     /// The router (or, without one, the ready pods) confirmed `weight`.
@@ -109,6 +113,15 @@ pub struct Release {
     /// Measurements of the analysis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisStatus>,
+}
+
+/// The start of one step of a release.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepStart {
+    /// Index of the step, from 0; `stepCount` for the promotion.
+    pub step: i32,
+    pub started_at: Time,
 }
 
 /// Why traffic is going back to the stable version.

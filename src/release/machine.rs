@@ -15,7 +15,7 @@ use super::steps::{Step, steps};
 use super::{
     analysis, is_progressive, other, progress_deadline, router, scale_down_delay, strategy, until,
 };
-use crate::api::{Microservice, Release, Slot, Strategy, conditions::reason};
+use crate::api::{Microservice, Release, Slot, StepStart, Strategy, conditions::reason};
 use crate::build::effective_replicas;
 use crate::build::traffic::Split;
 
@@ -237,11 +237,16 @@ impl<'a> Machine<'a> {
                 candidate.as_str()
             ),
         ));
+        let step_index = if warm { step_count as i32 } else { 0 };
         Release {
             revision,
-            step_index: if warm { step_count as i32 } else { 0 },
+            step_index,
             step_count: step_count as i32,
             step_started_at: Time(self.now),
+            step_history: vec![StepStart {
+                step: step_index,
+                started_at: Time(self.now),
+            }],
             weight: 0,
             weight_verified: true,
             mirror_percent: 0,

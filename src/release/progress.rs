@@ -9,7 +9,7 @@ use super::machine::{Machine, Next};
 use super::stage::{Stage, stage};
 use super::steps::{Step, StepNumber};
 use super::{after, analysis, other};
-use crate::api::{Release, conditions::reason};
+use crate::api::{Release, StepStart, conditions::reason};
 
 /// Where a release moves on to.
 pub(super) enum Move {
@@ -34,6 +34,10 @@ pub(super) fn move_release(release: &mut Release, to: Move, now: Timestamp) {
         }
     }
     release.step_started_at = Time(now);
+    release.step_history.push(StepStart {
+        step: release.step_index,
+        started_at: Time(now),
+    });
 }
 
 impl Machine<'_> {

@@ -129,6 +129,7 @@ fn applied(weight: i32, header_route: Vec<HeaderMatch>, mirror_percent: i32) -> 
         step_index: 0,
         step_count: 1,
         step_started_at: Time(Default::default()),
+        step_history: vec![],
         weight,
         weight_verified: true,
         mirror_percent,

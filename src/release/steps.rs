@@ -132,6 +132,7 @@ mod tests {
             step_index,
             step_count,
             step_started_at: Time(Default::default()),
+            step_history: vec![],
             weight: 0,
             weight_verified: true,
             mirror_percent: 0,

@@ -431,3 +431,31 @@ fn an_analysis_failure_names_the_metric_and_value() {
         returning.message
     );
 }
+
+#[test]
+fn each_step_start_is_recorded_once_for_a_timeline() {
+    let mut cluster = Cluster::running(gateway_canary(
+        json!([{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}, {"pause": {}}]),
+    ));
+    cluster.release_revision("r2");
+    cluster.run(10);
+    cluster.step(Some(ManualAction::Promote));
+    cluster.run(5);
+    let release = cluster.status().release.clone().unwrap();
+    let history: Vec<(i32, Timestamp)> = release
+        .step_history
+        .iter()
+        .map(|s| (s.step, s.started_at.0))
+        .collect();
+    let steps: Vec<i32> = history.iter().map(|(step, _)| *step).collect();
+    assert_eq!(steps, [0, 1, 2, 3], "one entry per step started");
+    assert!(history.windows(2).all(|w| w[0].1 <= w[1].1), "in order");
+    assert_eq!(history.last().unwrap().1, release.step_started_at.0);
+    cluster.step(Some(ManualAction::PromoteFull));
+    let release = cluster.status().release.clone().unwrap();
+    assert_eq!(
+        release.step_history.last().unwrap().step,
+        4,
+        "the promotion"
+    );
+}

@@ -263,6 +263,7 @@ mod tests {
             step_index,
             step_count: 4,
             step_started_at: Time("2026-01-01T00:00:00Z".parse().unwrap()),
+            step_history: vec![],
             weight,
             weight_verified: true,
             mirror_percent: 0,
