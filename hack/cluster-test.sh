@@ -14,6 +14,7 @@ trap '"$root/hack/cluster-down.sh"' EXIT
 
 "$root/hack/install-prometheus.sh"
 "$root/hack/install-lua.sh"
+"$root/hack/install-browser.sh"
 "$root/hack/build-kstatus.sh" >/dev/null
 "$root/hack/cluster-up.sh"
 export KUBECONFIG=$WEIR_CLUSTER_DIR/kubeconfig

@@ -48,6 +48,8 @@ pub enum Command {
     Resume(ActionArgs),
     /// List the Microservices and where their releases stand.
     List(ListArgs),
+    /// Serve a live release dashboard on this machine, with your own credentials.
+    Dashboard(DashboardArgs),
 }
 
 #[derive(Args, Debug)]
@@ -93,6 +95,17 @@ pub struct ListArgs {
     pub output: Option<OutputFormat>,
 }
 
+#[derive(Args, Debug)]
+pub struct DashboardArgs {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 3100)]
+    pub port: u16,
+    /// Address to listen on. The default keeps the dashboard to this machine; any other
+    /// lets whoever reaches it see what your credentials see.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub address: std::net::IpAddr,
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutputFormat {
     Json,
@@ -103,6 +116,7 @@ pub enum OutputFormat {
 pub enum Request<'a> {
     Status(&'a StatusArgs),
     List(&'a ListArgs),
+    Dashboard(&'a DashboardArgs),
     Act(ManualAction, &'a ActionArgs),
 }
 
@@ -111,6 +125,7 @@ impl Command {
         match self {
             Command::Status(args) => Request::Status(args),
             Command::List(args) => Request::List(args),
+            Command::Dashboard(args) => Request::Dashboard(args),
             Command::Promote(p) if p.full => Request::Act(ManualAction::PromoteFull, &p.action),
             Command::Promote(p) => Request::Act(ManualAction::Promote, &p.action),
             Command::Abort(args) => Request::Act(ManualAction::Abort, args),

@@ -54,6 +54,9 @@ pub enum Error {
         source: Box<kube::runtime::watcher::Error>,
     },
 
+    #[error("the dashboard cannot run: {0}")]
+    Serve(String),
+
     #[error("cannot serialize the output: {0}")]
     Serialize(String),
 

@@ -3,11 +3,12 @@
 //!
 //! Reads go through [`client`], pure summaries ([`summary`]) feed both the text
 //! ([`render`]) and `-o json|yaml`, and actions set the `weir.dev/action` annotation
-//! ([`actions`]).
+//! ([`actions`]). `dashboard` serves the same reads and actions as a live web page.
 
 pub mod actions;
 pub mod args;
 pub mod client;
+mod dashboard;
 pub mod error;
 #[cfg(test)]
 mod fixtures;
@@ -41,6 +42,9 @@ async fn execute(cli: Cli) -> Result<(), Error> {
     match cli.command.request() {
         Request::Status(args) => status::show(&target, args).await,
         Request::List(args) => list::show(&target, args).await,
+        Request::Dashboard(args) => {
+            dashboard::serve(&target, args, cli.target.namespace.is_some()).await
+        }
         Request::Act(action, args) => {
             let outcome = actions::request(&target, action, args).await?;
             print(&format!("{outcome}\n"))

@@ -17,6 +17,7 @@ mod analysis;
 mod chaos;
 mod cluster_harness;
 mod core;
+mod dashboard;
 mod dataplane;
 mod examples;
 mod gateway_api;

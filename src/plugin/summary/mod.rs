@@ -4,9 +4,10 @@
 mod list;
 mod status;
 
-pub use list::{ListRow, ListSummary, rows};
+pub use list::{ListRow, ListSummary, row as summary_row, rows};
 pub use status::{
-    EventSummary, ReleaseSummary, StatusSummary, StepState, StepSummary, TrafficSummary, summarize,
+    EventSummary, ReleaseSummary, StatusSummary, StepState, StepSummary, TrafficSummary, last_seen,
+    recent_events, summarize,
 };
 
 /// The step a release is at, counted from 1 as everywhere else; `stepCount` once every step

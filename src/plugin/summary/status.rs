@@ -187,7 +187,7 @@ pub fn recent_events(events: &[Event], keep: usize) -> Vec<EventSummary> {
 }
 
 /// When an event last happened, from whichever field its API filled in.
-fn last_seen(event: &Event) -> Option<Timestamp> {
+pub fn last_seen(event: &Event) -> Option<Timestamp> {
     let series = event
         .series
         .as_ref()
