@@ -402,16 +402,7 @@ mod tests {
             max: Some(0.01),
             ..Metric::default()
         };
-        let facts = ReleaseFacts {
-            name: "checkout".into(),
-            namespace: "shop".into(),
-            candidate_slot: "green".into(),
-            stable_slot: "blue".into(),
-            candidate_revision: "7f9c2".into(),
-            stable_revision: "1a2b3".into(),
-            weight: 20,
-            step_index: 1,
-        };
+        let facts = crate::analysis::template::tests::facts();
         let at = Time(Default::default());
         let measured = Measurer::new(None).measure(&metric, &facts, at).await;
         assert_eq!(measured.outcome, Outcome::Inconclusive);

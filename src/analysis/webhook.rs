@@ -94,16 +94,7 @@ mod tests {
 
     #[test]
     fn the_payload_is_the_facts_and_the_metric_name() {
-        let facts = ReleaseFacts {
-            name: "checkout".into(),
-            namespace: "shop".into(),
-            candidate_slot: "green".into(),
-            stable_slot: "blue".into(),
-            candidate_revision: "7f9c2".into(),
-            stable_revision: "1a2b3".into(),
-            weight: 20,
-            step_index: 1,
-        };
+        let facts = crate::analysis::template::tests::facts();
         let payload = Payload {
             metric: "smoke",
             facts: &facts,
@@ -121,6 +112,47 @@ mod tests {
                 "weight": 20,
                 "stepIndex": 1,
             })
+        );
+    }
+
+    /// Judges `metric` by a webhook on loopback that answers 200 with `body`.
+    async fn judged_by_answer(body: &'static str, min: Option<f64>, max: Option<f64>) -> Verdict {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/check", listener.local_addr().unwrap());
+        let router = axum::Router::new().fallback(move || async move { body });
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let metric = Metric {
+            name: "error-rate".into(),
+            min,
+            max,
+            ..Metric::default()
+        };
+        let webhook = WebhookMetric {
+            url,
+            timeout_seconds: Some(5),
+        };
+        let facts = crate::analysis::template::tests::facts();
+        let verdict = measure(&reqwest::Client::new(), &metric, &webhook, &facts).await;
+        server.abort();
+        verdict
+    }
+
+    #[tokio::test]
+    async fn a_value_out_of_bounds_fails_a_2xx_answer() {
+        let verdict = judged_by_answer(r#"{"value": 0.2}"#, None, Some(0.05)).await;
+        assert_eq!(verdict.outcome, crate::api::Outcome::Failed, "{verdict:?}");
+        assert_eq!(verdict.value, Some(0.2));
+        let within = judged_by_answer(r#"{"value": 0.01}"#, None, Some(0.05)).await;
+        assert_eq!(within.outcome, crate::api::Outcome::Passed, "{within:?}");
+        let no_value = judged_by_answer("ok", Some(0.5), None).await;
+        assert_eq!(
+            no_value.outcome,
+            crate::api::Outcome::Passed,
+            "{no_value:?}"
+        );
+        assert!(
+            no_value.message.contains("bounds not checked"),
+            "{no_value:?}"
         );
     }
 

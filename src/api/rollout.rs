@@ -278,7 +278,8 @@ pub struct Metric {
     /// A PromQL query whose first sample is the measured value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusMetric>,
-    /// A URL that receives a POST describing the release; a 2xx answer passes.
+    /// A URL that receives a POST describing the release. Any answer but 2xx fails; a 2xx
+    /// answer with a numeric `value` in its JSON body is judged against `min` and `max`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookMetric>,
     /// The value must be at least this.

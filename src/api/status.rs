@@ -163,10 +163,12 @@ pub struct AnalysisStatus {
 #[serde(rename_all = "camelCase")]
 pub struct Measurement {
     pub metric: String,
-    /// The measured value; absent for a webhook or when nothing was measured.
+    /// The measured value; absent when nothing was measured, or when a webhook answered
+    /// without a numeric `value`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
-    /// True when the value was within bounds (or the webhook answered 2xx).
+    /// True when the value was within bounds; for a webhook, a 2xx answer whose `value`, if
+    /// any, is within bounds.
     pub passed: bool,
     pub outcome: Outcome,
     /// What was seen, for a person.

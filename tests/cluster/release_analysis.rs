@@ -47,6 +47,21 @@ async fn prometheus_measuring(ratio: f64) -> (Exporter, Prometheus) {
     (exporter, prometheus)
 }
 
+/// Releases V2 and waits until the analysis aborts it; the aborted revision is the one
+/// released.
+async fn release_aborted_by_analysis(h: &Harness) -> weir::api::Microservice {
+    let stable = h.status().await.stable_revision.unwrap();
+    h.set_image(V2).await;
+    let started = h.wait_release(&[&stable]).await;
+    let ms = h.wait_degraded("AnalysisFailed").await;
+    let aborted = ms
+        .status
+        .as_ref()
+        .and_then(|s| s.aborted_revision.as_deref());
+    assert_eq!(aborted, Some(started.revision.as_str()));
+    ms
+}
+
 /// Asserts an abort returned traffic first: the candidate's weight went up and back to 0,
 /// and only once the gateways had accepted that (by resourceVersion) did its Deployment drop
 /// to 0 replicas.
@@ -230,18 +245,8 @@ async fn a_failing_webhook_aborts_the_release() {
         let green = h.slot(Slot::Green);
         let route = h.record_route().await;
         let candidate = h.record_slot(Slot::Green).await;
-        let stable = h.status().await.stable_revision.unwrap();
-
-        h.set_image(V2).await;
-        let started = h.wait_release(&[&stable]).await;
-        let ms = h.wait_degraded("AnalysisFailed").await;
-
-        let status = ms.status.clone().unwrap();
-        assert_eq!(
-            status.aborted_revision.as_deref(),
-            Some(started.revision.as_str())
-        );
-        assert_eq!(status.active_slot, Some(Slot::Blue));
+        let ms = release_aborted_by_analysis(&h).await;
+        assert_eq!(ms.status.as_ref().unwrap().active_slot, Some(Slot::Blue));
         let message = &condition(&ms, "Degraded").unwrap().message;
         assert!(
             message.contains("smoke"),
@@ -249,6 +254,26 @@ async fn a_failing_webhook_aborts_the_release() {
         );
         assert!(!webhook.requests().is_empty());
         assert_traffic_returned_before_scale_down(h.gateway(), &route, &candidate, &green).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_webhook_value_out_of_bounds_fails_a_2xx_answer() {
+    let webhook = Webhook::answering(200, r#"{"value": 0.2}"#).await;
+    let url = webhook.url.clone();
+    with_temp_ns(move |client, ns| async move {
+        let metrics = json!([
+            {"name": "error-rate", "webhook": {"url": url, "timeoutSeconds": 5}, "max": 0.05}
+        ]);
+        let h =
+            Harness::start_with_flags(&client, &ns, "adapted", analysed(metrics), &LOOPBACK).await;
+        let ms = release_aborted_by_analysis(&h).await;
+        let message = &condition(&ms, "Degraded").unwrap().message;
+        assert!(
+            message.contains("error-rate") && message.contains("0.2") && message.contains("0.05"),
+            "the message names the metric, its value and the bound: {message}"
+        );
     })
     .await;
 }

@@ -1,7 +1,6 @@
-//! A webhook for analysis metrics that answers with the status the test sets.
+//! A webhook for analysis metrics that answers with the status and body the test sets.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
@@ -9,18 +8,27 @@ use axum::http::StatusCode;
 
 use super::super::http::{Requests, Server};
 
-/// An HTTP endpoint for webhook metrics: answers every request with the status it is set
-/// to, and keeps each request (request line, headers and body). Stops when dropped.
+/// What the webhook answers.
+type Answer = Arc<Mutex<(u16, String)>>;
+
+/// An HTTP endpoint for webhook metrics: answers every request with the status and body it
+/// is set to, and keeps each request (request line, headers and body). Stops when dropped.
 pub struct Webhook {
     pub url: String,
-    status: Arc<AtomicU16>,
+    answer: Answer,
     requests: Requests,
     _server: Server,
 }
 
 impl Webhook {
+    /// Answers `status` with the body `ok`.
     pub async fn start(status: u16) -> Webhook {
-        let answer = Arc::new(AtomicU16::new(status));
+        Webhook::answering(status, "ok").await
+    }
+
+    /// Answers `status` with `body` (for example `{"value": 0.2}`).
+    pub async fn answering(status: u16, body: &str) -> Webhook {
+        let answer: Answer = Arc::new(Mutex::new((status, body.to_string())));
         let requests = Requests::default();
         let router = Router::new()
             .fallback(answer_with)
@@ -28,14 +36,14 @@ impl Webhook {
         let server = Server::start(requests.record(router)).await;
         Webhook {
             url: server.url("/check"),
-            status: answer,
+            answer,
             requests,
             _server: server,
         }
     }
 
     pub fn set_status(&self, status: u16) {
-        self.status.store(status, Ordering::SeqCst);
+        self.answer.lock().expect("the answer").0 = status;
     }
 
     /// Requests so far, each as its text.
@@ -44,7 +52,7 @@ impl Webhook {
     }
 }
 
-async fn answer_with(State(status): State<Arc<AtomicU16>>) -> (StatusCode, &'static str) {
-    let status = StatusCode::from_u16(status.load(Ordering::SeqCst)).expect("a valid status");
-    (status, "ok")
+async fn answer_with(State(answer): State<Answer>) -> (StatusCode, String) {
+    let (status, body) = answer.lock().expect("the answer").clone();
+    (StatusCode::from_u16(status).expect("a valid status"), body)
 }
