@@ -30,6 +30,7 @@ use support::release::{DEADLINE, GITOPS, Harness, Recorder, canary, release};
 use support::with_temp_ns;
 use tokio::sync::OnceCell;
 use weir::api::{Microservice, Phase, Slot};
+use weir::release::ManualAction;
 
 const CHECKOUT_1: &str = "registry.example/checkout:1.4.2";
 const CHECKOUT_2: &str = "registry.example/checkout:1.5.0";
@@ -108,14 +109,13 @@ fn lua(value: &Value) -> String {
     }
 }
 
-/// The status and message Argo CD's health check gives `object`, run by `lua5.1` through
-/// `docs/gitops/test-harness.lua`.
-fn argo_health(object: &Value) -> (String, String) {
+/// What `harness` prints when it runs the Lua `script` on `object` under `lua5.1`.
+fn run_lua(harness: &str, script: &Path, object: &Value) -> String {
     let path = scratch("object.lua");
     std::fs::write(&path, format!("return {}\n", lua(object))).expect("write the object");
     let output = std::process::Command::new("lua5.1")
-        .arg(repo().join("docs/gitops/test-harness.lua"))
-        .arg(repo().join("docs/gitops/argocd-health.lua"))
+        .arg(repo().join(harness))
+        .arg(script)
         .arg(&path)
         .output()
         .unwrap_or_else(|e| {
@@ -125,9 +125,18 @@ fn argo_health(object: &Value) -> (String, String) {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
-        "the health check failed on {object:#}: {}{stdout}",
+        "{} failed on {object:#}: {}{stdout}",
+        script.display(),
         String::from_utf8_lossy(&output.stderr)
     );
+    stdout
+}
+
+/// The status and message Argo CD's health check gives `object`, run by `lua5.1` through
+/// `docs/gitops/test-harness.lua`.
+fn argo_health(object: &Value) -> (String, String) {
+    let check = repo().join("docs/gitops/argocd-health.lua");
+    let stdout = run_lua("docs/gitops/test-harness.lua", &check, object);
     let mut lines = stdout.lines();
     let status = lines.next().unwrap_or_default().to_string();
     let message = lines.collect::<Vec<_>>().join("\n");
@@ -182,6 +191,122 @@ fn the_argo_cd_health_check_reads_each_phase_a_release_goes_through() {
     let mut fresh = fixtures["healthy"].clone();
     fresh.as_object_mut().expect("an object").remove("status");
     assert_eq!(argo_health(&fresh).0, "Progressing");
+}
+
+// ---------------------------------------------------------------------------------------
+// Argo CD: the resource actions
+
+/// `docs/gitops/argocd-actions.yaml`, each Lua script written to a file: discovery, then
+/// `(name, action)` for each definition.
+fn argo_actions() -> (PathBuf, Vec<(String, PathBuf)>) {
+    let path = repo().join("docs/gitops/argocd-actions.yaml");
+    let text = std::fs::read_to_string(&path).expect("read argocd-actions.yaml");
+    let actions: Value = serde_yaml::from_str(&text).expect("argocd-actions.yaml is YAML");
+    let write = |name: &str, lua: &Value| {
+        let file = scratch(&format!("{name}.lua"));
+        std::fs::write(&file, lua.as_str().expect("Lua text")).expect("write the Lua");
+        file
+    };
+    let discovery = write("discovery", &actions["discovery.lua"]);
+    let definitions = actions["definitions"]
+        .as_array()
+        .expect("definitions")
+        .iter()
+        .map(|d| {
+            let name = d["name"].as_str().expect("a name").to_string();
+            let file = write(&name, &d["action.lua"]);
+            (name, file)
+        })
+        .collect();
+    (discovery, definitions)
+}
+
+#[test]
+fn argo_cd_offers_the_actions_weir_would_act_on() {
+    let (discovery, _) = argo_actions();
+    let enabled = |fixture: &str| -> Vec<String> {
+        run_lua(
+            "docs/gitops/test-actions.lua",
+            &discovery,
+            &read_fixture(fixture),
+        )
+        .lines()
+        .filter_map(|line| line.strip_suffix(" enabled"))
+        .map(str::to_string)
+        .collect()
+    };
+    let releasing = ["abort", "pause", "promote", "promote-full", "resume"];
+    assert_eq!(enabled("paused"), releasing);
+    assert_eq!(enabled("progressing"), releasing);
+    assert_eq!(enabled("degraded"), ["retry"]);
+    assert!(enabled("healthy").is_empty(), "{:?}", enabled("healthy"));
+    for fixture in FIXTURES {
+        let ms: Microservice =
+            serde_json::from_value(read_fixture(fixture)).expect("a Microservice");
+        let plugin: Vec<&str> = [
+            ("abort", ManualAction::Abort),
+            ("pause", ManualAction::Pause),
+            ("promote", ManualAction::Promote),
+            ("promote-full", ManualAction::PromoteFull),
+            ("resume", ManualAction::Resume),
+            ("retry", ManualAction::Retry),
+        ]
+        .into_iter()
+        .filter(|(_, action)| weir::plugin::actions::check_applicable(&ms, action).is_ok())
+        .map(|(name, _)| name)
+        .collect();
+        assert_eq!(
+            enabled(fixture),
+            plugin,
+            "{fixture}: the same rules as kubectl weir"
+        );
+    }
+}
+
+#[test]
+fn each_argo_cd_action_sets_the_annotation_weir_acts_on() {
+    let (_, definitions) = argo_actions();
+    let names: Vec<&str> = definitions.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "promote",
+            "promote-full",
+            "abort",
+            "retry",
+            "pause",
+            "resume"
+        ]
+    );
+    let mut object = read_fixture("paused");
+    object["metadata"]["annotations"] = json!({"team": "payments"});
+    for (name, action) in &definitions {
+        let printed = run_lua("docs/gitops/test-actions.lua", action, &object);
+        let mut lines = printed.lines();
+        let value = lines.next().unwrap_or_default();
+        let (verb, nonce) = value
+            .split_once('@')
+            .unwrap_or_else(|| panic!("{name}: {value:?}"));
+        assert_eq!(verb, name, "{value}");
+        assert_eq!(
+            nonce.len(),
+            "20261202T055500Z".len(),
+            "a time as the nonce: {value}"
+        );
+        assert_eq!(weir::release::parse_action(value).as_str(), name.as_str());
+        assert_eq!(
+            lines.next(),
+            Some("2"),
+            "{name} keeps the other annotations"
+        );
+    }
+    let mut bare = read_fixture("paused");
+    bare["metadata"]
+        .as_object_mut()
+        .expect("metadata")
+        .remove("annotations");
+    let printed = run_lua("docs/gitops/test-actions.lua", &definitions[0].1, &bare);
+    assert!(printed.starts_with("promote@"), "{printed}");
 }
 
 // ---------------------------------------------------------------------------------------
