@@ -4,7 +4,8 @@
 # Each tool lands in "$WEIR_TOOLS_CACHE/<tool>-<version>/" (default ~/.cache/weir/tools),
 # outside the repository, so a fresh clone (CI) reuses what an earlier run built. A tool is
 # rebuilt only when its version in hack/versions.env changes or its directory is missing.
-# Usage: hack/build-tools.sh [kubernetes|etcd|kwok|helm|traefik ...]   (default: all)
+# Usage: hack/build-tools.sh [kubernetes|etcd|kwok|helm|traefik|kube-state-metrics ...]
+# (default: all)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -119,6 +120,19 @@ EOF
     -o bin/helm helm.sh/helm/v3/cmd/helm
 }
 
+# kube-state-metrics' module lists no versions on the proxy, so `go install mod@v` (which
+# asks for the list) fails: the exact version is required from a consumer module instead.
+build_kube_state_metrics_in_cwd() {
+  local mod=k8s.io/kube-state-metrics/v2
+  go mod init weir.dev/tools/kube-state-metrics >/dev/null 2>&1
+  go mod edit -require="$mod@$KUBE_STATE_METRICS_VERSION"
+  printf '//go:build tools\npackage tools\nimport _ "%s"\n' "$mod" > tools.go
+  go mod tidy
+  mkdir -p bin
+  go build -trimpath -ldflags "-s -w -X github.com/prometheus/common/version.Version=$KUBE_STATE_METRICS_VERSION" \
+    -o bin/kube-state-metrics "$mod"
+}
+
 # Traefik's main module carries replace and exclude directives that a consumer module does
 # not inherit: they are copied from its go.mod, and a replace to a path inside Traefik's own
 # tree (./pkg/...) is pointed at the module cache copy. The Gateway API standard-channel CRDs
@@ -158,7 +172,7 @@ build_traefik_in_cwd() {
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(etcd kwok kubernetes helm traefik)
+[ ${#tools[@]} -gt 0 ] || tools=(etcd kwok kubernetes helm traefik kube-state-metrics)
 for tool in "${tools[@]}"; do
   start=$(date +%s)
   case $tool in
@@ -167,6 +181,8 @@ for tool in "${tools[@]}"; do
     kwok) with_scratch_module "$cache/kwok-$KWOK_VERSION" build_kwok_in_cwd ;;
     helm) with_scratch_module "$cache/helm-$HELM_VERSION" build_helm_in_cwd ;;
     traefik) with_scratch_module "$cache/traefik-$TRAEFIK_VERSION" build_traefik_in_cwd ;;
+    kube-state-metrics)
+      with_scratch_module "$cache/kube-state-metrics-$KUBE_STATE_METRICS_VERSION" build_kube_state_metrics_in_cwd ;;
     *) log "unknown tool: $tool"; exit 2 ;;
   esac
   log "$tool ready in $(( $(date +%s) - start ))s"

@@ -49,7 +49,7 @@ for tool in \
   "kubernetes-$KUBERNETES_VERSION/kube-apiserver" "kubernetes-$KUBERNETES_VERSION/kube-controller-manager" \
   "kubernetes-$KUBERNETES_VERSION/kube-scheduler" "kubernetes-$KUBERNETES_VERSION/kubectl" \
   "etcd-$ETCD_VERSION/etcd" "kwok-$KWOK_VERSION/kwok" "helm-$HELM_VERSION/helm" \
-  "traefik-$TRAEFIK_VERSION/traefik"; do
+  "traefik-$TRAEFIK_VERSION/traefik" "kube-state-metrics-$KUBE_STATE_METRICS_VERSION/kube-state-metrics"; do
   ln -sf "$cache/$tool" "$dir/bin/"
 done
 

@@ -57,7 +57,8 @@ fn all_features() -> Value {
         "service": {"annotations": {"example.com/metrics": "true"}},
         "serviceMonitor": {"enabled": true, "scrapeTimeout": "10s", "labels": {"release": "prometheus"}},
         "prometheusRule": {"enabled": true, "labels": {"release": "prometheus"}, "additionalLabels": {"team": "platform"}},
-        "grafanaDashboard": {"enabled": true, "annotations": {"grafana_folder": "Platform"}}
+        "grafanaDashboard": {"enabled": true, "annotations": {"grafana_folder": "Platform"}},
+        "kubeStateMetrics": {"enabled": true}
     })
 }
 

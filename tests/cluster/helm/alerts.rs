@@ -186,4 +186,27 @@ pub fn dashboard_reads_every_metric_family(rendered: &[Value], ns: &str, samples
     .map(String::from)
     .into();
     assert_eq!(read, families, "the dashboard shows every metric family");
+
+    // The per-Microservice panels read kube-state-metrics' series of the chart's configuration.
+    let configured = crate::kube_state_metrics::configured_metric_names();
+    let per_microservice: BTreeSet<String> = board["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().expect("targets").iter())
+        .flat_map(|target| {
+            let expr = target["expr"].as_str().unwrap_or_default();
+            expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|word| word.starts_with("kube_weir_microservice_"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!per_microservice.is_empty(), "no per-Microservice panel");
+    for name in &per_microservice {
+        assert!(
+            configured.contains(name),
+            "the dashboard reads {name}, which kube-state-metrics is not configured to export"
+        );
+    }
 }
