@@ -24,6 +24,7 @@ mod gateway_api;
 mod generated_specs;
 mod gitops;
 mod helm;
+mod image;
 mod kube_state_metrics;
 mod leader;
 mod malformed;
