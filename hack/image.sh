@@ -44,6 +44,9 @@ echo "[image] building $image" >&2
 "${buildah[@]}" build --quiet --isolation chroot --layers=false \
   --build-arg BINARY=prebuilt --build-arg "RUNTIME_IMAGE=$base" \
   --tag "$image" "$root" >/dev/null
-# The previous build's image, now untagged, is of no use.
+# The build leaves a working container on each untagged stage image, and the previous build's
+# image is untagged now: neither is of use.
+"${buildah[@]}" containers --format '{{.ContainerID}} {{.ImageName}}' \
+  | awk 'NF == 1 {print $1}' | xargs -r "${buildah[@]}" rm >/dev/null 2>&1 || true
 "${buildah[@]}" rmi --prune >/dev/null 2>&1 || true
 echo "[image] $image" >&2
