@@ -29,7 +29,9 @@ pub fn carries(observation: &Observation, plan: &TrafficPlan) -> bool {
 }
 
 /// True when the live route carries `plan` and every parent that reports on it has
-/// accepted its current generation (and at least one has).
+/// accepted its current generation (and at least one has). A parent that also reports
+/// `ResolvedRefs` must report it True for that generation: a gateway that cannot resolve a
+/// backend (the new slot's Service) fails the requests it would send there.
 pub fn route_carries(ms: &Microservice, live: Option<&HttpRoute>, plan: &TrafficPlan) -> bool {
     let Some(live) = live else { return false };
     let desired = serde_json::to_value(route(ms, &plan.split)).unwrap_or_default();
@@ -45,13 +47,15 @@ pub fn route_carries(ms: &Microservice, live: Option<&HttpRoute>, plan: &Traffic
         .unwrap_or_default();
     !parents.is_empty()
         && parents.iter().all(|parent| {
-            parent["conditions"].as_array().is_some_and(|conditions| {
-                conditions.iter().any(|c| {
-                    c["type"] == "Accepted"
-                        && c["status"] == "True"
-                        && c["observedGeneration"].as_i64() == generation
-                })
-            })
+            let conditions = parent["conditions"].as_array().cloned().unwrap_or_default();
+            let current = |c: &&Value| c["observedGeneration"].as_i64() == generation;
+            let true_now = |type_: &str| {
+                conditions
+                    .iter()
+                    .any(|c| c["type"] == type_ && c["status"] == "True" && current(&c))
+            };
+            let reports = |type_: &str| conditions.iter().any(|c| c["type"] == type_);
+            true_now("Accepted") && (!reports("ResolvedRefs") || true_now("ResolvedRefs"))
         })
 }
 
@@ -182,7 +186,7 @@ mod tests {
     }
 
     #[test]
-    fn a_route_is_carried_once_every_parent_accepted_its_generation() {
+    fn a_route_is_carried_once_every_parent_accepted_its_generation_and_resolved_its_refs() {
         let ms = ms(json!({"rollout": {"strategy": "Canary",
             "traffic": {"gatewayAPI": {"parentRefs": [{"name": "public"}]}}}}));
         let wanted = plan(20, None);
@@ -204,6 +208,29 @@ mod tests {
             "an older generation"
         );
         live.status = serde_json::from_value(accepted(3)).unwrap();
+        assert!(route_carries(&ms, Some(&live), &wanted));
+        let with_refs = |status: &str, generation: i64| {
+            let mut parents = accepted(3);
+            let refs = json!({"type": "ResolvedRefs", "status": status, "reason": "BackendNotFound",
+                "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z",
+                "observedGeneration": generation});
+            parents["parents"][0]["conditions"]
+                .as_array_mut()
+                .unwrap()
+                .push(refs);
+            serde_json::from_value(parents).unwrap()
+        };
+        live.status = with_refs("False", 3);
+        assert!(
+            !route_carries(&ms, Some(&live), &wanted),
+            "a backend the gateway cannot resolve"
+        );
+        live.status = with_refs("True", 2);
+        assert!(
+            !route_carries(&ms, Some(&live), &wanted),
+            "refs resolved for an older generation"
+        );
+        live.status = with_refs("True", 3);
         assert!(route_carries(&ms, Some(&live), &wanted));
         assert!(
             !route_carries(&ms, Some(&live), &plan(50, None)),

@@ -554,6 +554,37 @@ async fn a_gitops_reapply_of_the_unchanged_manifest_leaves_the_release_alone() {
     .await;
 }
 
+/// Waits until weight 10 is written on the route but not verified, and asserts the release
+/// then stays there (neither the route nor the status moves for 5 s, still step 0); returns
+/// the route's entry with weight 10 and the revision released.
+async fn held_at_weight_10_unverified(
+    h: &Harness,
+    route: &RouteRecorder,
+    green: &str,
+) -> (
+    support::release::Entry<Option<support::gateway::RouteState>>,
+    String,
+) {
+    let written = route
+        .wait_route("weight 10 written", |r| r.weight(green) == 10)
+        .await;
+    let unverified = h
+        .log
+        .wait_until("weight 10 applied, not verified", |s| {
+            s.release
+                .as_ref()
+                .is_some_and(|r| r.weight == 10 && !r.weight_verified)
+        })
+        .await;
+    let revision = unverified.value.release.unwrap().revision;
+    tokio::join!(
+        route.assert_unchanged_for(Duration::from_secs(5)),
+        h.log.assert_unchanged_for(Duration::from_secs(5)),
+    );
+    assert_eq!(release(&h.ms().await).step_index, 0);
+    (written, revision)
+}
+
 #[tokio::test]
 async fn a_step_counts_only_once_every_gateway_accepted_the_route() {
     with_temp_ns(|client, ns| async move {
@@ -566,24 +597,8 @@ async fn a_step_counts_only_once_every_gateway_accepted_the_route() {
 
         h.gateway().set_accepting(false);
         h.set_image(V2).await;
-        let written = route
-            .wait_route("weight 10 written", |r| r.weight(&green) == 10)
-            .await;
-        let unverified = h
-            .log
-            .wait_until("weight 10 applied, not verified", |s| {
-                s.release
-                    .as_ref()
-                    .is_some_and(|r| r.weight == 10 && !r.weight_verified)
-            })
-            .await;
-        let revision = unverified.value.release.unwrap().revision;
         // Unaccepted, the step does not end: the 1s pause and the next weight never come.
-        tokio::join!(
-            route.assert_unchanged_for(Duration::from_secs(5)),
-            h.log.assert_unchanged_for(Duration::from_secs(5)),
-        );
-        assert_eq!(release(&h.ms().await).step_index, 0);
+        let (written, revision) = held_at_weight_10_unverified(&h, &route, &green).await;
 
         h.gateway().set_accepting(true);
         h.wait_healthy_on(&revision).await;
@@ -606,6 +621,35 @@ async fn a_step_counts_only_once_every_gateway_accepted_the_route() {
             moved.resource_version,
             accepted.resource_version
         );
+        route
+            .wait_route("all traffic on green", |r| r.weight(&green) == 100)
+            .await;
+        assert_eq!(route.weights(&green), [0, 10, 50, 100]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_step_waits_for_a_gateway_that_cannot_resolve_the_backends() {
+    with_temp_ns(|client, ns| async move {
+        let steps = json!([{"setWeight": 10}, {"pause": {"duration": "1s"}}, {"setWeight": 50}]);
+        let h = Harness::start(
+            &client,
+            &ns,
+            "unresolved",
+            json!({"rollout": canary(steps)}),
+        )
+        .await;
+        let green = h.slot(Slot::Green);
+        let route = h.record_route().await;
+
+        // Accepted, but a backend the gateway cannot resolve: the requests would fail.
+        h.gateway().set_resolved_refs(Some(false));
+        h.set_image(V2).await;
+        let (_, revision) = held_at_weight_10_unverified(&h, &route, &green).await;
+
+        h.gateway().set_resolved_refs(Some(true));
+        h.wait_healthy_on(&revision).await;
         route
             .wait_route("all traffic on green", |r| r.weight(&green) == 100)
             .await;

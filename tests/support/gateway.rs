@@ -60,6 +60,7 @@ pub struct Accepted {
 /// current generation. Stops when dropped.
 pub struct FakeGateway {
     accepting: Arc<AtomicBool>,
+    resolved_refs: Arc<Mutex<Option<bool>>>,
     wake: Arc<Notify>,
     accepted: Arc<Mutex<Vec<Accepted>>>,
     task: tokio::task::JoinHandle<()>,
@@ -69,16 +70,21 @@ impl FakeGateway {
     pub fn start(client: Client, ns: &str) -> FakeGateway {
         let routes: Api<HttpRoute> = Api::namespaced(client, ns);
         let accepting = Arc::new(AtomicBool::new(true));
+        let resolved_refs = Arc::new(Mutex::new(None));
         let wake = Arc::new(Notify::new());
         let accepted = Arc::new(Mutex::new(Vec::new()));
         let task = tokio::spawn(run(
             routes,
-            accepting.clone(),
+            Reporting {
+                accepting: accepting.clone(),
+                resolved_refs: resolved_refs.clone(),
+            },
             wake.clone(),
             accepted.clone(),
         ));
         FakeGateway {
             accepting,
+            resolved_refs,
             wake,
             accepted,
             task,
@@ -94,6 +100,13 @@ impl FakeGateway {
         }
     }
 
+    /// From now on also reports `ResolvedRefs` with this status on every parent (`None`: not
+    /// at all, as before), rewriting the status of routes that say otherwise.
+    pub fn set_resolved_refs(&self, resolved: Option<bool>) {
+        *self.resolved_refs.lock().unwrap() = resolved;
+        self.wake.notify_one();
+    }
+
     /// Every status write so far, in order.
     pub fn accepted(&self) -> Vec<Accepted> {
         self.accepted.lock().unwrap().clone()
@@ -106,9 +119,16 @@ impl Drop for FakeGateway {
     }
 }
 
+/// What the fake gateway reports, as the test sets it.
+#[derive(Clone)]
+struct Reporting {
+    accepting: Arc<AtomicBool>,
+    resolved_refs: Arc<Mutex<Option<bool>>>,
+}
+
 async fn run(
     routes: Api<HttpRoute>,
-    accepting: Arc<AtomicBool>,
+    reporting: Reporting,
     wake: Arc<Notify>,
     accepted: Arc<Mutex<Vec<Accepted>>>,
 ) {
@@ -134,22 +154,25 @@ async fn run(
             _ = wake.notified() => reader.state().iter().map(|r| (**r).clone()).collect(),
             _ = resync.tick() => reader.state().iter().map(|r| (**r).clone()).collect(),
         };
-        if !accepting.load(Ordering::SeqCst) {
+        if !reporting.accepting.load(Ordering::SeqCst) {
             continue;
         }
+        let resolved_refs = *reporting.resolved_refs.lock().unwrap();
         let taken_up = SystemTime::now();
         for route in candidates {
             let name = route.metadata.name.clone().unwrap_or_default();
             let seen = resource_version(&route);
-            if written.get(&name).is_some_and(|&ours| seen < ours) || is_accepted(&route) {
+            if written.get(&name).is_some_and(|&ours| seen < ours)
+                || is_accepted(&route, resolved_refs)
+            {
                 continue;
             }
             // Checked again right before the write: a test that stops accepting must not
             // see a write it did not allow.
-            if !accepting.load(Ordering::SeqCst) {
+            if !reporting.accepting.load(Ordering::SeqCst) {
                 break;
             }
-            match accept(&routes, &route, taken_up).await {
+            match accept(&routes, &route, taken_up, resolved_refs).await {
                 Ok(done) => {
                     written.insert(name, done.resource_version);
                     accepted.lock().unwrap().push(done);
@@ -160,8 +183,9 @@ async fn run(
     }
 }
 
-/// Every parent in the spec has our Accepted=True at the route's current generation.
-fn is_accepted(route: &HttpRoute) -> bool {
+/// Every parent in the spec has our Accepted=True at the route's current generation, and
+/// `ResolvedRefs` as the test wants it.
+fn is_accepted(route: &HttpRoute, resolved_refs: Option<bool>) -> bool {
     let generation = route.metadata.generation;
     let parents = route
         .status
@@ -178,14 +202,26 @@ fn is_accepted(route: &HttpRoute) -> bool {
                         && c.status == "True"
                         && c.observed_generation == generation
                 })
+                && resolved_refs_status(&p.conditions) == resolved_refs
         })
     })
+}
+
+/// The status of a `ResolvedRefs` condition, if there is one.
+fn resolved_refs_status(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> Option<bool> {
+    conditions
+        .iter()
+        .find(|c| c.type_ == "ResolvedRefs")
+        .map(|c| c.status == "True")
 }
 
 async fn accept(
     routes: &Api<HttpRoute>,
     route: &HttpRoute,
     seen: SystemTime,
+    resolved_refs: Option<bool>,
 ) -> kube::Result<Accepted> {
     let name = route.metadata.name.clone().unwrap_or_default();
     let generation = route.metadata.generation.unwrap_or_default();
@@ -196,17 +232,28 @@ async fn accept(
         .iter()
         .flatten()
         .map(|parent| {
+            let mut conditions = vec![json!({
+                "type": "Accepted",
+                "status": "True",
+                "reason": "Accepted",
+                "message": "accepted",
+                "observedGeneration": generation,
+                "lastTransitionTime": now,
+            })];
+            if let Some(resolved) = resolved_refs {
+                conditions.push(json!({
+                    "type": "ResolvedRefs",
+                    "status": if resolved { "True" } else { "False" },
+                    "reason": if resolved { "ResolvedRefs" } else { "BackendNotFound" },
+                    "message": if resolved { "resolved" } else { "a backend Service is missing" },
+                    "observedGeneration": generation,
+                    "lastTransitionTime": now,
+                }));
+            }
             json!({
                 "parentRef": parent,
                 "controllerName": CONTROLLER_NAME,
-                "conditions": [{
-                    "type": "Accepted",
-                    "status": "True",
-                    "reason": "Accepted",
-                    "message": "accepted",
-                    "observedGeneration": generation,
-                    "lastTransitionTime": now,
-                }],
+                "conditions": conditions,
             })
         })
         .collect();

@@ -142,6 +142,7 @@ pub fn every_setting_becomes_a_flag_or_an_object(all: &[Value]) {
             "ClusterRole /weir",
             "ClusterRoleBinding /weir",
             "ConfigMap weir-system/weir-dashboard",
+            "ConfigMap weir-system/weir-kube-state-metrics",
             "Deployment weir-system/weir",
             "PodDisruptionBudget weir-system/weir",
             "PrometheusRule weir-system/weir",
