@@ -47,7 +47,10 @@ pub fn route_carries(ms: &Microservice, live: Option<&HttpRoute>, plan: &Traffic
         .unwrap_or_default();
     !parents.is_empty()
         && parents.iter().all(|parent| {
-            let conditions = parent["conditions"].as_array().cloned().unwrap_or_default();
+            let conditions = parent["conditions"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             let current = |c: &&Value| c["observedGeneration"].as_i64() == generation;
             let true_now = |type_: &str| {
                 conditions

@@ -109,12 +109,13 @@ fn lua(value: &Value) -> String {
     }
 }
 
-/// What `harness` prints when it runs the Lua `script` on `object` under `lua5.1`.
-fn run_lua(harness: &str, script: &Path, object: &Value) -> String {
+/// What `docs/gitops/test-harness.lua` prints when it runs the Lua `script` on `object`
+/// under `lua5.1`, as Argo CD would.
+fn run_lua(script: &Path, object: &Value) -> String {
     let path = scratch("object.lua");
     std::fs::write(&path, format!("return {}\n", lua(object))).expect("write the object");
     let output = std::process::Command::new("lua5.1")
-        .arg(repo().join(harness))
+        .arg(repo().join("docs/gitops/test-harness.lua"))
         .arg(script)
         .arg(&path)
         .output()
@@ -132,11 +133,10 @@ fn run_lua(harness: &str, script: &Path, object: &Value) -> String {
     stdout
 }
 
-/// The status and message Argo CD's health check gives `object`, run by `lua5.1` through
-/// `docs/gitops/test-harness.lua`.
+/// The status and message Argo CD's health check gives `object`.
 fn argo_health(object: &Value) -> (String, String) {
     let check = repo().join("docs/gitops/argocd-health.lua");
-    let stdout = run_lua("docs/gitops/test-harness.lua", &check, object);
+    let stdout = run_lua(&check, object);
     let mut lines = stdout.lines();
     let status = lines.next().unwrap_or_default().to_string();
     let message = lines.collect::<Vec<_>>().join("\n");
@@ -225,15 +225,11 @@ fn argo_actions() -> (PathBuf, Vec<(String, PathBuf)>) {
 fn argo_cd_offers_the_actions_weir_would_act_on() {
     let (discovery, _) = argo_actions();
     let enabled = |fixture: &str| -> Vec<String> {
-        run_lua(
-            "docs/gitops/test-actions.lua",
-            &discovery,
-            &read_fixture(fixture),
-        )
-        .lines()
-        .filter_map(|line| line.strip_suffix(" enabled"))
-        .map(str::to_string)
-        .collect()
+        run_lua(&discovery, &read_fixture(fixture))
+            .lines()
+            .filter_map(|line| line.strip_suffix(" enabled"))
+            .map(str::to_string)
+            .collect()
     };
     let releasing = ["abort", "pause", "promote", "promote-full", "resume"];
     assert_eq!(enabled("paused"), releasing);
@@ -243,17 +239,18 @@ fn argo_cd_offers_the_actions_weir_would_act_on() {
     for fixture in FIXTURES {
         let ms: Microservice =
             serde_json::from_value(read_fixture(fixture)).expect("a Microservice");
-        let plugin: Vec<&str> = [
-            ("abort", ManualAction::Abort),
-            ("pause", ManualAction::Pause),
-            ("promote", ManualAction::Promote),
-            ("promote-full", ManualAction::PromoteFull),
-            ("resume", ManualAction::Resume),
-            ("retry", ManualAction::Retry),
+        // Sorted by name, as the harness prints them.
+        let plugin: Vec<String> = [
+            ManualAction::Abort,
+            ManualAction::Pause,
+            ManualAction::Promote,
+            ManualAction::PromoteFull,
+            ManualAction::Resume,
+            ManualAction::Retry,
         ]
-        .into_iter()
-        .filter(|(_, action)| weir::plugin::actions::check_applicable(&ms, action).is_ok())
-        .map(|(name, _)| name)
+        .iter()
+        .filter(|action| weir::plugin::actions::check_applicable(&ms, action).is_ok())
+        .map(|action| action.as_str().to_string())
         .collect();
         assert_eq!(
             enabled(fixture),
@@ -281,7 +278,7 @@ fn each_argo_cd_action_sets_the_annotation_weir_acts_on() {
     let mut object = read_fixture("paused");
     object["metadata"]["annotations"] = json!({"team": "payments"});
     for (name, action) in &definitions {
-        let printed = run_lua("docs/gitops/test-actions.lua", action, &object);
+        let printed = run_lua(action, &object);
         let mut lines = printed.lines();
         let value = lines.next().unwrap_or_default();
         let (verb, nonce) = value
@@ -305,7 +302,7 @@ fn each_argo_cd_action_sets_the_annotation_weir_acts_on() {
         .as_object_mut()
         .expect("metadata")
         .remove("annotations");
-    let printed = run_lua("docs/gitops/test-actions.lua", &definitions[0].1, &bare);
+    let printed = run_lua(&definitions[0].1, &bare);
     assert!(printed.starts_with("promote@"), "{printed}");
 }
 

@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use super::eventually;
 use super::http::free_port;
 
 /// How long the page may take to show what the cluster already says.
@@ -42,21 +43,16 @@ impl Browser {
             unreachable!()
         };
         let url = format!("http://127.0.0.1:{port}");
-        let deadline = tokio::time::Instant::now() + PAGE_DEADLINE;
-        let client = loop {
+        let what = format!("a WebDriver session from chromedriver at {url}");
+        let client = eventually(PAGE_DEADLINE, &what, || async {
             let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            let attempt = ClientBuilder::new(connector)
+            ClientBuilder::new(connector)
                 .capabilities(capabilities.clone())
                 .connect(&url)
-                .await;
-            match attempt {
-                Ok(client) => break client,
-                Err(error) if tokio::time::Instant::now() > deadline => {
-                    panic!("no WebDriver session from chromedriver at {url}: {error}")
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        };
+                .await
+                .ok()
+        })
+        .await;
         Browser {
             client,
             _driver: driver,
@@ -104,22 +100,21 @@ impl Browser {
         element.click().await.expect("click");
     }
 
-    /// Polls `probe` until it gives a value, at most [`PAGE_DEADLINE`].
+    /// Polls `probe` until it gives a value, at most [`PAGE_DEADLINE`]; a failure shows the
+    /// page as it was.
     async fn wait_for<T, F, Fut>(&self, what: &str, probe: F) -> T
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let deadline = tokio::time::Instant::now() + PAGE_DEADLINE;
-        loop {
-            if let Some(value) = probe().await {
-                return value;
-            }
-            if tokio::time::Instant::now() > deadline {
+        // The outer deadline comes first, so the failure can show the page.
+        let polled = eventually(PAGE_DEADLINE * 2, what, probe);
+        match tokio::time::timeout(PAGE_DEADLINE, polled).await {
+            Ok(value) => value,
+            Err(_) => {
                 let page = self.client.source().await.unwrap_or_default();
                 panic!("the page did not show {what} within {PAGE_DEADLINE:?}; it was:\n{page}");
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

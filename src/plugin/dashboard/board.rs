@@ -77,11 +77,10 @@ impl Board {
         let key = (ms.namespace().unwrap_or_default(), ms.name_any());
         let tracked = self.tracked.entry(key).or_default();
         let status = ms.status.as_ref();
-        let release = status.and_then(|s| s.release.as_ref());
-        if let Some(point) = weight_point(status, release, tracked.weights.last(), now) {
+        if let Some(point) = weight_point(status, tracked.weights.last(), now) {
             push_bounded(&mut tracked.weights, point, WEIGHT_POINTS_KEPT);
         }
-        if let Some(release) = release {
+        if let Some(release) = status.and_then(|s| s.release.as_ref()) {
             let measured = release.analysis.iter().flat_map(|a| a.last.iter());
             for measurement in measured {
                 let known = tracked.measurements.iter().any(|m| {
@@ -173,10 +172,10 @@ impl Board {
 /// the end of its plot.
 fn weight_point(
     status: Option<&crate::api::MicroserviceStatus>,
-    release: Option<&crate::api::Release>,
     last: Option<&WeightPoint>,
     now: Timestamp,
 ) -> Option<WeightPoint> {
+    let release = status.and_then(|s| s.release.as_ref());
     let point = match (release, last) {
         (Some(release), _) => WeightPoint {
             at: now,

@@ -68,9 +68,9 @@ impl Guard {
         }
     }
 
-    /// An action: same origin, and the session's token.
+    /// An action: same origin, and the session's token. (The host of every request, actions
+    /// included, is checked before any handler runs.)
     pub fn check_action(&self, headers: &HeaderMap) -> Result<(), Refusal> {
-        self.check_host(headers)?;
         let origin = headers.get(ORIGIN).and_then(|h| h.to_str().ok());
         let own_origin = origin.is_some_and(|origin| {
             self.hosts

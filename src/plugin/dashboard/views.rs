@@ -84,13 +84,14 @@ pub struct Failure {
     pub metric: Option<RecordedMeasurement>,
 }
 
-const ACTIONS: [(ManualAction, &str); 6] = [
-    (ManualAction::Promote, "promote"),
-    (ManualAction::PromoteFull, "promote-full"),
-    (ManualAction::Abort, "abort"),
-    (ManualAction::Retry, "retry"),
-    (ManualAction::Pause, "pause"),
-    (ManualAction::Resume, "resume"),
+/// The actions the page offers, in the order of its buttons.
+static ACTIONS: [ManualAction; 6] = [
+    ManualAction::Promote,
+    ManualAction::PromoteFull,
+    ManualAction::Abort,
+    ManualAction::Retry,
+    ManualAction::Pause,
+    ManualAction::Resume,
 ];
 
 /// The list, of `namespace` only when given.
@@ -153,8 +154,8 @@ pub fn detail_view(board: &Board, key: &Key) -> Option<DetailView> {
         failure: failure(ms, tracked),
         actions: ACTIONS
             .iter()
-            .filter(|(action, _)| check_applicable(ms, action).is_ok())
-            .map(|(_, name)| *name)
+            .filter(|action| check_applicable(ms, action).is_ok())
+            .map(ManualAction::as_str)
             .collect(),
         summary,
     })
