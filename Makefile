@@ -4,8 +4,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CLUSTER_DIR := $(CURDIR)/.cluster
 TEST_CLUSTER_DIR := $(CURDIR)/.cluster-test
-CRD_FILE := crds/microservices.weir.dev.yaml
-CHART_CRD_FILE := charts/weir/crds/microservices.weir.dev.yaml
+# Weir's CRDs by plural: `weir crd <plural>` prints crds/<plural>.weir.dev.yaml.
+CRD_KINDS := microservices metrictemplates
 
 .PHONY: run test lint unit crds crd-check image-check image cluster-test tools cluster-up cluster-down build release bench chaos fuzz
 
@@ -47,15 +47,19 @@ unit:
 
 ## crds: regenerate crds/ (and the chart's copy) from the Rust types
 crds:
-	$(CARGO) run --locked --quiet -- crd > $(CRD_FILE)
-	cp $(CRD_FILE) $(CHART_CRD_FILE)
+	@for kind in $(CRD_KINDS); do \
+	  $(CARGO) run --locked --quiet -- crd $$kind > crds/$$kind.weir.dev.yaml; \
+	  cp crds/$$kind.weir.dev.yaml charts/weir/crds/; \
+	done
 	hack/gen-reference.py
 
 crd-check:
-	@$(CARGO) run --locked --quiet -- crd | diff -u $(CRD_FILE) - \
-	  || { echo "crds/ is stale: run 'make crds' and commit the result" >&2; exit 1; }
-	@diff -u $(CRD_FILE) $(CHART_CRD_FILE) \
-	  || { echo "the chart's CRDs differ from crds/: run 'make crds'" >&2; exit 1; }
+	@for kind in $(CRD_KINDS); do \
+	  $(CARGO) run --locked --quiet -- crd $$kind | diff -u crds/$$kind.weir.dev.yaml - \
+	    || { echo "crds/ is stale: run 'make crds' and commit the result" >&2; exit 1; }; \
+	  diff -u crds/$$kind.weir.dev.yaml charts/weir/crds/$$kind.weir.dev.yaml \
+	    || { echo "the chart's CRDs differ from crds/: run 'make crds'" >&2; exit 1; }; \
+	done
 	@hack/gen-reference.py --check
 
 cluster-test:

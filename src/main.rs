@@ -6,9 +6,13 @@ use weir::cli::{Cli, Command};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     match Cli::parse().command {
-        Command::Crd => {
+        Command::Crd { kind } => {
+            let yaml = match kind {
+                Some(kind) => weir::crd_yaml(kind),
+                None => weir::crds_yaml(),
+            };
             // A closed pipe (`weir crd | head`) is not an error worth a panic.
-            let _ = std::io::Write::write_all(&mut std::io::stdout(), weir::crds_yaml().as_bytes());
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), yaml.as_bytes());
             std::process::ExitCode::SUCCESS
         }
         Command::Run(args) => {

@@ -32,6 +32,7 @@ pub fn judge(name: &str, value: f64, min: Option<f64>, max: Option<f64>) -> Verd
     };
     Verdict {
         outcome,
+        baseline: None,
         // Only finite numbers survive a JSON round trip into status.
         value: value.is_finite().then_some(value),
         message,

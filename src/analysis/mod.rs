@@ -7,7 +7,9 @@
 
 mod bounds;
 mod ca_bundle;
+mod compare;
 mod prometheus;
+pub mod resolve;
 pub mod template;
 mod webhook;
 
@@ -32,6 +34,20 @@ pub struct ReleaseFacts {
     pub stable_revision: String,
     pub weight: i32,
     pub step_index: i32,
+}
+
+impl ReleaseFacts {
+    /// The facts with the two versions swapped: a query about the candidate asks about the
+    /// stable version instead.
+    pub fn swapped(&self) -> ReleaseFacts {
+        ReleaseFacts {
+            candidate_slot: self.stable_slot.clone(),
+            stable_slot: self.candidate_slot.clone(),
+            candidate_revision: self.stable_revision.clone(),
+            stable_revision: self.candidate_revision.clone(),
+            ..self.clone()
+        }
+    }
 }
 
 /// Measures metrics over HTTP. Cheap to clone: clones share one connection pool.
@@ -104,10 +120,16 @@ impl Measurer {
         let verdict = match (&metric.prometheus, &metric.webhook) {
             (Some(query), _) => self.query_prometheus(metric, query, facts).await,
             (None, Some(webhook)) => webhook::measure(&self.client, metric, webhook, facts).await,
-            (None, None) => Verdict::failed(format!(
-                "{}: the metric sets neither prometheus nor webhook",
-                metric.name
-            )),
+            (None, None) => match &metric.template_ref {
+                Some(template) => Verdict::inconclusive(format!(
+                    "{}: MetricTemplate {template} was not resolved when this release started; it applies from the next release",
+                    metric.name
+                )),
+                None => Verdict::failed(format!(
+                    "{}: the metric sets neither prometheus nor webhook",
+                    metric.name
+                )),
+            },
         };
         tracing::debug!(
             metric = %metric.name,
@@ -136,7 +158,27 @@ impl Measurer {
             ));
         };
         let query = template::render(&prometheus.query, facts);
-        prometheus::measure(&self.client, address.trim(), &query, metric).await
+        let Some(compare) = &metric.compare else {
+            return prometheus::measure(&self.client, address.trim(), &query, metric).await;
+        };
+        let stable_query = template::render(&prometheus.query, &facts.swapped());
+        let (candidate, stable) = futures::join!(
+            prometheus::sample(&self.client, address.trim(), &query, &metric.name),
+            prometheus::sample(&self.client, address.trim(), &stable_query, &metric.name),
+        );
+        let (candidate, stable) = match (candidate, stable) {
+            (Ok(candidate), Ok(stable)) => (candidate, stable),
+            (Err(verdict), _) => return verdict,
+            (_, Err(verdict)) => return verdict.on_the_stable_version(),
+        };
+        let absolute = bounds::judge(&metric.name, candidate, metric.min, metric.max);
+        let mut verdict = if absolute.outcome == Outcome::Passed {
+            compare::judge(&metric.name, candidate, stable, compare)
+        } else {
+            absolute
+        };
+        verdict.baseline = stable.is_finite().then_some(stable);
+        verdict
     }
 }
 
@@ -191,6 +233,8 @@ fn host_matches(pattern: &str, host: &str) -> bool {
 struct Verdict {
     outcome: Outcome,
     value: Option<f64>,
+    /// The stable version's value, for a metric that compares.
+    baseline: Option<f64>,
     message: String,
 }
 
@@ -198,6 +242,7 @@ impl Verdict {
     fn passed(message: String) -> Verdict {
         Verdict {
             outcome: Outcome::Passed,
+            baseline: None,
             value: None,
             message,
         }
@@ -206,6 +251,7 @@ impl Verdict {
     fn failed(message: String) -> Verdict {
         Verdict {
             outcome: Outcome::Failed,
+            baseline: None,
             value: None,
             message,
         }
@@ -214,15 +260,23 @@ impl Verdict {
     fn inconclusive(message: String) -> Verdict {
         Verdict {
             outcome: Outcome::Inconclusive,
+            baseline: None,
             value: None,
             message,
         }
+    }
+
+    /// This verdict, about the stable version's half of a comparison.
+    fn on_the_stable_version(mut self) -> Verdict {
+        self.message = format!("{} (the stable version's query, for compare)", self.message);
+        self
     }
 
     fn into_measurement(self, metric: &str, at: Time) -> Measurement {
         Measurement {
             metric: metric.to_string(),
             value: self.value,
+            baseline: self.baseline,
             passed: self.outcome == Outcome::Passed,
             outcome: self.outcome,
             message: Some(self.message),
@@ -336,6 +390,7 @@ mod tests {
     fn measurement(outcome: Outcome) -> Measurement {
         Verdict {
             outcome,
+            baseline: None,
             value: None,
             message: String::new(),
         }

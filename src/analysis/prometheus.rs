@@ -26,10 +26,23 @@ pub async fn measure(
     query: &str,
     metric: &Metric,
 ) -> Verdict {
-    let name = &metric.name;
+    match sample(client, address, query, &metric.name).await {
+        Ok(value) => bounds::judge(&metric.name, value, metric.min, metric.max),
+        Err(verdict) => verdict,
+    }
+}
+
+/// The first sample of `query`'s answer (NaN never: that is no data), or the verdict of a
+/// query that gave none.
+pub async fn sample(
+    client: &reqwest::Client,
+    address: &str,
+    query: &str,
+    name: &str,
+) -> Result<f64, Verdict> {
     let url = match query_url(address) {
         Ok(url) => url,
-        Err(problem) => return Verdict::failed(format!("{name}: {problem}")),
+        Err(problem) => return Err(Verdict::failed(format!("{name}: {problem}"))),
     };
     let sent = client
         .get(url)
@@ -41,28 +54,32 @@ pub async fn measure(
         Ok(response) => response,
         Err(e) => {
             let why = why(&e, TIMEOUT);
-            return Verdict::inconclusive(format!("{name}: Prometheus at {address}: {why}"));
+            let message = format!("{name}: Prometheus at {address}: {why}");
+            return Err(Verdict::inconclusive(message));
         }
     };
     let status = response.status().as_u16();
     let body = match read_capped(response, MAX_ANSWER).await {
         Ok(Some(body)) => body,
         Ok(None) => {
-            return Verdict::failed(format!(
+            return Err(Verdict::failed(format!(
                 "{name}: the answer is over {} MiB; the query should return one sample",
                 MAX_ANSWER >> 20
-            ));
+            )));
         }
         Err(e) => {
             let why = why(&e, TIMEOUT);
-            return Verdict::inconclusive(format!("{name}: reading Prometheus's answer: {why}"));
+            let message = format!("{name}: reading Prometheus's answer: {why}");
+            return Err(Verdict::inconclusive(message));
         }
     };
     match parse_answer(status, &String::from_utf8_lossy(&body)) {
-        Answer::Value(value) => bounds::judge(name, value, metric.min, metric.max),
-        Answer::NoData => Verdict::inconclusive(format!("{name}: the query returned no data")),
-        Answer::Rejected(why) => Verdict::failed(format!("{name}: bad query: {why}")),
-        Answer::Unavailable(why) => Verdict::inconclusive(format!("{name}: {why}")),
+        Answer::Value(value) => Ok(value),
+        Answer::NoData => Err(Verdict::inconclusive(format!(
+            "{name}: the query returned no data"
+        ))),
+        Answer::Rejected(why) => Err(Verdict::failed(format!("{name}: bad query: {why}"))),
+        Answer::Unavailable(why) => Err(Verdict::inconclusive(format!("{name}: {why}"))),
     }
 }
 

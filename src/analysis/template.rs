@@ -6,6 +6,12 @@ use super::ReleaseFacts;
 /// allowed; an unknown placeholder stays as written, so PromQL that happens to hold `{{` is
 /// left alone.
 pub fn render(query: &str, facts: &ReleaseFacts) -> String {
+    substitute(query, |key| fact(key, facts))
+}
+
+/// `text` with each `{{key}}` whose `value(key)` is known replaced by it; the rest as written.
+pub fn substitute<'a>(text: &str, value: impl Fn(&str) -> Option<&'a str>) -> String {
+    let query = text;
     let mut rendered = String::with_capacity(query.len());
     let mut rest = query;
     while let Some(start) = rest.find("{{") {
@@ -13,7 +19,7 @@ pub fn render(query: &str, facts: &ReleaseFacts) -> String {
         let inside = &rest[start + 2..];
         let known = inside
             .find("}}")
-            .and_then(|end| Some((fact(inside[..end].trim(), facts)?, end)));
+            .and_then(|end| Some((value(inside[..end].trim())?, end)));
         match known {
             Some((value, end)) => {
                 rendered.push_str(value);

@@ -58,4 +58,7 @@ pub mod reason {
     pub const GATEWAY_API_MISSING: &str = "GatewayAPIMissing";
     /// A route parent names a Service other than the Microservice's own.
     pub const FOREIGN_PARENT: &str = "ForeignParent";
+    /// A metric names a MetricTemplate that does not exist, or leaves one of its arguments
+    /// without a value: the release does not start.
+    pub const TEMPLATE_NOT_FOUND: &str = "TemplateNotFound";
 }

@@ -4,10 +4,12 @@
 //! `kubectl explain microservice.spec` prints.
 
 pub mod conditions;
+mod metric_template;
 mod microservice;
 mod rollout;
 mod status;
 
+pub use metric_template::*;
 pub use microservice::*;
 pub use rollout::*;
 pub use status::*;

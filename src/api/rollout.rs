@@ -4,6 +4,7 @@
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// How a new version replaces the old one.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
@@ -267,8 +268,10 @@ pub struct Analysis {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("has(self.prometheus) != has(self.webhook)").message("a metric sets exactly one of prometheus or webhook"),
-    validation = Rule::new("!has(self.prometheus) || has(self.min) || has(self.max)").message("a prometheus metric needs a min or a max bound"),
+    validation = Rule::new("[has(self.prometheus), has(self.webhook), has(self.templateRef)].filter(x, x).size() == 1").message("a metric sets exactly one of prometheus, webhook or templateRef"),
+    validation = Rule::new("!has(self.args) || has(self.templateRef)").message("a metric's args are for its templateRef: set templateRef or remove args"),
+    validation = Rule::new("!has(self.prometheus) || has(self.min) || has(self.max) || has(self.compare)").message("a prometheus metric needs a min or a max bound, or compare"),
+    validation = Rule::new("!has(self.compare) || !has(self.webhook)").message("compare runs the metric's query on both versions: it needs prometheus or a templateRef, not a webhook"),
     validation = Rule::new("!has(self.min) || !has(self.max) || self.min <= self.max").message("a metric's min must not be greater than its max")
 )]
 pub struct Metric {
@@ -282,12 +285,44 @@ pub struct Metric {
     /// answer with a numeric `value` in its JSON body is judged against `min` and `max`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookMetric>,
-    /// The value must be at least this.
+    /// The name of a MetricTemplate (cluster-scoped) that gives the provider and query. It
+    /// is read when a release starts; the release keeps what it read (see
+    /// `status.release.analysis.templates`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub template_ref: Option<String>,
+    /// Values of the template's arguments, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 16))]
+    #[x_kube(validation = Rule::new("self.all(k, size(self[k]) <= 1024)").message("an argument's value must be at most 1024 characters"))]
+    pub args: BTreeMap<String, String>,
+    /// Judge the new version against the stable one: the same query runs with the slot and
+    /// revision placeholders of each, and the new version's value may exceed (or fall short
+    /// of) the stable version's by no more than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<Compare>,
+    /// The value must be at least this. With a template, replaces the template's `min`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
-    /// The value must be at most this.
+    /// The value must be at most this. With a template, replaces the template's `max`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+}
+
+/// How far the new version's value may stray from the stable version's, each as a
+/// percentage of the stable value (`10%`) or an absolute difference (`0.01`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.maxIncrease) || has(self.maxDecrease)").message("compare sets maxIncrease, maxDecrease or both"))]
+pub struct Compare {
+    /// How much higher the new version's value may be: for an error rate or a latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?%?$"))]
+    pub max_increase: Option<String>,
+    /// How much lower the new version's value may be: for a success rate or a throughput.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{1,9}(\.[0-9]{1,9})?%?$"))]
+    pub max_decrease: Option<String>,
 }
 
 /// A Prometheus query.

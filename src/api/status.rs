@@ -2,7 +2,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
-use super::rollout::HeaderMatch;
+use super::rollout::{HeaderMatch, PrometheusMetric, WebhookMetric};
 
 /// What Weir observed and did, written by the operator only.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
@@ -156,6 +156,37 @@ pub struct AnalysisStatus {
     /// The latest measurements, newest last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub last: Vec<Measurement>,
+    /// The metrics that name a MetricTemplate, as resolved when the release started: the
+    /// release measures these, whatever the template says later.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<TemplatedMetric>,
+}
+
+/// A metric resolved from its MetricTemplate: the provider with the arguments filled in
+/// and the bounds that apply.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplatedMetric {
+    /// The metric's name in `rollout.analysis.metrics`.
+    pub metric: String,
+    /// The MetricTemplate it names.
+    pub template: String,
+    /// The template's `metadata.generation` that was read: a later edit shows as a newer
+    /// generation on the template, and applies to the next release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// The template's query with the arguments filled in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusMetric>,
+    /// The template's webhook with the arguments filled in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookMetric>,
+    /// The lower bound that applies: the metric's, else the template's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// The upper bound that applies: the metric's, else the template's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
 }
 
 /// One measurement of one metric.
@@ -167,6 +198,9 @@ pub struct Measurement {
     /// without a numeric `value`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// For a metric with `compare`: the same query's value on the stable version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
     /// True when the value was within bounds; for a webhook, a 2xx answer whose `value`, if
     /// any, is within bounds.
     pub passed: bool,

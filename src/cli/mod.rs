@@ -16,10 +16,20 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Print the CustomResourceDefinitions as YAML.
-    Crd,
+    /// Print the CustomResourceDefinitions as YAML: all of them as one stream, or one.
+    Crd {
+        /// The CRD to print, by its plural.
+        kind: Option<CrdKind>,
+    },
     /// Run the operator against the cluster the usual kubeconfig resolution finds.
     Run(Box<RunArgs>),
+}
+
+/// Weir's CRDs, by plural: `crds/<plural>.weir.dev.yaml`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrdKind {
+    Microservices,
+    Metrictemplates,
 }
 
 /// Settings of a running operator.

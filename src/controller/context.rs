@@ -15,6 +15,7 @@ use kube::runtime::reflector::Store;
 use super::own_writes::OwnWrites;
 use super::recorder::Recorder;
 use crate::analysis::Measurer;
+use crate::api::MetricTemplate;
 use crate::build::Defaults;
 use crate::telemetry::Metrics;
 
@@ -44,6 +45,8 @@ pub struct Context {
     pub debounce: Duration,
     /// Statuses written that the Microservice cache may not have seen yet.
     pub own_writes: Arc<OwnWrites>,
+    /// Every MetricTemplate; None when the cluster does not serve them.
+    pub metric_templates: Option<Store<MetricTemplate>>,
 }
 
 /// How long a reconcile waits for the child caches' first listing before trying later.

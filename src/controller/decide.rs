@@ -10,8 +10,9 @@ use kube::ResourceExt;
 use super::gateway_features;
 use super::observe::Observation;
 use super::verify;
+use crate::analysis::resolve;
 use crate::analysis::{Measurer, ReleaseFacts};
-use crate::api::{Metric, Microservice};
+use crate::api::{Metric, Microservice, TemplatedMetric};
 use crate::release::{self, Decision, ManualAction, other};
 
 /// What the reconcile is to do: the release machine's decision (status fields, slot
@@ -58,6 +59,7 @@ pub fn decide_once(
         green: observation.green.clone(),
         verified: &carried,
         action,
+        templates: observation.templates.clone(),
     };
     let Some(class) = &observation.mirror_unsupported_by else {
         return release::decide(ms, &inputs);
@@ -138,13 +140,35 @@ pub fn measurement_of(ms: &Microservice, names: &[String]) -> Option<(Vec<Metric
         weight: release.weight,
         step_index: release.step_index,
     };
+    let recorded = release
+        .analysis
+        .as_ref()
+        .map_or(&[][..], |a| a.templates.as_slice());
     let metrics = analysis
         .metrics
         .iter()
         .filter(|m| names.is_empty() || names.contains(&m.name))
-        .cloned()
+        .map(|metric| as_measured(metric, recorded))
         .collect();
     Some((metrics, facts))
+}
+
+/// `metric` as the release measures it: a metric naming a template as resolved when the
+/// release started. One added to the spec since has no provider, and measures as such.
+fn as_measured(metric: &Metric, recorded: &[TemplatedMetric]) -> Metric {
+    if metric.template_ref.is_none() {
+        return metric.clone();
+    }
+    recorded
+        .iter()
+        .find(|t| t.metric == metric.name)
+        .map_or_else(
+            || metric.clone(),
+            |templated| Metric {
+                compare: metric.compare.clone(),
+                ..resolve::as_metric(templated)
+            },
+        )
 }
 
 #[cfg(test)]

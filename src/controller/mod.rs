@@ -17,6 +17,7 @@ mod reconcile;
 mod recorder;
 mod report;
 pub mod status;
+mod templates;
 mod verify;
 mod watches;
 
@@ -174,6 +175,7 @@ struct Shared {
     recorder: Recorder,
     measurer: crate::analysis::Measurer,
     gateway_api: bool,
+    metric_templates: Option<Store<crate::api::MetricTemplate>>,
 }
 
 impl Shared {
@@ -184,6 +186,7 @@ impl Shared {
         };
         Shared {
             gateway_api: serves_http_routes(&client).await,
+            metric_templates: templates::watch(&client).await,
             recorder: Recorder::new(client.clone(), reporter),
             measurer: crate::analysis::Measurer::new(args.prometheus_address.clone())
                 .with_ca_bundle(args.analysis_ca_bundle.as_ref())
@@ -252,6 +255,7 @@ async fn run_namespace<S>(
         measurer: shared.measurer,
         debounce: Duration::from_millis(args.debounce_ms),
         own_writes: own_writes.clone(),
+        metric_templates: shared.metric_templates,
     });
     let triggers = watches::microservices(microservices, ms_writer, own_writes);
     let ChildWatches {

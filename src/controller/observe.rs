@@ -17,7 +17,7 @@ use super::context::{CACHES_READY_WAIT, Context};
 use super::error::Cause;
 use super::gateway_features;
 use super::watches::Watched;
-use crate::api::{Microservice, MicroserviceStatus, Slot};
+use crate::api::{Microservice, MicroserviceStatus, Slot, TemplatedMetric};
 use crate::build::traffic::slot_service_name;
 use crate::build::{self, REVISION_ANNOTATION, deployment_name};
 use crate::release::{ACTION_ANNOTATION, ManualAction, Router, SlotState, parse_action};
@@ -77,6 +77,9 @@ pub struct Observation {
     pub action: Option<ManualAction>,
     /// A GatewayClass of the route's Gateways that does not implement RequestMirror.
     pub mirror_unsupported_by: Option<String>,
+    /// The metrics that name a MetricTemplate, resolved against the templates now, or why
+    /// they cannot be.
+    pub templates: Result<Vec<TemplatedMetric>, String>,
 }
 
 impl Observation {
@@ -112,6 +115,7 @@ impl Observation {
             pending_action: ms.annotations().get(ACTION_ANNOTATION).cloned(),
             action: unhandled_action(&ms),
             mirror_unsupported_by: None,
+            templates: Ok(Vec::new()),
             ms,
         }
     }
@@ -141,6 +145,15 @@ pub async fn observe(object: &Watched, ctx: &Context) -> Result<Observed, Cause>
         .newer_than(&uid, &ms.resource_version().unwrap_or_default())
     {
         ms.status = Some(written);
+    }
+    if super::templates::uses_templates(&ms)
+        && let Some(templates) = &ctx.metric_templates
+        && tokio::time::timeout(CACHES_READY_WAIT, templates.wait_until_ready())
+            .await
+            .is_err()
+    {
+        tracing::warn!(name = %ms.name_any(), %namespace, "the MetricTemplate cache is not listed yet; trying later");
+        return Ok(Observed::Early(Early::CachesNotListed));
     }
     let mut observation = from_caches(ms, namespace, uid, ctx);
     observation.mirror_unsupported_by = mirror_unsupported_by(&observation, ctx).await;
@@ -211,6 +224,7 @@ fn from_caches(ms: Microservice, namespace: String, uid: String, ctx: &Context) 
         pending_action: ms.annotations().get(ACTION_ANNOTATION).cloned(),
         action: unhandled_action(&ms),
         mirror_unsupported_by: None,
+        templates: super::templates::resolve(&ms, ctx.metric_templates.as_ref()),
         ms,
         namespace,
         name,

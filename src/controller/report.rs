@@ -239,6 +239,7 @@ mod tests {
             requeue,
             notes: vec![],
             abort: None,
+            held_back: None,
         }
     }
 

@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::ManualAction;
-use crate::api::{MicroserviceStatus, Release, Slot};
+use crate::api::{MicroserviceStatus, Release, Slot, TemplatedMetric};
 use crate::build::traffic::Split;
 
 /// What one slot's Deployment shows.
@@ -55,6 +55,9 @@ pub struct Inputs<'a> {
     /// True when the live route (or Service) already carries `traffic`, confirmed.
     pub verified: &'a (dyn Fn(&TrafficPlan) -> bool + Sync),
     pub action: Option<ManualAction>,
+    /// The spec's metrics that name a MetricTemplate, resolved from the templates as they
+    /// are now (recorded when a release starts), or why they cannot be.
+    pub templates: Result<Vec<TemplatedMetric>, String>,
 }
 
 impl Inputs<'_> {
@@ -177,4 +180,6 @@ pub struct Decision {
     pub notes: Vec<Note>,
     /// Set when the release was just aborted: the reason and message for the conditions.
     pub abort: Option<(String, String)>,
+    /// Set when the wanted revision's release cannot start: why, for the conditions.
+    pub held_back: Option<(&'static str, String)>,
 }

@@ -15,9 +15,15 @@ use super::steps::{Step, steps};
 use super::{
     analysis, is_progressive, other, progress_deadline, router, scale_down_delay, strategy, until,
 };
-use crate::api::{Microservice, Release, Slot, StepStart, Strategy, conditions::reason};
+use crate::api::{
+    AnalysisStatus, Microservice, Release, Slot, StepStart, Strategy, TemplatedMetric,
+    conditions::reason,
+};
 use crate::build::effective_replicas;
 use crate::build::traffic::Split;
+
+/// How soon a release held back by a template it cannot resolve looks again.
+const TEMPLATE_RETRY: Duration = Duration::from_secs(15);
 
 /// What the spec asks of a decision, read once per decision.
 pub(super) struct Wanted {
@@ -81,6 +87,7 @@ pub(super) struct Machine<'a> {
     pub notes: Vec<Note>,
     pub requeue: Option<Duration>,
     pub abort: Option<Abort>,
+    pub held_back: Option<(&'static str, String)>,
     pub plan: Option<Plan>,
 }
 
@@ -95,6 +102,7 @@ impl<'a> Machine<'a> {
             notes: Vec::new(),
             requeue: None,
             abort: None,
+            held_back: None,
             plan: None,
         }
     }
@@ -113,7 +121,10 @@ impl<'a> Machine<'a> {
             let next = match (stage, release.as_mut()) {
                 (Stage::Steady, _) => self.steady(),
                 (Stage::Aborted, _) => self.hold_aborted(),
-                (Stage::Starting, _) => Next::AgainWith(Box::new(self.start())),
+                (Stage::Starting, _) => match self.inputs.templates.clone() {
+                    Ok(templates) => Next::AgainWith(Box::new(self.start(templates))),
+                    Err(why) => self.hold_back(why),
+                },
                 (Stage::ReturningAfterAbort | Stage::ReturningAfterSpecChange, Some(current)) => {
                     self.return_traffic(current)
                 }
@@ -155,6 +166,7 @@ impl<'a> Machine<'a> {
             requeue: self.requeue,
             notes: self.notes,
             abort: self.abort.map(|abort| (abort.reason, abort.message)),
+            held_back: self.held_back,
         }
     }
 
@@ -211,9 +223,38 @@ impl<'a> Machine<'a> {
         Next::StopWithoutRelease
     }
 
+    /// `Starting`, but a metric's template cannot be resolved: the stable slot keeps serving
+    /// as it is, nothing of the new revision runs, and Weir looks again shortly (a template
+    /// created or fixed is not watched).
+    fn hold_back(&mut self, why: String) -> Next {
+        let message = format!(
+            "The release of revision {} does not start: {why}.",
+            self.wanted.revision
+        );
+        let told = self.ms.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.reason == reason::TEMPLATE_NOT_FOUND && c.message.starts_with(&message))
+        });
+        if !told {
+            self.note(Note::warning(reason::TEMPLATE_NOT_FOUND, message.clone()));
+        }
+        self.held_back = Some((reason::TEMPLATE_NOT_FOUND, message));
+        self.fields.candidate_revision = None;
+        self.wake_in(TEMPLATE_RETRY);
+        let other = self.old_slot_plan();
+        self.plan = Some(Plan {
+            active: SlotPlan::Scale(self.wanted.total),
+            other,
+            traffic: self.resting_traffic(),
+        });
+        Next::StopWithoutRelease
+    }
+
     /// `Starting`: the release of the revision the spec asks for begins, at its first step,
-    /// or past the last when the old slot still runs that revision, warm.
-    fn start(&mut self) -> Release {
+    /// or past the last when the old slot still runs that revision, warm. The metrics'
+    /// templates, resolved now, are what the release measures.
+    fn start(&mut self, templates: Vec<TemplatedMetric>) -> Release {
         let revision = self.wanted.revision.clone();
         let step_count = self.wanted.steps.len();
         let candidate = other(self.active());
@@ -254,7 +295,10 @@ impl<'a> Machine<'a> {
             paused: false,
             promoting: false,
             returning: None,
-            analysis: None,
+            analysis: (!templates.is_empty()).then(|| AnalysisStatus {
+                templates,
+                ..AnalysisStatus::default()
+            }),
         }
     }
 

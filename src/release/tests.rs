@@ -5,7 +5,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::api::{Microservice, MicroserviceStatus};
+use crate::api::{Microservice, MicroserviceStatus, TemplatedMetric};
 
 pub(super) struct Cluster {
     pub ms: Microservice,
@@ -21,6 +21,8 @@ pub(super) struct Cluster {
     /// Pods of a new template become ready.
     pub pods_ready: bool,
     pub notes: Vec<Note>,
+    /// The metric templates as the operator resolves them now.
+    pub templates: Result<Vec<TemplatedMetric>, String>,
 }
 
 pub(super) fn microservice(rollout: Value) -> Microservice {
@@ -59,6 +61,7 @@ impl Cluster {
             history: vec![],
             pods_ready: true,
             notes: vec![],
+            templates: Ok(vec![]),
         }
     }
 
@@ -80,6 +83,7 @@ impl Cluster {
             green: self.green.clone(),
             verified: &verified,
             action,
+            templates: self.templates.clone(),
         };
         let decision = decide(&self.ms, &observed);
         let active = decision.fields.active_slot;
@@ -409,6 +413,7 @@ fn an_analysis_failure_names_the_metric_and_value() {
         vec![Measurement {
             metric: "error-rate".into(),
             value: Some(0.5),
+            baseline: None,
             passed: false,
             outcome: Outcome::Failed,
             message: Some("error-rate = 0.5, above the maximum 0.05".into()),
@@ -458,4 +463,57 @@ fn each_step_start_is_recorded_once_for_a_timeline() {
         4,
         "the promotion"
     );
+}
+
+#[test]
+fn a_template_that_cannot_be_resolved_holds_the_release_back_until_it_can() {
+    let mut cluster = Cluster::running(gateway_canary(json!([{"setWeight": 50}])));
+    cluster.templates =
+        Err("metric success names MetricTemplate success-rate, which does not exist".into());
+    cluster.release_revision("r2");
+    let held = cluster.step(None);
+    let (reason, message) = held.held_back.clone().unwrap();
+    let reason = reason.to_string();
+    assert_eq!(reason, "TemplateNotFound");
+    assert!(message.contains("MetricTemplate success-rate"), "{message}");
+    assert_eq!(
+        held.active_plan,
+        SlotPlan::Scale(4),
+        "the stable slot keeps its pods"
+    );
+    assert_eq!(held.other_plan, SlotPlan::Delete, "nothing of r2 runs");
+    assert_eq!(held.traffic.split.weight, 0);
+    assert!(held.requeue.is_some(), "Weir looks again on its own");
+    assert!(cluster.status().release.is_none());
+    assert_eq!(cluster.status().candidate_revision, None);
+    // The report stage writes the decision's reason as a condition.
+    let condition = k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+        type_: "Degraded".into(),
+        status: "True".into(),
+        reason,
+        message,
+        last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(cluster.now),
+        observed_generation: None,
+    };
+    cluster
+        .ms
+        .status
+        .as_mut()
+        .unwrap()
+        .conditions
+        .push(condition);
+    cluster.run(3);
+    assert_eq!(cluster.notes.len(), 1, "one warning, not one a reconcile");
+    let resolved = TemplatedMetric {
+        metric: "success".into(),
+        template: "success-rate".into(),
+        generation: Some(2),
+        max: Some(0.1),
+        ..TemplatedMetric::default()
+    };
+    cluster.templates = Ok(vec![resolved.clone()]);
+    let started = cluster.step(None);
+    assert!(started.held_back.is_none());
+    let release = cluster.status().release.clone().unwrap();
+    assert_eq!(release.analysis.unwrap().templates, vec![resolved]);
 }

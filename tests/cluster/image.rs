@@ -100,10 +100,15 @@ fn the_image_runs_weir_as_its_nonroot_user_without_a_shell() {
 
     let crd = weir_in(&mounted.root, &["crd"]);
     assert!(crd.status.success(), "{crd:?}");
-    let shipped = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/microservices.weir.dev.yaml"),
-    )
-    .expect("crds/");
+    let shipped: String = ["microservices", "metrictemplates"]
+        .iter()
+        .map(|plural| {
+            let file = format!("crds/{plural}.weir.dev.yaml");
+            let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
+                .expect("crds/");
+            format!("---\n{text}")
+        })
+        .collect();
     assert_eq!(
         String::from_utf8_lossy(&crd.stdout),
         shipped,

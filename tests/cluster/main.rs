@@ -28,6 +28,7 @@ mod image;
 mod kube_state_metrics;
 mod leader;
 mod malformed;
+mod metric_templates;
 mod operator_process;
 mod plugin;
 mod prometheus_harness;

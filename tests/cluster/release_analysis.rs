@@ -12,7 +12,7 @@ use support::{eventually, with_temp_ns};
 use weir::api::{Outcome, Slot};
 
 const V2: &str = "registry.example/app:2";
-const ERROR_RATE: &str =
+pub(crate) const ERROR_RATE: &str =
     r#"sum(rate(http_requests_total{code=~"5.."}[5s])) / sum(rate(http_requests_total[5s]))"#;
 
 /// A canary at weight 10 for two seconds, judged by `metrics` every second.
@@ -30,7 +30,7 @@ fn error_rate_metric() -> Value {
 }
 
 /// Prometheus scraping an exporter whose error ratio is `ratio`, once a query sees it.
-async fn prometheus_measuring(ratio: f64) -> (Exporter, Prometheus) {
+pub(crate) async fn prometheus_measuring(ratio: f64) -> (Exporter, Prometheus) {
     let exporter = Exporter::start(ratio).await;
     let prometheus = Prometheus::start(&[&exporter.addr]).await;
     eventually(

@@ -188,6 +188,7 @@ where
 /// route through, and waits until the API server serves them.
 pub async fn install_crds(client: &Client) {
     install_crd(client, weir::api::Microservice::crd()).await;
+    install_crd(client, weir::api::MetricTemplate::crd()).await;
     gateway::install_crd(client).await;
 }
 

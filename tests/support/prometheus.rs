@@ -15,7 +15,8 @@ use tokio::process::{Child, Command};
 use super::http::{self, Server, free_port};
 
 /// Serves `/metrics` with `http_requests_total{code="200"|"500"}`; every scrape adds 100
-/// requests, `errors_per_mille / 10` percent of them failed. Stops when dropped.
+/// requests, `errors_per_mille / 10` percent of them failed. Also a gauge
+/// `request_latency_seconds{slot}` per slot the test sets. Stops when dropped.
 pub struct Exporter {
     pub addr: String,
     counts: Arc<Counts>,
@@ -28,6 +29,8 @@ struct Counts {
     errors_per_mille: AtomicU64,
     /// (succeeded, failed) requests.
     totals: Mutex<(u64, u64)>,
+    /// Latency by slot name.
+    latencies: Mutex<std::collections::BTreeMap<String, f64>>,
 }
 
 impl Exporter {
@@ -44,6 +47,12 @@ impl Exporter {
         };
         exporter.set_error_ratio(error_ratio);
         exporter
+    }
+
+    /// From now on `slot`'s latency gauge reads `seconds`.
+    pub fn set_latency(&self, slot: &str, seconds: f64) {
+        let mut latencies = self.counts.latencies.lock().unwrap();
+        latencies.insert(slot.to_string(), seconds);
     }
 
     /// From now on this share (0.0 to 1.0) of the counted requests fails.
@@ -66,11 +75,20 @@ async fn scrape(
         totals.1 += errors;
         *totals
     };
-    let body = format!(
+    let mut body = format!(
         "# TYPE http_requests_total counter\n\
          http_requests_total{{code=\"200\"}} {ok}\n\
          http_requests_total{{code=\"500\"}} {failed}\n"
     );
+    let latencies = counts.latencies.lock().unwrap().clone();
+    if !latencies.is_empty() {
+        body.push_str("# TYPE request_latency_seconds gauge\n");
+    }
+    for (slot, seconds) in latencies {
+        body.push_str(&format!(
+            "request_latency_seconds{{slot=\"{slot}\"}} {seconds}\n"
+        ));
+    }
     let content_type = "text/plain; version=0.0.4";
     ([(header::CONTENT_TYPE, content_type)], body)
 }

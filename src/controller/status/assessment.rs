@@ -79,6 +79,16 @@ pub fn of_release(
     if let Some((reason, why)) = &decision.abort {
         return Some(aborted(reason, why));
     }
+    if let Some((reason, why)) = &decision.held_back {
+        let fix = "Create or correct the MetricTemplate, or the metric's args; Weir looks again every few seconds.";
+        let message = format!("{why} {STABLE_SERVES_ALL} {fix}");
+        let assessment = Assessment::new(Phase::Degraded, *reason, message);
+        return Some(assessment.with_parts(
+            STABLE_SERVES_ALL.into(),
+            why.clone(),
+            Some(fix.into()),
+        ));
+    }
     let fields = &decision.fields;
     if let Some(release) = &fields.release {
         if let Some(returning) = &release.returning {
@@ -301,6 +311,7 @@ mod tests {
             requeue: None,
             notes: vec![],
             abort: None,
+            held_back: None,
         }
     }
 

@@ -281,6 +281,7 @@ mod tests {
         Measurement {
             metric: "error-rate".into(),
             value: Some(value),
+            baseline: None,
             passed,
             outcome: if passed {
                 Outcome::Passed

@@ -49,6 +49,11 @@ pub fn crd_rules() -> BTreeSet<String> {
         &format!("customresourcedefinitions[{CRD}]"),
         &["list", "watch"],
     );
+    cluster_wide.extend(rules(
+        "weir.dev",
+        "metrictemplates",
+        &["get", "list", "watch"],
+    ));
     cluster_wide.extend(rules("gateway.networking.k8s.io", "gateways", &["get"]));
     cluster_wide.extend(rules(
         "gateway.networking.k8s.io",

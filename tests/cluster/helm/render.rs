@@ -246,6 +246,9 @@ pub async fn watch_namespaces_grant_roles_only_there() {
             "apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
             "resourceNames": [CRD], "verbs": ["list", "watch"]
         }, {
+            "apiGroups": ["weir.dev"], "resources": ["metrictemplates"],
+            "verbs": ["get", "list", "watch"]
+        }, {
             "apiGroups": ["gateway.networking.k8s.io"], "resources": ["gateways", "gatewayclasses"],
             "verbs": ["get"]
         }])

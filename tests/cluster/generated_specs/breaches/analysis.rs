@@ -169,22 +169,86 @@ pub fn breaches() -> Vec<Breach> {
             },
         ),
         breach(
-            "a metric sets exactly one of prometheus or webhook",
+            "a metric sets exactly one of prometheus, webhook or templateRef",
             "",
             |o, _, v| {
                 let metric = metric_at(o);
-                if v % 2 == 0 {
-                    metric["webhook"] = json!({"url": "http://smoke.svc"});
-                } else {
-                    metric.as_object_mut().unwrap().remove("prometheus");
+                match v % 3 {
+                    0 => metric["webhook"] = json!({"url": "http://smoke.svc"}),
+                    1 => metric["templateRef"] = json!("error-rate"),
+                    _ => {
+                        metric.as_object_mut().unwrap().remove("prometheus");
+                    }
                 }
             },
         ),
         breach(
-            "a prometheus metric needs a min or a max bound",
+            "a metric's args are for its templateRef: set templateRef or remove args",
+            "",
+            |o, _, v| {
+                metric_at(o)["args"] = json!({"window": format!("{}m", v + 1)});
+            },
+        ),
+        breach(
+            "an argument's value must be at most 1024 characters",
+            "",
+            |o, _, v| {
+                *metric_at(o) = json!({"name": "m", "templateRef": "error-rate",
+                    "args": {"window": long("a", 1025 + v)}});
+            },
+        ),
+        breach(
+            ".spec.rollout.analysis.metrics[].templateRef minLength",
+            "spec.rollout.analysis.metrics[0].templateRef",
+            |o, _, _| {
+                *metric_at(o) = json!({"name": "m", "templateRef": ""});
+            },
+        ),
+        breach(
+            ".spec.rollout.analysis.metrics[].templateRef maxLength",
+            "spec.rollout.analysis.metrics[0].templateRef",
+            |o, r, v| {
+                let name = long("a", r.number() as usize + 1 + v);
+                *metric_at(o) = json!({"name": "m", "templateRef": name});
+            },
+        ),
+        breach(
+            "a prometheus metric needs a min or a max bound, or compare",
             "",
             |o, _, _| {
                 metric_at(o).as_object_mut().unwrap().remove("max");
+            },
+        ),
+        breach(
+            "compare runs the metric's query on both versions: it needs prometheus or a templateRef, not a webhook",
+            "",
+            |o, _, v| {
+                let limit = format!("{}%", v + 1);
+                *metric_at(o) = json!({"name": "smoke", "webhook": {"url": "http://smoke.svc"},
+                    "compare": {"maxIncrease": limit}});
+            },
+        ),
+        breach(
+            "compare sets maxIncrease, maxDecrease or both",
+            "",
+            |o, _, _| {
+                metric_at(o)["compare"] = json!({});
+            },
+        ),
+        breach(
+            ".spec.rollout.analysis.metrics[].compare.maxIncrease pattern",
+            "spec.rollout.analysis.metrics[0].compare.maxIncrease",
+            |o, _, v| {
+                let limit = ["ten%", "-1", "1%%"][v % 3];
+                metric_at(o)["compare"] = json!({ "maxIncrease": limit });
+            },
+        ),
+        breach(
+            ".spec.rollout.analysis.metrics[].compare.maxDecrease pattern",
+            "spec.rollout.analysis.metrics[0].compare.maxDecrease",
+            |o, _, v| {
+                let limit = ["5 %", "0.5.1", "%"][v % 3];
+                metric_at(o)["compare"] = json!({ "maxDecrease": limit });
             },
         ),
         breach(
