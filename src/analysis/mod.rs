@@ -8,12 +8,14 @@
 mod bounds;
 mod ca_bundle;
 mod compare;
+mod credentials;
 mod prometheus;
 pub mod resolve;
 pub mod template;
 mod webhook;
 
 pub use ca_bundle::{CaBundle, CaBundleError};
+pub use credentials::{CredentialSet, Credentials, CredentialsError};
 pub use prometheus::{Answer, parse_answer};
 
 use std::time::Duration;
@@ -57,6 +59,8 @@ pub struct Measurer {
     pub default_prometheus: Option<String>,
     /// Hosts measurements may reach; None for any. `*.suffix` matches subdomains.
     allowed_hosts: Option<Vec<String>>,
+    /// Credential sets metrics may name (`--analysis-credentials`).
+    credentials: Option<Credentials>,
     client: reqwest::Client,
 }
 
@@ -67,6 +71,7 @@ impl Measurer {
         Measurer {
             default_prometheus,
             allowed_hosts: None,
+            credentials: None,
             client: http_client(&[]),
         }
     }
@@ -90,6 +95,58 @@ impl Measurer {
         }
         self.allowed_hosts = Some(hosts);
         self
+    }
+
+    /// Also authenticates with the operator's credential sets.
+    pub fn with_credentials(mut self, credentials: Option<&Credentials>) -> Self {
+        if let Some(credentials) = credentials {
+            tracing::info!(?credentials, "analysis credentials loaded");
+        }
+        self.credentials = credentials.cloned();
+        self
+    }
+
+    /// The set named `name` when Microservices of `namespace` may use it, else why not.
+    fn credential_set(
+        &self,
+        name: &str,
+        namespace: &str,
+    ) -> Result<(&Credentials, &CredentialSet), String> {
+        let Some(credentials) = &self.credentials else {
+            return Err(format!(
+                "credential set {name:?} is not configured: the operator has no --analysis-credentials"
+            ));
+        };
+        Ok((credentials, credentials.permitted(name, namespace)?))
+    }
+
+    /// Whether every Prometheus metric of `ms` (with `templates` resolved) may use the
+    /// credential set it names; else the reason a release does not start.
+    pub fn may_use_credentials(
+        &self,
+        ms: &crate::api::Microservice,
+        templates: &[crate::api::TemplatedMetric],
+    ) -> Result<(), crate::release::HoldBack> {
+        use kube::ResourceExt;
+        let namespace = ms.namespace().unwrap_or_default();
+        let analysis = ms.spec.rollout.as_ref().and_then(|r| r.analysis.as_ref());
+        let inline = analysis.into_iter().flat_map(|a| &a.metrics);
+        let named = inline
+            .filter_map(|m| Some((m.name.as_str(), m.prometheus.as_ref()?)))
+            .chain(
+                templates
+                    .iter()
+                    .filter_map(|t| Some((t.metric.as_str(), t.prometheus.as_ref()?))),
+            );
+        for (metric, prometheus) in named {
+            if let Some(set) = &prometheus.credentials
+                && let Err(why) = self.credential_set(set, &namespace)
+            {
+                let reason = crate::api::conditions::reason::CREDENTIALS_REFUSED;
+                return Err((reason, format!("metric {metric}: {why}")));
+            }
+        }
+        Ok(())
     }
 
     /// None when `url` may be reached, else why not.
@@ -157,14 +214,26 @@ impl Measurer {
                 metric.name
             ));
         };
+        let auth = match &prometheus.credentials {
+            Some(set) => match self.credential_set(set, &facts.namespace) {
+                Ok((credentials, set)) => Some(prometheus::Auth { credentials, set }),
+                Err(why) => return Verdict::failed(format!("{}: {why}", metric.name)),
+            },
+            None => None,
+        };
+        let source = prometheus::Source {
+            client: &self.client,
+            address: address.trim(),
+            auth,
+        };
         let query = template::render(&prometheus.query, facts);
         let Some(compare) = &metric.compare else {
-            return prometheus::measure(&self.client, address.trim(), &query, metric).await;
+            return source.measure(&query, metric).await;
         };
         let stable_query = template::render(&prometheus.query, &facts.swapped());
         let (candidate, stable) = futures::join!(
-            prometheus::sample(&self.client, address.trim(), &query, &metric.name),
-            prometheus::sample(&self.client, address.trim(), &stable_query, &metric.name),
+            source.sample(&query, &metric.name),
+            source.sample(&stable_query, &metric.name),
         );
         let (candidate, stable) = match (candidate, stable) {
             (Ok(candidate), Ok(stable)) => (candidate, stable),
@@ -451,6 +520,7 @@ mod tests {
         let metric = Metric {
             name: "error-rate".into(),
             prometheus: Some(PrometheusMetric {
+                credentials: None,
                 address: None,
                 query: "vector(0)".into(),
             }),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use super::{CredentialSet, Credentials};
 use super::{Verdict, bounds, excerpt, read_capped, why};
 use crate::api::Metric;
 
@@ -18,68 +19,101 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// An answer larger than this cannot be the single sample the metric asks for.
 const MAX_ANSWER: usize = 8 << 20;
 
-/// Runs `query` (placeholders already replaced) against the Prometheus at `address` and
-/// judges its first sample against the metric's bounds.
-pub async fn measure(
-    client: &reqwest::Client,
-    address: &str,
-    query: &str,
-    metric: &Metric,
-) -> Verdict {
-    match sample(client, address, query, &metric.name).await {
-        Ok(value) => bounds::judge(&metric.name, value, metric.min, metric.max),
-        Err(verdict) => verdict,
-    }
+/// The credential set a Prometheus is queried with.
+pub struct Auth<'a> {
+    pub credentials: &'a Credentials,
+    pub set: &'a CredentialSet,
 }
 
-/// The first sample of `query`'s answer (NaN never: that is no data), or the verdict of a
-/// query that gave none.
-pub async fn sample(
-    client: &reqwest::Client,
-    address: &str,
-    query: &str,
-    name: &str,
-) -> Result<f64, Verdict> {
-    let url = match query_url(address) {
-        Ok(url) => url,
-        Err(problem) => return Err(Verdict::failed(format!("{name}: {problem}"))),
-    };
-    let sent = client
-        .get(url)
-        .query(&[("query", query)])
-        .timeout(TIMEOUT)
-        .send()
-        .await;
-    let response = match sent {
-        Ok(response) => response,
-        Err(e) => {
-            let why = why(&e, TIMEOUT);
-            let message = format!("{name}: Prometheus at {address}: {why}");
-            return Err(Verdict::inconclusive(message));
+/// A Prometheus server, and how to ask it.
+pub struct Source<'a> {
+    pub client: &'a reqwest::Client,
+    pub address: &'a str,
+    pub auth: Option<Auth<'a>>,
+}
+
+impl Source<'_> {
+    /// Runs `query` (placeholders already replaced) and judges its first sample against
+    /// the metric's bounds.
+    pub async fn measure(&self, query: &str, metric: &Metric) -> Verdict {
+        match self.sample(query, &metric.name).await {
+            Ok(value) => bounds::judge(&metric.name, value, metric.min, metric.max),
+            Err(verdict) => verdict,
         }
-    };
-    let status = response.status().as_u16();
-    let body = match read_capped(response, MAX_ANSWER).await {
-        Ok(Some(body)) => body,
-        Ok(None) => {
-            return Err(Verdict::failed(format!(
-                "{name}: the answer is over {} MiB; the query should return one sample",
-                MAX_ANSWER >> 20
+    }
+
+    /// The first sample of `query`'s answer (NaN never: that is no data), or the verdict of
+    /// a query that gave none.
+    pub async fn sample(&self, query: &str, name: &str) -> Result<f64, Verdict> {
+        let url = match query_url(self.address) {
+            Ok(url) => url,
+            Err(problem) => return Err(Verdict::failed(format!("{name}: {problem}"))),
+        };
+        let request = self
+            .client
+            .get(url)
+            .query(&[("query", query)])
+            .timeout(TIMEOUT);
+        let request = match &self.auth {
+            Some(Auth { credentials, set }) => {
+                match credentials.authorize(self.client, set, request).await {
+                    Ok(request) => request,
+                    Err(why) => return Err(Verdict::inconclusive(format!("{name}: {why}"))),
+                }
+            }
+            None => request,
+        };
+        let (status, body) = self.ask(request, name).await?;
+        if status == 401 || status == 403 {
+            let hint = match &self.auth {
+                Some(auth) => format!("credential set {:?} was not accepted", auth.set.name),
+                None => "it asks for credentials: name a credential set in prometheus.credentials"
+                    .into(),
+            };
+            let address = self.address;
+            return Err(Verdict::inconclusive(format!(
+                "{name}: Prometheus at {address} answered {status}: {hint}"
             )));
         }
-        Err(e) => {
-            let why = why(&e, TIMEOUT);
-            let message = format!("{name}: reading Prometheus's answer: {why}");
-            return Err(Verdict::inconclusive(message));
+        match parse_answer(status, &String::from_utf8_lossy(&body)) {
+            Answer::Value(value) => Ok(value),
+            Answer::NoData => Err(Verdict::inconclusive(format!(
+                "{name}: the query returned no data"
+            ))),
+            Answer::Rejected(why) => Err(Verdict::failed(format!("{name}: bad query: {why}"))),
+            Answer::Unavailable(why) => Err(Verdict::inconclusive(format!("{name}: {why}"))),
         }
-    };
-    match parse_answer(status, &String::from_utf8_lossy(&body)) {
-        Answer::Value(value) => Ok(value),
-        Answer::NoData => Err(Verdict::inconclusive(format!(
-            "{name}: the query returned no data"
-        ))),
-        Answer::Rejected(why) => Err(Verdict::failed(format!("{name}: bad query: {why}"))),
-        Answer::Unavailable(why) => Err(Verdict::inconclusive(format!("{name}: {why}"))),
+    }
+
+    /// The status and the body of the answer to `request`.
+    async fn ask(
+        &self,
+        request: reqwest::RequestBuilder,
+        name: &str,
+    ) -> Result<(u16, Vec<u8>), Verdict> {
+        let address = self.address;
+        let sent = request.send().await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                let why = why(&e, TIMEOUT);
+                let message = format!("{name}: Prometheus at {address}: {why}");
+                return Err(Verdict::inconclusive(message));
+            }
+        };
+        let status = response.status().as_u16();
+        match read_capped(response, MAX_ANSWER).await {
+            Ok(Some(body)) => Ok((status, body)),
+            Ok(None) => Err(Verdict::failed(format!(
+                "{name}: the answer is over {} MiB; the query should return one sample",
+                MAX_ANSWER >> 20
+            ))),
+            Err(e) => {
+                let why = why(&e, TIMEOUT);
+                let message = format!("{name}: reading Prometheus's answer: {why}");
+                Err(Verdict::inconclusive(message))
+            }
+        }
     }
 }
 

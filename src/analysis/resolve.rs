@@ -184,6 +184,7 @@ mod tests {
                 },
             ],
             prometheus: Some(PrometheusMetric {
+                credentials: None,
                 address: None,
                 query: r#"rate(ok{job="{{ args.job }}",svc="{{name}}-{{candidateSlot}}"}[{{args.window}}])"#.into(),
             }),
@@ -284,6 +285,7 @@ mod tests {
         let inline = Metric {
             name: "inline".into(),
             prometheus: Some(PrometheusMetric {
+                credentials: None,
                 address: None,
                 query: "q".into(),
             }),

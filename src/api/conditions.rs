@@ -61,4 +61,7 @@ pub mod reason {
     /// A metric names a MetricTemplate that does not exist, or leaves one of its arguments
     /// without a value: the release does not start.
     pub const TEMPLATE_NOT_FOUND: &str = "TemplateNotFound";
+    /// A metric names a credential set the operator does not have, or does not allow for
+    /// the Microservice's namespace: the release does not start.
+    pub const CREDENTIALS_REFUSED: &str = "CredentialsRefused";
 }

@@ -333,6 +333,11 @@ pub struct PrometheusMetric {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     pub address: Option<String>,
+    /// A credential set configured on the operator (`--analysis-credentials`) that the
+    /// queries authenticate with; the operator says which namespaces may use which set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub credentials: Option<String>,
     /// PromQL. `{{name}}`, `{{namespace}}`, `{{candidateSlot}}`, `{{stableSlot}}`,
     /// `{{candidateRevision}}` and `{{stableRevision}}` are replaced before it runs.
     #[schemars(length(min = 1, max = 8192))]

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::analysis::CaBundle;
+use crate::analysis::{CaBundle, Credentials};
 
 /// Weir deploys microservices and releases them progressively.
 #[derive(Parser, Debug)]
@@ -68,6 +68,13 @@ pub struct RunArgs {
     /// at start; a file that cannot be read or holds no usable certificate stops the start.
     #[arg(long, env = "WEIR_ANALYSIS_CA_BUNDLE", value_name = "PEM file", value_parser = CaBundle::from_arg)]
     pub analysis_ca_bundle: Option<CaBundle>,
+
+    /// YAML file of credential sets for metric sources (mounted from a Secret in the
+    /// operator's namespace): `credentials: [{name, namespaces, bearerToken | basicAuth |
+    /// oauth2, headers}]`. A metric names a set with `prometheus.credentials`. Read once at
+    /// start; a file that cannot be used stops the start.
+    #[arg(long, env = "WEIR_ANALYSIS_CREDENTIALS", value_name = "YAML file", value_parser = Credentials::from_arg)]
+    pub analysis_credentials: Option<Credentials>,
 
     /// Seconds between forced re-checks of a settled Microservice (drift is also caught at
     /// once through watches).

@@ -190,6 +190,7 @@ impl Shared {
             recorder: Recorder::new(client.clone(), reporter),
             measurer: crate::analysis::Measurer::new(args.prometheus_address.clone())
                 .with_ca_bundle(args.analysis_ca_bundle.as_ref())
+                .with_credentials(args.analysis_credentials.as_ref())
                 .allowing_only(args.allowed_analysis_hosts()),
             client,
             metrics,

@@ -20,7 +20,7 @@ use super::watches::Watched;
 use crate::api::{Microservice, MicroserviceStatus, Slot, TemplatedMetric};
 use crate::build::traffic::slot_service_name;
 use crate::build::{self, REVISION_ANNOTATION, deployment_name};
-use crate::release::{ACTION_ANNOTATION, ManualAction, Router, SlotState, parse_action};
+use crate::release::{ACTION_ANNOTATION, HoldBack, ManualAction, Router, SlotState, parse_action};
 
 /// What the observe stage found.
 pub enum Observed {
@@ -79,7 +79,7 @@ pub struct Observation {
     pub mirror_unsupported_by: Option<String>,
     /// The metrics that name a MetricTemplate, resolved against the templates now, or why
     /// they cannot be.
-    pub templates: Result<Vec<TemplatedMetric>, String>,
+    pub templates: Result<Vec<TemplatedMetric>, HoldBack>,
 }
 
 impl Observation {
@@ -224,7 +224,13 @@ fn from_caches(ms: Microservice, namespace: String, uid: String, ctx: &Context) 
         pending_action: ms.annotations().get(ACTION_ANNOTATION).cloned(),
         action: unhandled_action(&ms),
         mirror_unsupported_by: None,
-        templates: super::templates::resolve(&ms, ctx.metric_templates.as_ref()),
+        templates: super::templates::resolve(&ms, ctx.metric_templates.as_ref()).and_then(
+            |resolved| {
+                ctx.measurer
+                    .may_use_credentials(&ms, &resolved)
+                    .map(|()| resolved)
+            },
+        ),
         ms,
         namespace,
         name,

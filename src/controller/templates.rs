@@ -8,7 +8,9 @@ use kube::{Api, Client, ResourceExt};
 
 use super::watches::without_errors;
 use crate::analysis::resolve::resolve_all;
+use crate::api::conditions::reason;
 use crate::api::{MetricTemplate, Microservice, TemplatedMetric};
+use crate::release::HoldBack;
 
 /// The cache of MetricTemplates, or None when the cluster does not serve them (a CRD older
 /// than this operator): a metric with a `templateRef` then holds its release back.
@@ -45,15 +47,16 @@ pub fn uses_templates(ms: &Microservice) -> bool {
 pub fn resolve(
     ms: &Microservice,
     cache: Option<&Store<MetricTemplate>>,
-) -> Result<Vec<TemplatedMetric>, String> {
+) -> Result<Vec<TemplatedMetric>, HoldBack> {
     let lookup = |name: &str| {
         let template = cache?.get(&reflector::ObjectRef::new(name))?;
         Some((template.spec.clone(), template.metadata.generation))
     };
-    resolve_all(metrics(ms), lookup).map_err(|problem| problem.to_string())
+    resolve_all(metrics(ms), lookup)
+        .map_err(|problem| (reason::TEMPLATE_NOT_FOUND, problem.to_string()))
 }
 
-fn metrics(ms: &Microservice) -> &[crate::api::Metric] {
+pub fn metrics(ms: &Microservice) -> &[crate::api::Metric] {
     ms.spec
         .rollout
         .as_ref()

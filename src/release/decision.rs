@@ -56,8 +56,8 @@ pub struct Inputs<'a> {
     pub verified: &'a (dyn Fn(&TrafficPlan) -> bool + Sync),
     pub action: Option<ManualAction>,
     /// The spec's metrics that name a MetricTemplate, resolved from the templates as they
-    /// are now (recorded when a release starts), or why they cannot be.
-    pub templates: Result<Vec<TemplatedMetric>, String>,
+    /// are now (recorded when a release starts), or why the analysis cannot run.
+    pub templates: Result<Vec<TemplatedMetric>, HoldBack>,
 }
 
 impl Inputs<'_> {
@@ -68,6 +68,9 @@ impl Inputs<'_> {
         }
     }
 }
+
+/// Why a release cannot start: a condition reason and a sentence.
+pub type HoldBack = (&'static str, String);
 
 /// What a slot's Deployment should be.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,5 +184,5 @@ pub struct Decision {
     /// Set when the release was just aborted: the reason and message for the conditions.
     pub abort: Option<(String, String)>,
     /// Set when the wanted revision's release cannot start: why, for the conditions.
-    pub held_back: Option<(&'static str, String)>,
+    pub held_back: Option<HoldBack>,
 }

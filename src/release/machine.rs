@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::decision::{
-    Abort, Decision, Inputs, Note, Plan, ReleaseFields, Router, SlotPlan, TrafficPlan,
+    Abort, Decision, HoldBack, Inputs, Note, Plan, ReleaseFields, Router, SlotPlan, TrafficPlan,
 };
 use super::stage::{Stage, stage};
 use super::steps::{Step, steps};
@@ -87,7 +87,7 @@ pub(super) struct Machine<'a> {
     pub notes: Vec<Note>,
     pub requeue: Option<Duration>,
     pub abort: Option<Abort>,
-    pub held_back: Option<(&'static str, String)>,
+    pub held_back: Option<HoldBack>,
     pub plan: Option<Plan>,
 }
 
@@ -223,10 +223,11 @@ impl<'a> Machine<'a> {
         Next::StopWithoutRelease
     }
 
-    /// `Starting`, but a metric's template cannot be resolved: the stable slot keeps serving
-    /// as it is, nothing of the new revision runs, and Weir looks again shortly (a template
-    /// created or fixed is not watched).
-    fn hold_back(&mut self, why: String) -> Next {
+    /// `Starting`, but the analysis cannot run (a template that cannot be resolved, a
+    /// credential set the namespace may not use): the stable slot keeps serving as it is,
+    /// nothing of the new revision runs, and Weir looks again shortly (templates and the
+    /// operator's settings trigger no reconcile).
+    fn hold_back(&mut self, (reason, why): HoldBack) -> Next {
         let message = format!(
             "The release of revision {} does not start: {why}.",
             self.wanted.revision
@@ -234,12 +235,12 @@ impl<'a> Machine<'a> {
         let told = self.ms.status.as_ref().is_some_and(|s| {
             s.conditions
                 .iter()
-                .any(|c| c.reason == reason::TEMPLATE_NOT_FOUND && c.message.starts_with(&message))
+                .any(|c| c.reason == reason && c.message.starts_with(&message))
         });
         if !told {
-            self.note(Note::warning(reason::TEMPLATE_NOT_FOUND, message.clone()));
+            self.note(Note::warning(reason, message.clone()));
         }
-        self.held_back = Some((reason::TEMPLATE_NOT_FOUND, message));
+        self.held_back = Some((reason, message));
         self.fields.candidate_revision = None;
         self.wake_in(TEMPLATE_RETRY);
         let other = self.old_slot_plan();

@@ -37,7 +37,8 @@ mod traffic;
 pub use actions::{ACTION_ANNOTATION, ManualAction, parse_action};
 pub use analysis::{at_gate, due_measurement, record_round};
 pub use decision::{
-    Abort, Decision, Inputs, Note, ReleaseFields, Router, SlotPlan, SlotState, TrafficPlan,
+    Abort, Decision, HoldBack, Inputs, Note, ReleaseFields, Router, SlotPlan, SlotState,
+    TrafficPlan,
 };
 pub use steps::{Step, StepNumber, steps};
 pub use traffic::capacity_for;

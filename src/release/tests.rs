@@ -22,7 +22,7 @@ pub(super) struct Cluster {
     pub pods_ready: bool,
     pub notes: Vec<Note>,
     /// The metric templates as the operator resolves them now.
-    pub templates: Result<Vec<TemplatedMetric>, String>,
+    pub templates: Result<Vec<TemplatedMetric>, HoldBack>,
 }
 
 pub(super) fn microservice(rollout: Value) -> Microservice {
@@ -468,8 +468,8 @@ fn each_step_start_is_recorded_once_for_a_timeline() {
 #[test]
 fn a_template_that_cannot_be_resolved_holds_the_release_back_until_it_can() {
     let mut cluster = Cluster::running(gateway_canary(json!([{"setWeight": 50}])));
-    cluster.templates =
-        Err("metric success names MetricTemplate success-rate, which does not exist".into());
+    let missing = "metric success names MetricTemplate success-rate, which does not exist";
+    cluster.templates = Err(("TemplateNotFound", missing.into()));
     cluster.release_revision("r2");
     let held = cluster.step(None);
     let (reason, message) = held.held_back.clone().unwrap();

@@ -40,6 +40,7 @@ fn prometheus_metric(address: Option<String>, query: &str, max: f64) -> Metric {
     Metric {
         name: "error-rate".into(),
         prometheus: Some(PrometheusMetric {
+            credentials: None,
             address,
             query: query.into(),
         }),

@@ -84,6 +84,37 @@ async fn values_become_the_operators_flags_and_objects() {
     every_setting_becomes_a_flag_or_an_object(&all);
     the_operator_container_is_hardened(&all);
     watch_namespaces_grant_roles_only_there().await;
+    analysis_files_are_mounted_by_the_kubelet().await;
+}
+
+/// The CA bundle and the credentials file come from a ConfigMap and a Secret the kubelet
+/// mounts, each passed as a flag: the operator gets no right to read either.
+async fn analysis_files_are_mounted_by_the_kubelet() {
+    let values = json!({"analysis": {
+        "caBundle": {"configMap": "cluster-ca"},
+        "credentials": {"secret": "metrics-credentials", "key": "sets.yaml"}
+    }});
+    let rendered = documents(&template("weir", "weir-system", &values).await);
+    let args = operator_args(&rendered, "weir");
+    for flag in [
+        "--analysis-ca-bundle=/etc/weir/analysis-ca/ca.crt",
+        "--analysis-credentials=/etc/weir/analysis-credentials/credentials.yaml",
+    ] {
+        assert!(args.contains(&flag.to_string()), "{flag} in {args:?}");
+    }
+    let pod = &find(&rendered, "Deployment", "weir")["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"][1],
+        json!({"name": "analysis-credentials", "secret": {
+            "secretName": "metrics-credentials", "defaultMode": 0o440,
+            "items": [{"key": "sets.yaml", "path": "credentials.yaml"}]
+        }})
+    );
+    let mounts = &pod["containers"][0]["volumeMounts"];
+    assert_eq!(mounts[0]["mountPath"], "/etc/weir/analysis-ca");
+    assert_eq!(mounts[1]["mountPath"], "/etc/weir/analysis-credentials");
+    let rules = find(&rendered, "ClusterRole", "weir")["rules"].to_string();
+    assert!(!rules.contains("secrets"), "{rules}");
 }
 
 #[tokio::test]

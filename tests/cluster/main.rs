@@ -14,6 +14,7 @@ mod support;
 
 mod admission;
 mod analysis;
+mod analysis_credentials;
 mod chaos;
 mod cluster_harness;
 mod core;

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // the benchmark that includes this module uses only part of it
 
 pub mod audit;
+pub mod auth_proxy;
 pub mod browser;
 pub mod chaos;
 pub mod dataplane;

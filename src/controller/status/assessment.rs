@@ -80,7 +80,7 @@ pub fn of_release(
         return Some(aborted(reason, why));
     }
     if let Some((reason, why)) = &decision.held_back {
-        let fix = "Create or correct the MetricTemplate, or the metric's args; Weir looks again every few seconds.";
+        let fix = "Correct what the message names; Weir looks again every few seconds.";
         let message = format!("{why} {STABLE_SERVES_ALL} {fix}");
         let assessment = Assessment::new(Phase::Degraded, *reason, message);
         return Some(assessment.with_parts(
