@@ -58,7 +58,8 @@ fn all_features() -> Value {
         "serviceMonitor": {"enabled": true, "scrapeTimeout": "10s", "labels": {"release": "prometheus"}},
         "prometheusRule": {"enabled": true, "labels": {"release": "prometheus"}, "additionalLabels": {"team": "platform"}},
         "grafanaDashboard": {"enabled": true, "annotations": {"grafana_folder": "Platform"}},
-        "kubeStateMetrics": {"enabled": true}
+        "kubeStateMetrics": {"enabled": true},
+        "metricTemplatePresets": {"enabled": true, "gateway": "traefik"}
     })
 }
 
@@ -121,6 +122,7 @@ async fn analysis_files_are_mounted_by_the_kubelet() {
 async fn every_rendering_is_accepted_by_the_api_server() {
     with_temp_ns(|client, ns| async move {
         install_monitoring_crds(&client).await;
+        support::install_crds(&client).await;
         let team_a = ExtraNamespace::create(&client, "weir-team-a").await;
         let team_b = ExtraNamespace::create(&client, "weir-team-b").await;
         let renderings = [

@@ -12,6 +12,7 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use support::dataplane::data_plane;
+use support::helm::apply_metric_template_presets;
 use support::prometheus::Prometheus;
 use support::release::{DEADLINE, Harness, SCALE_DOWN_DELAY};
 use support::traffic::{
@@ -19,10 +20,6 @@ use support::traffic::{
     through_local_gateway, wait_answered_by,
 };
 use support::{eventually, kubectl, with_temp_ns};
-
-/// The new version's error ratio as Traefik counts it per backend Service (its
-/// `traefik_service_requests_total`, service label `<namespace>-<Service>-<port name>-<port>@kubernetesgateway`).
-const GATEWAY_ERROR_RATE: &str = r#"sum(rate(traefik_service_requests_total{service=~"{{namespace}}-{{name}}-{{candidateSlot}}-.*", code=~"5.."}[5s])) / sum(rate(traefik_service_requests_total{service=~"{{namespace}}-{{name}}-{{candidateSlot}}-.*"}[5s]))"#;
 
 #[tokio::test]
 async fn a_broken_version_is_aborted_on_the_gateways_metrics_and_users_return_to_stable() {
@@ -35,9 +32,15 @@ async fn a_broken_version_is_aborted_on_the_gateways_metrics_and_users_return_to
     let address = format!("http://{}", prometheus.addr);
     with_temp_ns(|client, ns| async move {
         let host = test_host(&ns);
-        let metrics = json!([{"name": "gateway-error-rate",
-                              "prometheus": {"query": GATEWAY_ERROR_RATE},
-                              "max": 0.05}]);
+        // The chart's presets, on Traefik's own per-Service metrics: the success rate judges
+        // the version, the latency is compared with the stable version's.
+        let presets = apply_metric_template_presets(&client).await;
+        let metrics = json!([
+            {"name": "gateway-success-rate", "templateRef": format!("{presets}-gateway-success-rate"),
+             "args": {"window": "5s"}, "min": 0.95},
+            {"name": "gateway-latency", "templateRef": format!("{presets}-gateway-latency"),
+             "args": {"window": "5s"}, "max": 5},
+        ]);
         let spec = json!({
             "replicas": 4,
             "pod": {"terminationGracePeriodSeconds": GRACE_SECONDS},
@@ -63,7 +66,13 @@ async fn a_broken_version_is_aborted_on_the_gateways_metrics_and_users_return_to
         let reported = Instant::now();
         let message = &support::release::condition(&ms, "Degraded").unwrap().message;
         eprintln!("abort: {message}");
-        assert!(message.contains("gateway-error-rate"), "{message}");
+        assert!(message.contains("gateway-success-rate"), "{message}");
+        let latency_measured = h.log.values().iter().any(|s| {
+            s.analysis.as_ref().is_some_and(|a| {
+                a.last.iter().any(|(metric, value, _)| metric == "gateway-latency" && value.is_some())
+            })
+        });
+        assert!(latency_measured, "the latency preset measured the new version");
         load.next_after(reported + Duration::from_secs(1), 400).await;
 
         let samples = load.stop().await;

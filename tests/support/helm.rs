@@ -78,6 +78,30 @@ pub async fn template(release: &str, ns: &str, values: &Value) -> String {
     helm(&["template", release, CHART, "-n", ns, "-f", &file]).await
 }
 
+/// Applies the chart's preset MetricTemplates (release `weir`) as Helm would; returns the
+/// name prefix of the templates (`weir-gateway-...`).
+pub async fn apply_metric_template_presets(client: &kube::Client) -> &'static str {
+    let values =
+        serde_json::json!({"metricTemplatePresets": {"enabled": true, "gateway": "traefik"}});
+    let manifest = template("weir", "weir-system", &values).await;
+    let templates: kube::Api<weir::api::MetricTemplate> = kube::Api::all(client.clone());
+    let params = kube::api::PatchParams::apply("helm").force();
+    for document in documents(&manifest) {
+        if document["kind"] != "MetricTemplate" {
+            continue;
+        }
+        let name = document["metadata"]["name"]
+            .as_str()
+            .expect("a name")
+            .to_string();
+        templates
+            .patch(&name, &params, &kube::api::Patch::Apply(&document))
+            .await
+            .unwrap_or_else(|e| panic!("apply the preset {name}: {e}"));
+    }
+    "weir"
+}
+
 /// The YAML documents of a manifest stream, empty ones left out.
 pub fn documents(manifest: &str) -> Vec<Value> {
     serde_yaml::Deserializer::from_str(manifest)

@@ -144,6 +144,8 @@ pub fn every_setting_becomes_a_flag_or_an_object(all: &[Value]) {
             "ConfigMap weir-system/weir-dashboard",
             "ConfigMap weir-system/weir-kube-state-metrics",
             "Deployment weir-system/weir",
+            "MetricTemplate /weir-gateway-latency",
+            "MetricTemplate /weir-gateway-success-rate",
             "PodDisruptionBudget weir-system/weir",
             "PrometheusRule weir-system/weir",
             "Role weir-system/weir-leader-election",
