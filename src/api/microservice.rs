@@ -1,6 +1,7 @@
 use k8s_openapi::api::core::v1::{
-    EnvFromSource, EnvVar, LifecycleHandler, LocalObjectReference, PodSecurityContext, Probe,
-    ResourceRequirements, SecurityContext, Toleration, Volume, VolumeMount,
+    Affinity, Container, EnvFromSource, EnvVar, HostAlias, LifecycleHandler, LocalObjectReference,
+    PodDNSConfig, PodSecurityContext, Probe, ResourceRequirements, SecurityContext, Toleration,
+    TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, KubeSchema};
@@ -44,6 +45,7 @@ const GRACE_PERIOD_CEL: &str = "(has(self.pod) && has(self.pod.terminationGraceP
         label_selector_path = ".status.selector"
     ),
     validation = Rule::new("size(self.metadata.name) <= 55").message("metadata.name must be at most 55 characters: Weir names children <name>-preview, which must fit in 63"),
+    validation = Rule::new("!has(self.spec.pod) || ((has(self.spec.pod.initContainers) ? self.spec.pod.initContainers.map(c, c.name) : []) + (has(self.spec.pod.containers) ? self.spec.pod.containers.map(c, c.name) : [])).all(n, n != self.metadata.name)").message("pod.initContainers and pod.containers may not take the Microservice's name: its own container has it"),
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must start with a letter and contain only lowercase letters, digits and '-', so that it can name a Service"),
     printcolumn(
         name = "Ready",
@@ -315,6 +317,11 @@ pub enum SpreadDomain {
 /// Pod-level settings.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("((has(self.initContainers) ? self.initContainers.map(c, c.name) : []) + (has(self.containers) ? self.containers.map(c, c.name) : [])).all(n, ((has(self.initContainers) ? self.initContainers.map(c, c.name) : []) + (has(self.containers) ? self.containers.map(c, c.name) : [])).filter(m, m == n).size() == 1)").message("container names must be unique across pod.initContainers and pod.containers"),
+    validation = Rule::new("!has(self.initContainers) || self.initContainers.all(c, !has(c.restartPolicy) || c.restartPolicy == 'Always')").message("an init container's restartPolicy is Always (a native sidecar) or unset"),
+    validation = Rule::new("!has(self.containers) || self.containers.all(c, !has(c.restartPolicy))").message("pod.containers take no restartPolicy: a sidecar that must start first is an init container with restartPolicy: Always")
+)]
 pub struct PodOptions {
     /// ServiceAccount the pods run as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -353,4 +360,48 @@ pub struct PodOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub termination_grace_period_seconds: Option<i64>,
+    /// Containers that run to completion, in order, before the service's container starts
+    /// (a schema migration); one with `restartPolicy: Always` is a native sidecar that starts
+    /// first and runs beside it (a proxy, an agent). Each gets the container security and
+    /// resource defaults for what it does not set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub init_containers: Vec<Container>,
+    /// Containers that run beside the service's container, with the same defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub containers: Vec<Container>,
+    /// When the service's image is pulled: `Always`, `IfNotPresent` or `Never`. Defaults to
+    /// Kubernetes' rule (`Always` for `:latest` or no tag, else `IfNotPresent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^(Always|IfNotPresent|Never)$"))]
+    pub image_pull_policy: Option<String>,
+    /// Node and pod affinity and anti-affinity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Topology spread constraints added to Weir's spreading over zones and nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    /// PriorityClass of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub priority_class_name: Option<String>,
+    /// RuntimeClass the pods run with (gVisor, Kata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub runtime_class_name: Option<String>,
+    /// DNS settings of the pods (nameservers, searches, options such as `ndots`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_config: Option<PodDNSConfig>,
+    /// Extra `/etc/hosts` entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub host_aliases: Vec<HostAlias>,
+    /// The containers of a pod see each other's processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_process_namespace: Option<bool>,
+    /// Whether the ServiceAccount's token is mounted. Defaults to Kubernetes' (mounted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automount_service_account_token: Option<bool>,
 }

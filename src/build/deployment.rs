@@ -96,10 +96,26 @@ fn pod_spec(
         .placement
         .as_ref()
         .and_then(|p| p.spread_across.clone());
+    let mut spreading = spread_constraints(spread, selector);
+    spreading.extend(pod.topology_spread_constraints.iter().cloned());
+    let extra = |containers: &[Container]| {
+        let with_defaults = containers.iter().map(|c| with_defaults(c, pod, defaults));
+        non_empty(with_defaults.collect::<Vec<_>>())
+    };
+    let mut containers = vec![container(ms, pod, defaults)];
+    containers.extend(extra(&pod.containers).unwrap_or_default());
     PodSpec {
-        containers: vec![container(ms, pod, defaults)],
+        containers,
+        init_containers: extra(&pod.init_containers),
         security_context: Some(security),
-        topology_spread_constraints: Some(spread_constraints(spread, selector)),
+        topology_spread_constraints: Some(spreading),
+        affinity: pod.affinity.clone(),
+        priority_class_name: pod.priority_class_name.clone(),
+        runtime_class_name: pod.runtime_class_name.clone(),
+        dns_config: pod.dns_config.clone(),
+        host_aliases: non_empty(pod.host_aliases.clone()),
+        share_process_namespace: pod.share_process_namespace,
+        automount_service_account_token: pod.automount_service_account_token,
         service_account_name: pod.service_account_name.clone(),
         node_selector: non_empty(pod.node_selector.clone()),
         tolerations: non_empty(pod.tolerations.clone()),
@@ -128,19 +144,11 @@ fn container(ms: &Microservice, pod: &PodOptions, defaults: &Defaults) -> Contai
     let security = pod
         .container_security_context
         .clone()
-        .unwrap_or_else(|| SecurityContext {
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Default::default()
-            }),
-            run_as_non_root: Some(true),
-            seccomp_profile: Some(runtime_default_seccomp()),
-            ..Default::default()
-        });
+        .unwrap_or_else(restricted_container);
     Container {
         name: ms.metadata.name.clone().unwrap_or_default(),
         image: Some(spec.image.clone()),
+        image_pull_policy: pod.image_pull_policy.clone(),
         resources: Some(defaults.resources(spec.resources.as_ref())),
         security_context: Some(security),
         command: non_empty(spec.command.clone()),
@@ -180,6 +188,36 @@ fn lifecycle(ms: &Microservice, pod: &PodOptions) -> Option<Lifecycle> {
         post_start: hooks.post_start,
         ..Default::default()
     })
+}
+
+/// An extra container as the spec gives it, with the security context (the pod's
+/// `containerSecurityContext`, else the restricted profile) and the resources the operator
+/// defaults to, where it sets none.
+fn with_defaults(given: &Container, pod: &PodOptions, defaults: &Defaults) -> Container {
+    let security = given.security_context.clone().unwrap_or_else(|| {
+        pod.container_security_context
+            .clone()
+            .unwrap_or_else(restricted_container)
+    });
+    Container {
+        security_context: Some(security),
+        resources: Some(defaults.resources(given.resources.as_ref())),
+        ..given.clone()
+    }
+}
+
+/// The restricted Pod Security Standard for a container.
+fn restricted_container() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        run_as_non_root: Some(true),
+        seccomp_profile: Some(runtime_default_seccomp()),
+        ..Default::default()
+    }
 }
 
 fn runtime_default_seccomp() -> SeccompProfile {

@@ -283,3 +283,106 @@ fn the_hooks_and_the_grace_period_are_part_of_the_revision() {
         "the same pod template is the same revision"
     );
 }
+
+/// A pod with a migration, a native sidecar, an agent beside the service and the pod
+/// settings real services need.
+fn complete_pod() -> Microservice {
+    let mut ms = checkout();
+    ms.spec.pod = Some(
+        serde_json::from_value(json!({
+            "initContainers": [
+                {"name": "migrate", "image": "registry.example/checkout-migrate:1.4.2", "args": ["up"]},
+                {"name": "proxy", "image": "registry.example/proxy:2", "restartPolicy": "Always",
+                 "resources": {"requests": {"cpu": "10m"}}}
+            ],
+            "containers": [{"name": "agent", "image": "registry.example/agent:7",
+                            "securityContext": {"runAsUser": 1000, "runAsNonRoot": true}}],
+            "imagePullPolicy": "Always",
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "pool", "operator": "In", "values": ["general"]}]}]}}},
+            "topologySpreadConstraints": [{"maxSkew": 2, "topologyKey": "rack", "whenUnsatisfiable": "DoNotSchedule"}],
+            "priorityClassName": "business-critical",
+            "runtimeClassName": "gvisor",
+            "dnsConfig": {"options": [{"name": "ndots", "value": "2"}]},
+            "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["legacy.internal"]}],
+            "shareProcessNamespace": true,
+            "automountServiceAccountToken": false
+        }))
+        .unwrap(),
+    );
+    ms
+}
+
+#[test]
+fn a_complete_pod_keeps_every_field_and_gives_extra_containers_the_defaults() {
+    let built = deployment(&complete_pod(), Slot::Blue, 3, &Defaults::default());
+    let pod = serde_json::to_value(built.spec.unwrap().template.spec.unwrap()).unwrap();
+    let restricted = pod["containers"][0]["securityContext"].clone();
+    assert_eq!(restricted["allowPrivilegeEscalation"], false);
+    assert_eq!(pod["containers"][0]["imagePullPolicy"], "Always");
+    let init = &pod["initContainers"];
+    assert_eq!(init[0]["name"], "migrate");
+    assert_eq!(
+        init[0]["securityContext"], restricted,
+        "the restricted profile"
+    );
+    assert_eq!(
+        init[0]["resources"],
+        json!({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}})
+    );
+    assert_eq!(init[1]["restartPolicy"], "Always", "a native sidecar");
+    assert_eq!(
+        init[1]["resources"]["requests"]["cpu"], "10m",
+        "its own request stays"
+    );
+    let agent = &pod["containers"][1];
+    assert_eq!(agent["name"], "agent");
+    assert_eq!(
+        agent["securityContext"],
+        json!({"runAsUser": 1000, "runAsNonRoot": true})
+    );
+    let spread = pod["topologySpreadConstraints"].as_array().unwrap();
+    assert_eq!(
+        spread.len(),
+        3,
+        "Weir's zone and node spreading, then the spec's"
+    );
+    assert_eq!(spread[2]["topologyKey"], "rack");
+    assert_eq!(pod["priorityClassName"], "business-critical");
+    assert_eq!(pod["runtimeClassName"], "gvisor");
+    assert_eq!(pod["dnsConfig"]["options"][0]["name"], "ndots");
+    assert_eq!(pod["hostAliases"][0]["ip"], "10.0.0.1");
+    assert_eq!(pod["shareProcessNamespace"], true);
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(
+        pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            [0]["matchExpressions"][0]["key"],
+        "pool"
+    );
+}
+
+#[test]
+fn every_pod_field_enters_the_revision() {
+    let defaults = Defaults::default();
+    let base = revision(&checkout(), &defaults);
+    let complete = complete_pod();
+    assert_ne!(revision(&complete, &defaults), base);
+    let mut migrated = complete.clone();
+    migrated.spec.pod.as_mut().unwrap().init_containers[0].image =
+        Some("registry.example/checkout-migrate:1.4.3".into());
+    assert_ne!(
+        revision(&migrated, &defaults),
+        revision(&complete, &defaults)
+    );
+    let mut unmounted = complete.clone();
+    unmounted
+        .spec
+        .pod
+        .as_mut()
+        .unwrap()
+        .automount_service_account_token = Some(true);
+    assert_ne!(
+        revision(&unmounted, &defaults),
+        revision(&complete, &defaults)
+    );
+}

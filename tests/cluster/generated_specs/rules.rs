@@ -22,7 +22,7 @@ pub enum Rule {
 /// Kubernetes types Weir embeds (containers' env, resources, probes, pod settings), whose
 /// rules are Kubernetes' own.
 pub fn rules_in_crd() -> Vec<Rule> {
-    const EMBEDDED: [&str; 12] = [
+    const EMBEDDED: [&str; 18] = [
         ".spec.env",
         ".spec.envFrom",
         ".spec.resources",
@@ -35,6 +35,12 @@ pub fn rules_in_crd() -> Vec<Rule> {
         ".spec.pod.securityContext",
         ".spec.pod.containerSecurityContext",
         ".spec.pod.imagePullSecrets",
+        ".spec.pod.initContainers[]",
+        ".spec.pod.containers[]",
+        ".spec.pod.affinity",
+        ".spec.pod.topologySpreadConstraints[]",
+        ".spec.pod.dnsConfig",
+        ".spec.pod.hostAliases[]",
     ];
     pub fn embedded(path: &str) -> bool {
         EMBEDDED.iter().any(|e| {

@@ -183,6 +183,21 @@ pub fn breaches() -> Vec<Breach> {
             },
         ),
         breach(
+            ".spec.rollout.analysis.metrics[].prometheus.credentials minLength",
+            "spec.rollout.analysis.metrics[0].prometheus.credentials",
+            |o, _, _| {
+                metric_at(o)["prometheus"]["credentials"] = json!("");
+            },
+        ),
+        breach(
+            ".spec.rollout.analysis.metrics[].prometheus.credentials maxLength",
+            "spec.rollout.analysis.metrics[0].prometheus.credentials",
+            |o, r, v| {
+                metric_at(o)["prometheus"]["credentials"] =
+                    long("a", r.number() as usize + 1 + v).into();
+            },
+        ),
+        breach(
             "a metric's args are for its templateRef: set templateRef or remove args",
             "",
             |o, _, v| {

@@ -7,6 +7,7 @@ mod blue_green;
 mod canary;
 mod lifecycle;
 mod object;
+mod pod;
 mod ports;
 mod rollout;
 mod traffic;
@@ -97,6 +98,7 @@ pub fn breaches() -> Vec<Breach> {
         autoscaling::breaches(),
         ports::breaches(),
         lifecycle::breaches(),
+        pod::breaches(),
         rollout::breaches(),
         analysis::breaches(),
         blue_green::breaches(),

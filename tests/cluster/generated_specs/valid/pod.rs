@@ -27,14 +27,16 @@ pub fn pod_options() -> BoxedStrategy<Value> {
             prop::option::of(prop::collection::vec(dns_label(20), 0..2)),
             prop::option::of(5..=120i64),
         ),
+        complete_pod(),
     )
         .prop_map(
             |(
                 (account, labels, annotations, selector),
                 (tolerations, volumes, security, container, pulls, grace),
+                complete,
             )| {
                 let (declared, mounts) = volumes;
-                object(vec![
+                let mut options = object(vec![
                     ("serviceAccountName", account.map(Value::from)),
                     ("labels", labels),
                     ("annotations", annotations),
@@ -55,10 +57,103 @@ pub fn pod_options() -> BoxedStrategy<Value> {
                         pulls.map(|p| p.into_iter().map(|n| json!({"name": n})).collect()),
                     ),
                     ("terminationGracePeriodSeconds", grace.map(Value::from)),
-                ])
+                ]);
+                if let (Some(options), Value::Object(complete)) =
+                    (options.as_object_mut(), complete)
+                {
+                    options.extend(complete);
+                }
+                options
             },
         )
         .boxed()
+}
+
+/// What a real service's pod needs beyond the basics: init containers (some of them
+/// native sidecars), containers beside the service's, affinity, scheduling and DNS.
+fn complete_pod() -> impl Strategy<Value = Value> {
+    (
+        prop::option::of(prop::collection::vec((extra_container(), any::<bool>()), 1..3)),
+        prop::option::of(prop::collection::vec(extra_container(), 1..3)),
+        prop::option::of(prop::sample::select(vec!["Always", "IfNotPresent", "Never"])),
+        prop::option::of(dns_label(20)),
+        prop::option::of(dns_label(20)),
+        prop::option::of(1..=5i32),
+        prop::option::of(text("10\\.[0-9]{1,2}\\.0\\.[1-9]")),
+        (prop::option::of(any::<bool>()), prop::option::of(any::<bool>())),
+        prop::option::of(dns_label(10)),
+    )
+        .prop_map(
+            |(init, extra, pull, priority, runtime, skew, alias, (share, automount), zone)| {
+                let init = init.map(|containers| {
+                    let named = containers.into_iter().enumerate();
+                    named
+                        .map(|(i, (mut c, sidecar))| {
+                            c["name"] = format!("init-{i}x").into();
+                            if sidecar {
+                                c["restartPolicy"] = "Always".into();
+                            }
+                            c
+                        })
+                        .collect::<Vec<_>>()
+                });
+                let extra = extra.map(|containers| {
+                    let named = containers.into_iter().enumerate();
+                    named
+                        .map(|(i, mut c)| {
+                            c["name"] = format!("side-{i}x").into();
+                            c
+                        })
+                        .collect::<Vec<_>>()
+                });
+                object(vec![
+                    ("initContainers", init.map(Value::from)),
+                    ("containers", extra.map(Value::from)),
+                    ("imagePullPolicy", pull.map(Value::from)),
+                    ("priorityClassName", priority.map(Value::from)),
+                    ("runtimeClassName", runtime.map(Value::from)),
+                    (
+                        "topologySpreadConstraints",
+                        skew.map(|s| json!([{"maxSkew": s, "topologyKey": "rack", "whenUnsatisfiable": "DoNotSchedule"}])),
+                    ),
+                    (
+                        "hostAliases",
+                        alias.map(|ip| json!([{"ip": ip, "hostnames": ["legacy.internal"]}])),
+                    ),
+                    (
+                        "dnsConfig",
+                        zone.as_ref().map(|z| json!({"searches": [format!("{z}.internal")], "options": [{"name": "ndots", "value": "2"}]})),
+                    ),
+                    (
+                        "affinity",
+                        zone.map(|z| json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [{"matchExpressions": [{"key": "pool", "operator": "In", "values": [z]}]}]}}})),
+                    ),
+                    ("shareProcessNamespace", share.map(Value::from)),
+                    ("automountServiceAccountToken", automount.map(Value::from)),
+                ])
+            },
+        )
+}
+
+/// A container beside the service's: an image, maybe arguments and resources.
+fn extra_container() -> impl Strategy<Value = Value> {
+    (
+        text("registry\\.example/[a-z]{1,8}:[0-9]\\.[0-9]"),
+        prop::option::of(prop::collection::vec(text("[a-z-]{1,8}"), 1..3)),
+        prop::option::of(1..=500i32),
+    )
+        .prop_map(|(image, args, millicores)| {
+            object(vec![
+                ("name", Some("placeholder".into())),
+                ("image", some(image)),
+                ("args", args.map(Value::from)),
+                (
+                    "resources",
+                    millicores.map(|m| json!({"requests": {"cpu": format!("{m}m")}})),
+                ),
+            ])
+        })
 }
 
 /// A toleration: `Equal` with a key and a value, else `Exists`.

@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use super::{dns_label, duration, int_or_percent, interval, object, some, text};
+use super::{dns_label, duration, int_or_percent, interval, object, some, string_map, text};
 
 /// `rollout.traffic` for Microservice `name`: Gateways, or its own Service (a mesh).
 pub fn traffic(name: String) -> BoxedStrategy<Value> {
@@ -70,17 +70,39 @@ pub fn metric(index: usize) -> BoxedStrategy<Value> {
         prop::option::of(text("https?://prometheus\\.[a-z]{1,8}(\\.svc)?:9090")),
         text("[a-z_]{1,20}\\{[a-z]{1,5}=\"[a-z{}]{1,12}\"\\}"),
         bounds(true),
+        (prop::option::of(dns_label(20)), prop::option::of(compare())),
     )
-        .prop_map(|(name, address, query, (min, max))| {
+        .prop_map(
+            |(name, address, query, (min, max), (credentials, compare))| {
+                object(vec![
+                    ("name", some(name)),
+                    (
+                        "prometheus",
+                        some(object(vec![
+                            ("address", address.map(Value::from)),
+                            ("credentials", credentials.map(Value::from)),
+                            ("query", some(query)),
+                        ])),
+                    ),
+                    ("compare", compare),
+                    ("min", min.map(Value::from)),
+                    ("max", max.map(Value::from)),
+                ])
+            },
+        );
+    let templated = (
+        name.clone(),
+        dns_label(40),
+        prop::option::of(string_map("[a-z_]{1,8}", "[a-z0-9]{1,6}")),
+        bounds(false),
+        prop::option::of(compare()),
+    )
+        .prop_map(|(name, template, args, (min, max), compare)| {
             object(vec![
                 ("name", some(name)),
-                (
-                    "prometheus",
-                    some(object(vec![
-                        ("address", address.map(Value::from)),
-                        ("query", some(query)),
-                    ])),
-                ),
+                ("templateRef", some(template)),
+                ("args", args),
+                ("compare", compare),
                 ("min", min.map(Value::from)),
                 ("max", max.map(Value::from)),
             ])
@@ -105,7 +127,29 @@ pub fn metric(index: usize) -> BoxedStrategy<Value> {
                 ("max", max.map(Value::from)),
             ])
         });
-    prop_oneof![prometheus, webhook].boxed()
+    prop_oneof![prometheus, webhook, templated].boxed()
+}
+
+/// Limits against the stable version: a percentage or an absolute difference.
+fn compare() -> impl Strategy<Value = Value> {
+    let limit = || text("[0-9]{1,3}(\\.[0-9]{1,2})?%?");
+    (
+        prop::option::of(limit()),
+        prop::option::of(limit()),
+        any::<bool>(),
+    )
+        .prop_map(|(increase, decrease, both)| {
+            let increase = increase.or_else(|| (!both).then(|| "10%".to_string()));
+            object(vec![
+                ("maxIncrease", increase.map(Value::from)),
+                (
+                    "maxDecrease",
+                    decrease
+                        .or_else(|| both.then(|| "0.01".into()))
+                        .map(Value::from),
+                ),
+            ])
+        })
 }
 
 pub fn analysis() -> BoxedStrategy<Value> {
