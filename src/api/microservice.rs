@@ -404,4 +404,19 @@ pub struct PodOptions {
     /// Whether the ServiceAccount's token is mounted. Defaults to Kubernetes' (mounted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub automount_service_account_token: Option<bool>,
+    /// A last resort for the fields Weir does not type: a strategic-merge patch over the pod
+    /// template Weir built (`metadata`, `spec`), applied last. Lists of named items
+    /// (containers, volumes, env) merge by name, `$patch: delete` removes an item, `null` a
+    /// field. Weir's own labels always win. `status.templatePatch` says what it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object")]
+    pub template_patch: Option<serde_json::Value>,
+}
+
+/// An object of any fields, kept as written.
+fn any_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
 }

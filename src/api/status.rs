@@ -71,6 +71,11 @@ pub struct MicroserviceStatus {
     /// exactly once even if the operator stops between acting and removing the annotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled_action: Option<String>,
+
+    /// What `pod.templatePatch` did to the pod template: the fields it set, or why it could
+    /// not be applied (the template is then built without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_patch: Option<String>,
 }
 
 /// The state of a release: enough for a restarted operator to carry on exactly where the

@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::template_patch;
 use super::{Defaults, labels, non_empty, object_meta};
 use crate::api::{
     DEFAULT_PRE_STOP_SLEEP_SECONDS, DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS, Microservice,
@@ -61,18 +62,46 @@ pub fn deployment(ms: &Microservice, slot: Slot, replicas: i32, defaults: &Defau
                     max_surge: Some(max_surge),
                 }),
             }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: non_empty(pod.annotations.clone()),
-                    ..Default::default()
-                }),
-                spec: Some(pod_spec(ms, &pod, &selector, defaults)),
-            },
+            template: with_template_patch(
+                PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(pod_labels),
+                        annotations: non_empty(pod.annotations.clone()),
+                        ..Default::default()
+                    }),
+                    spec: Some(pod_spec(ms, &pod, &selector, defaults)),
+                },
+                &pod,
+                &selector,
+            ),
             ..Default::default()
         }),
         ..Default::default()
     }
+}
+
+/// `template` with `pod.templatePatch` merged in, Weir's labels restored over it; as built
+/// when the patch would break it (status says why).
+fn with_template_patch(
+    template: PodTemplateSpec,
+    pod: &PodOptions,
+    selector: &BTreeMap<String, String>,
+) -> PodTemplateSpec {
+    let Some(patch) = &pod.template_patch else {
+        return template;
+    };
+    let Ok(mut patched) = template_patch::patched(&template, patch) else {
+        return template;
+    };
+    let ours = template.metadata.and_then(|m| m.labels).unwrap_or_default();
+    let labels = patched
+        .metadata
+        .get_or_insert_with(Default::default)
+        .labels
+        .get_or_insert_with(Default::default);
+    labels.extend(ours);
+    labels.extend(selector.clone());
+    patched
 }
 
 /// The pod of a slot: one container, the restricted security profile unless the spec

@@ -10,6 +10,7 @@ pub mod labels;
 mod properties;
 mod scaling;
 mod service;
+pub mod template_patch;
 #[cfg(test)]
 mod tests;
 pub mod traffic;
@@ -37,6 +38,33 @@ pub fn revision(ms: &Microservice, defaults: &Defaults) -> String {
         "{:010x}",
         fnv1a(template.to_string().as_bytes()) & 0xff_ffff_ffff
     )
+}
+
+/// What `pod.templatePatch` does, for `status.templatePatch`: the fields it sets, or why
+/// it cannot be applied. None without a patch.
+pub fn template_patch_report(ms: &Microservice) -> Option<String> {
+    let patch = ms.spec.pod.as_ref()?.template_patch.as_ref()?;
+    let template = k8s_openapi::api::core::v1::PodTemplateSpec {
+        metadata: Some(ObjectMeta::default()),
+        spec: Some(Default::default()),
+    };
+    Some(match template_patch::patched(&template, patch) {
+        Ok(_) => {
+            let fields = template_patch::touched(patch);
+            const SHOWN: usize = 10;
+            let more = fields.len().saturating_sub(SHOWN);
+            let mut shown = fields
+                .into_iter()
+                .take(SHOWN)
+                .collect::<Vec<_>>()
+                .join(", ");
+            if more > 0 {
+                shown.push_str(&format!(" and {more} more"));
+            }
+            format!("Applied to the pod template: {shown}.")
+        }
+        Err(why) => format!("Not applied: {why}."),
+    })
 }
 
 /// The Deployment of `slot` running the spec's revision with `replicas` pods, labelled

@@ -386,3 +386,63 @@ fn every_pod_field_enters_the_revision() {
         revision(&complete, &defaults)
     );
 }
+
+#[test]
+fn a_template_patch_is_applied_last_and_weir_s_labels_win() {
+    let mut ms = checkout();
+    ms.spec.pod = Some(
+        serde_json::from_value(json!({"templatePatch": {
+            "metadata": {"labels": {"weir.dev/slot": "green", "team": "payments"},
+                         "annotations": {"sidecar.example/inject": "false"}},
+            "spec": {"containers": [{"name": "checkout", "env": [{"name": "GOMAXPROCS", "value": "2"}]}],
+                     "enableServiceLinks": false}
+        }}))
+        .unwrap(),
+    );
+    let built = deployment(&ms, Slot::Blue, 3, &Defaults::default());
+    let template = serde_json::to_value(built.spec.unwrap().template).unwrap();
+    assert_eq!(template["metadata"]["labels"]["weir.dev/slot"], "blue");
+    assert_eq!(template["metadata"]["labels"]["team"], "payments");
+    assert_eq!(
+        template["metadata"]["annotations"]["sidecar.example/inject"],
+        "false"
+    );
+    let container = &template["spec"]["containers"][0];
+    assert_eq!(
+        container["env"],
+        json!([{"name": "GOMAXPROCS", "value": "2"}])
+    );
+    assert_eq!(
+        container["image"], "registry.example/checkout:1.4.2",
+        "merged, not replaced"
+    );
+    assert_eq!(template["spec"]["enableServiceLinks"], false);
+    assert_eq!(
+        template_patch_report(&ms).unwrap(),
+        "Applied to the pod template: metadata.annotations.sidecar.example/inject, \
+         metadata.labels.team, metadata.labels.weir.dev/slot, \
+         spec.containers[checkout].env[GOMAXPROCS].value, spec.enableServiceLinks."
+    );
+    assert_ne!(
+        revision(&ms, &Defaults::default()),
+        revision(&checkout(), &Defaults::default())
+    );
+}
+
+#[test]
+fn a_template_patch_that_breaks_the_template_is_left_out_and_reported() {
+    let mut ms = checkout();
+    ms.spec.pod = Some(
+        serde_json::from_value(json!({"templatePatch": {"spec": {"containers": "one"}}})).unwrap(),
+    );
+    let built = deployment(&ms, Slot::Blue, 3, &Defaults::default());
+    assert_eq!(
+        built,
+        deployment(&checkout(), Slot::Blue, 3, &Defaults::default())
+    );
+    let report = template_patch_report(&ms).unwrap();
+    assert!(
+        report.starts_with("Not applied: the patched pod template does not read"),
+        "{report}"
+    );
+}

@@ -169,6 +169,7 @@ async fn generated_valid_specs_are_accepted_whole() {
             "spec.pod.hostAliases",
             "spec.pod.shareProcessNamespace",
             "spec.pod.automountServiceAccountToken",
+            "spec.pod.templatePatch",
         ] {
             assert!(
                 features.get(field).is_some_and(|n| *n >= 2),

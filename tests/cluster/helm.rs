@@ -111,7 +111,10 @@ async fn analysis_files_are_mounted_by_the_kubelet() {
             "items": [{"key": "sets.yaml", "path": "credentials.yaml"}]
         }})
     );
-    assert_eq!(pod["securityContext"]["fsGroup"], 65532, "the operator's group reads 0440");
+    assert_eq!(
+        pod["securityContext"]["fsGroup"], 65532,
+        "the operator's group reads 0440"
+    );
     let mounts = &pod["containers"][0]["volumeMounts"];
     assert_eq!(mounts[0]["mountPath"], "/etc/weir/analysis-ca");
     assert_eq!(mounts[1]["mountPath"], "/etc/weir/analysis-credentials");

@@ -32,6 +32,7 @@ mod malformed;
 mod metric_templates;
 mod operator_process;
 mod plugin;
+mod pod;
 mod prometheus_harness;
 mod quiet;
 mod release_analysis;

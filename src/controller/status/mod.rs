@@ -92,6 +92,7 @@ pub fn compute(ms: &Microservice, facts: Facts, now: Timestamp) -> MicroserviceS
         release: release_state,
         scale_down_at,
         handled_action,
+        template_patch: crate::build::template_patch_report(ms),
     }
 }
 

@@ -81,10 +81,10 @@ fn complete_pod() -> impl Strategy<Value = Value> {
         prop::option::of(1..=5i32),
         prop::option::of(text("10\\.[0-9]{1,2}\\.0\\.[1-9]")),
         (prop::option::of(any::<bool>()), prop::option::of(any::<bool>())),
-        prop::option::of(dns_label(10)),
+        (prop::option::of(dns_label(10)), any::<bool>()),
     )
         .prop_map(
-            |(init, extra, pull, priority, runtime, skew, alias, (share, automount), zone)| {
+            |(init, extra, pull, priority, runtime, skew, alias, (share, automount), (zone, patch))| {
                 let init = init.map(|containers| {
                     let named = containers.into_iter().enumerate();
                     named
@@ -128,6 +128,11 @@ fn complete_pod() -> impl Strategy<Value = Value> {
                         "affinity",
                         zone.map(|z| json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
                             "nodeSelectorTerms": [{"matchExpressions": [{"key": "pool", "operator": "In", "values": [z]}]}]}}})),
+                    ),
+                    (
+                        "templatePatch",
+                        patch.then(|| json!({"spec": {"enableServiceLinks": false,
+                            "containers": [{"name": "init-0x", "$patch": "delete"}]}})),
                     ),
                     ("shareProcessNamespace", share.map(Value::from)),
                     ("automountServiceAccountToken", automount.map(Value::from)),
