@@ -6,6 +6,7 @@ pub mod api;
 pub mod build;
 pub mod cli;
 pub mod controller;
+pub mod notify;
 pub mod plugin;
 pub mod release;
 pub mod telemetry;

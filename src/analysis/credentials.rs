@@ -238,7 +238,7 @@ impl CredentialSet {
 }
 
 /// `pattern` is a namespace, `prefix*`, or `*`.
-fn namespace_matches(pattern: &str, namespace: &str) -> bool {
+pub fn namespace_matches(pattern: &str, namespace: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(prefix) => namespace.starts_with(prefix),
         None => pattern == namespace,

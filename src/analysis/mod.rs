@@ -15,7 +15,7 @@ pub mod template;
 mod webhook;
 
 pub use ca_bundle::{CaBundle, CaBundleError};
-pub use credentials::{CredentialSet, Credentials, CredentialsError};
+pub use credentials::{CredentialSet, Credentials, CredentialsError, namespace_matches};
 pub use prometheus::{Answer, parse_answer};
 
 use std::time::Duration;

@@ -64,4 +64,9 @@ pub mod reason {
     /// A metric names a credential set the operator does not have, or does not allow for
     /// the Microservice's namespace: the release does not start.
     pub const CREDENTIALS_REFUSED: &str = "CredentialsRefused";
+    /// A notification names a sink the operator does not have or does not allow for the
+    /// Microservice's namespace: it is dropped, nothing is sent.
+    pub const NOTIFICATION_REFUSED: &str = "NotificationRefused";
+    /// A notification's sink kept failing; it was given up.
+    pub const NOTIFICATION_FAILED: &str = "NotificationFailed";
 }

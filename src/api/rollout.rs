@@ -47,6 +47,52 @@ pub struct Rollout {
     /// while the new version receives traffic, and once at each `analysis` step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<Analysis>,
+    /// Notifications of the release's moments to sinks configured on the operator
+    /// (`--notification-sinks`), each moment delivered once per sink.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub notify: Vec<Subscription>,
+}
+
+/// Which moments of a release go to which sink.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    /// The moments: `Started`, `Paused`, `Promoted`, `Aborted`, `AnalysisFailed`.
+    #[schemars(length(min = 1, max = 5))]
+    pub on: Vec<Moment>,
+    /// A sink the operator has, by name.
+    #[schemars(length(min = 1, max = 63))]
+    pub sink: String,
+}
+
+/// A moment of a release that a notification tells.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, schemars::JsonSchema,
+)]
+pub enum Moment {
+    /// A release of a new revision began.
+    Started,
+    /// The release waits for a person (a pause without a duration, or a manual pause).
+    Paused,
+    /// The new revision became stable.
+    Promoted,
+    /// The release was aborted, for any reason; traffic is back on the stable version.
+    Aborted,
+    /// The release was aborted because the analysis failed (also told as `Aborted`).
+    AnalysisFailed,
+}
+
+impl Moment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Moment::Started => "Started",
+            Moment::Paused => "Paused",
+            Moment::Promoted => "Promoted",
+            Moment::Aborted => "Aborted",
+            Moment::AnalysisFailed => "AnalysisFailed",
+        }
+    }
 }
 
 /// Release strategies.

@@ -2,7 +2,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
-use super::rollout::{HeaderMatch, PrometheusMetric, WebhookMetric};
+use super::rollout::{HeaderMatch, Moment, PrometheusMetric, WebhookMetric};
 
 /// What Weir observed and did, written by the operator only.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
@@ -76,6 +76,49 @@ pub struct MicroserviceStatus {
     /// not be applied (the template is then built without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_patch: Option<String>,
+
+    /// Notifications not yet delivered, oldest first, and the last ones delivered: a moment
+    /// is queued in the same write that records it, and leaves the queue only once its sink
+    /// answered 2xx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<NotificationsStatus>,
+}
+
+/// The notification queue.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationsStatus {
+    /// Waiting for delivery, oldest first; the first is sent next.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<Notification>,
+    /// Ids of the latest delivered, newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delivered: Vec<String>,
+}
+
+/// One notification of one moment to one sink.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    /// Unique and stable: sent as the CloudEvents `id` and the `Idempotency-Key` header, so
+    /// a receiver can drop the one repeat a restart at the wrong moment may cause.
+    pub id: String,
+    pub sink: String,
+    pub moment: Moment,
+    pub revision: String,
+    /// What happened, for a person.
+    pub message: String,
+    /// When it happened.
+    pub at: Time,
+    /// Deliveries tried so far.
+    #[serde(default)]
+    pub attempts: i32,
+    /// When the next try is due, after a failed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<Time>,
+    /// Why the last try failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// The state of a release: enough for a restarted operator to carry on exactly where the

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::analysis::{CaBundle, Credentials};
+use crate::notify::Sinks;
 
 /// Weir deploys microservices and releases them progressively.
 #[derive(Parser, Debug)]
@@ -75,6 +76,12 @@ pub struct RunArgs {
     /// start; a file that cannot be used stops the start.
     #[arg(long, env = "WEIR_ANALYSIS_CREDENTIALS", value_name = "YAML file", value_parser = Credentials::from_arg)]
     pub analysis_credentials: Option<Credentials>,
+
+    /// YAML file of notification sinks (mounted from a Secret in the operator's namespace):
+    /// `sinks: [{name, format: cloudevents | slack | teams, url, namespaces, headers}]`. A
+    /// Microservice subscribes with `rollout.notify`. Read once at start.
+    #[arg(long, env = "WEIR_NOTIFICATION_SINKS", value_name = "YAML file", value_parser = Sinks::from_arg)]
+    pub notification_sinks: Option<Sinks>,
 
     /// Seconds between forced re-checks of a settled Microservice (drift is also caught at
     /// once through watches).

@@ -17,6 +17,7 @@ use super::recorder::Recorder;
 use crate::analysis::Measurer;
 use crate::api::MetricTemplate;
 use crate::build::Defaults;
+use crate::notify::Sinks;
 use crate::telemetry::Metrics;
 
 /// The watch caches of Weir's children (labelled `app.kubernetes.io/managed-by=weir`).
@@ -47,6 +48,30 @@ pub struct Context {
     pub own_writes: Arc<OwnWrites>,
     /// Every MetricTemplate; None when the cluster does not serve them.
     pub metric_templates: Option<Store<MetricTemplate>>,
+    /// Where notifications go, and the client that sends them.
+    pub notifier: Notifier,
+}
+
+/// The operator's notification sinks and an HTTP client for them (no redirects: a sink
+/// gets the message at the URL configured, nowhere else).
+#[derive(Clone)]
+pub struct Notifier {
+    pub sinks: Sinks,
+    pub client: reqwest::Client,
+}
+
+impl Notifier {
+    pub fn new(sinks: Option<Sinks>) -> Self {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Notifier {
+            sinks: sinks.unwrap_or_default(),
+            client,
+        }
+    }
 }
 
 /// How long a reconcile waits for the child caches' first listing before trying later.

@@ -176,6 +176,7 @@ struct Shared {
     measurer: crate::analysis::Measurer,
     gateway_api: bool,
     metric_templates: Option<Store<crate::api::MetricTemplate>>,
+    notifier: context::Notifier,
 }
 
 impl Shared {
@@ -187,6 +188,7 @@ impl Shared {
         Shared {
             gateway_api: serves_http_routes(&client).await,
             metric_templates: templates::watch(&client).await,
+            notifier: context::Notifier::new(args.notification_sinks.clone()),
             recorder: Recorder::new(client.clone(), reporter),
             measurer: crate::analysis::Measurer::new(args.prometheus_address.clone())
                 .with_ca_bundle(args.analysis_ca_bundle.as_ref())
@@ -257,6 +259,7 @@ async fn run_namespace<S>(
         debounce: Duration::from_millis(args.debounce_ms),
         own_writes: own_writes.clone(),
         metric_templates: shared.metric_templates,
+        notifier: shared.notifier,
     });
     let triggers = watches::microservices(microservices, ms_writer, own_writes);
     let ChildWatches {

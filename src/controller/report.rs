@@ -17,12 +17,15 @@ use super::apply::Applied;
 use super::context::{CACHES_READY_WAIT, Context};
 use super::decide::Plan;
 use super::error::Cause;
-use super::events::{announce, event, publish_about, publish_notes, publish_transition_events};
+use super::events::{
+    announce, event, publish, publish_about, publish_notes, publish_transition_events,
+};
 use super::observe::{Early, Observation, Unreadable};
 use super::problem::Problem;
 use super::status::{self, Facts};
-use crate::api::{Microservice, MicroserviceStatus, conditions::reason};
+use crate::api::{Microservice, MicroserviceStatus, NotificationsStatus, conditions::reason};
 use crate::build::labels::FIELD_MANAGER;
+use crate::notify::{queue, send};
 use crate::release::{ACTION_ANNOTATION, Decision};
 
 /// How soon a Microservice blocked by a name conflict looks again.
@@ -39,23 +42,111 @@ pub async fn report(
     announce(ctx, ms, applied).await;
     publish_notes(ctx, ms, &plan.decision.notes).await;
     let old = observation.last_status();
-    let new = next_status(observation, &plan.decision, applied);
+    let mut new = next_status(observation, &plan.decision, applied);
     if worth_writing(&old, &new, applied) {
         publish_transition_events(ms, &old, &new, ctx).await;
-        let written =
-            write_status(&ctx.client, &observation.namespace, &observation.name, &new).await?;
-        if let Some(version) = written.resource_version() {
-            ctx.own_writes.record(&observation.uid, &version, new);
-        }
+        record_status(observation, &new, ctx).await?;
     }
     if observation.pending_action.is_some() {
         clear_action(&ctx.client, &observation.namespace, &observation.name).await?;
     }
+    if let Some(notified) = notify_first(observation, &new, ctx).await {
+        new.notifications = notified;
+        record_status(observation, &new, ctx).await?;
+    }
     let next = requeue_after(&plan.decision, applied, ctx.resync, ctx.debounce);
+    let notifications = new.notifications.as_ref();
+    let next = match queue::next_due(notifications, Timestamp::now()) {
+        Some(due) => next.min(due.saturating_sub(ctx.debounce)),
+        None => next,
+    };
     Ok(Action::requeue(next))
 }
 
-/// The status after this reconcile.
+/// Writes `status` and remembers it until the cache has it.
+async fn record_status(
+    observation: &Observation,
+    status: &MicroserviceStatus,
+    ctx: &Context,
+) -> Result<(), Cause> {
+    let written = write_status(
+        &ctx.client,
+        &observation.namespace,
+        &observation.name,
+        status,
+    )
+    .await?;
+    if let Some(version) = written.resource_version() {
+        ctx.own_writes
+            .record(&observation.uid, &version, status.clone());
+    }
+    Ok(())
+}
+
+/// Sends the first notification of the queue in `status` when it is due; the queue after
+/// it (delivered, or failed and backed off), to be written before any other is sent.
+async fn notify_first(
+    observation: &Observation,
+    status: &MicroserviceStatus,
+    ctx: &Context,
+) -> Option<Option<NotificationsStatus>> {
+    let queue = status.notifications.as_ref()?;
+    let first = queue::due(Some(queue), Timestamp::now())?.clone();
+    let ms = &observation.ms;
+    let subject = send::Subject {
+        namespace: &observation.namespace,
+        name: &observation.name,
+    };
+    let notifier = &ctx.notifier;
+    let outcome = match notifier
+        .sinks
+        .permitted(&first.sink, &observation.namespace)
+    {
+        Err(why) => {
+            let note = format!("{} not sent: {why}", first.moment.as_str());
+            let refused = event(
+                EventType::Warning,
+                reason::NOTIFICATION_REFUSED,
+                "Notify",
+                note,
+            );
+            publish(ctx, ms, refused).await;
+            let mut rest = queue.clone();
+            rest.pending.retain(|n| n.id != first.id);
+            return Some(Some(rest));
+        }
+        Ok(sink) => send::deliver(&notifier.client, sink, &subject, &first).await,
+    };
+    let after = match outcome {
+        Ok(()) => {
+            tracing::info!(id = %first.id, sink = %first.sink, "notification delivered");
+            queue::delivered(queue, &first.id)
+        }
+        Err(why) => {
+            tracing::warn!(id = %first.id, sink = %first.sink, %why, "notification not delivered");
+            let (after, given_up) = queue::failed(queue, &first.id, &why, Timestamp::now());
+            if given_up {
+                let note = format!(
+                    "{} to sink {} given up after {} tries: {why}",
+                    first.moment.as_str(),
+                    first.sink,
+                    queue::MAX_ATTEMPTS
+                );
+                let failed = event(
+                    EventType::Warning,
+                    reason::NOTIFICATION_FAILED,
+                    "Notify",
+                    note,
+                );
+                publish(ctx, ms, failed).await;
+            }
+            after
+        }
+    };
+    Some((after != NotificationsStatus::default()).then_some(after))
+}
+
+/// The status after this reconcile, the decision's moments queued for notification.
 pub fn next_status(
     observation: &Observation,
     decision: &Decision,
@@ -71,7 +162,16 @@ pub fn next_status(
         fields: decision.fields.clone(),
         handled_action: handled_action(observation, &old),
     };
-    status::compute(ms, facts, observation.now)
+    let mut new = status::compute(ms, facts, observation.now);
+    let moments = queue::moments(decision, &old, &new);
+    new.notifications = queue::enqueue(
+        old.notifications.clone(),
+        ms,
+        &observation.revision,
+        &moments,
+        observation.now,
+    );
+    new
 }
 
 /// The action value recorded as handled: the annotation's once acted on, kept while the

@@ -186,3 +186,30 @@ pub struct Decision {
     /// Set when the wanted revision's release cannot start: why, for the conditions.
     pub held_back: Option<HoldBack>,
 }
+
+#[cfg(test)]
+impl Decision {
+    /// Nothing moves: blue serves everything, both slots kept, no note, no abort.
+    pub fn at_rest(fields: ReleaseFields) -> Decision {
+        Decision {
+            fields,
+            active_plan: SlotPlan::Keep,
+            other_plan: SlotPlan::Keep,
+            traffic: TrafficPlan {
+                split: Split {
+                    stable: Slot::Blue,
+                    candidate: Slot::Green,
+                    weight: 0,
+                    header_route: vec![],
+                    mirror_percent: 0,
+                },
+                service_slot: None,
+                preview: false,
+            },
+            requeue: None,
+            notes: vec![],
+            abort: None,
+            held_back: None,
+        }
+    }
+}

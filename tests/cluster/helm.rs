@@ -94,12 +94,13 @@ async fn analysis_files_are_mounted_by_the_kubelet() {
     let values = json!({"analysis": {
         "caBundle": {"configMap": "cluster-ca"},
         "credentials": {"secret": "metrics-credentials", "key": "sets.yaml"}
-    }});
+    }, "notifications": {"secret": "release-sinks"}});
     let rendered = documents(&template("weir", "weir-system", &values).await);
     let args = operator_args(&rendered, "weir");
     for flag in [
         "--analysis-ca-bundle=/etc/weir/analysis-ca/ca.crt",
         "--analysis-credentials=/etc/weir/analysis-credentials/credentials.yaml",
+        "--notification-sinks=/etc/weir/notification-sinks/sinks.yaml",
     ] {
         assert!(args.contains(&flag.to_string()), "{flag} in {args:?}");
     }
@@ -118,6 +119,8 @@ async fn analysis_files_are_mounted_by_the_kubelet() {
     let mounts = &pod["containers"][0]["volumeMounts"];
     assert_eq!(mounts[0]["mountPath"], "/etc/weir/analysis-ca");
     assert_eq!(mounts[1]["mountPath"], "/etc/weir/analysis-credentials");
+    assert_eq!(mounts[2]["mountPath"], "/etc/weir/notification-sinks");
+    assert_eq!(pod["volumes"][2]["secret"]["secretName"], "release-sinks");
     let rules = find(&rendered, "ClusterRole", "weir")["rules"].to_string();
     assert!(!rules.contains("secrets"), "{rules}");
 }

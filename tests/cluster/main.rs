@@ -30,6 +30,7 @@ mod kube_state_metrics;
 mod leader;
 mod malformed;
 mod metric_templates;
+mod notifications;
 mod operator_process;
 mod plugin;
 mod pod;

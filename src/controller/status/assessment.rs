@@ -250,8 +250,7 @@ pub fn of_rollout(ms: &Microservice, deployment: Option<&Deployment>, desired: i
 mod tests {
     use super::*;
     use crate::api::{Release, Returning, Slot};
-    use crate::build::traffic::Split;
-    use crate::release::{ReleaseFields, SlotPlan, TrafficPlan};
+    use crate::release::ReleaseFields;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
     use serde_json::json;
 
@@ -286,33 +285,14 @@ mod tests {
     }
 
     fn decision(release: Option<Release>, aborted_revision: Option<&str>) -> Decision {
-        Decision {
-            fields: ReleaseFields {
-                active_slot: Slot::Blue,
-                stable_revision: Some("r1".into()),
-                candidate_revision: release.as_ref().map(|r| r.revision.clone()),
-                aborted_revision: aborted_revision.map(Into::into),
-                release,
-                scale_down_at: None,
-            },
-            active_plan: SlotPlan::Keep,
-            other_plan: SlotPlan::Keep,
-            traffic: TrafficPlan {
-                split: Split {
-                    stable: Slot::Blue,
-                    candidate: Slot::Green,
-                    weight: 0,
-                    header_route: vec![],
-                    mirror_percent: 0,
-                },
-                service_slot: None,
-                preview: false,
-            },
-            requeue: None,
-            notes: vec![],
-            abort: None,
-            held_back: None,
-        }
+        Decision::at_rest(ReleaseFields {
+            active_slot: Slot::Blue,
+            stable_revision: Some("r1".into()),
+            candidate_revision: release.as_ref().map(|r| r.revision.clone()),
+            aborted_revision: aborted_revision.map(Into::into),
+            release,
+            scale_down_at: None,
+        })
     }
 
     fn assess(decision: &Decision) -> Assessment {

@@ -93,6 +93,8 @@ pub fn compute(ms: &Microservice, facts: Facts, now: Timestamp) -> MicroserviceS
         scale_down_at,
         handled_action,
         template_patch: crate::build::template_patch_report(ms),
+        // The queue is the report's: it follows the old one and this decision's moments.
+        notifications: None,
     }
 }
 
