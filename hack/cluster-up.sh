@@ -143,6 +143,8 @@ start etcd "$dir/bin/etcd" --name weir --data-dir "$dir/etcd" \
 wait_until 60 "etcd health" curl -sf "http://127.0.0.1:$etcd_port/health"
 
 # --- kube-apiserver with RBAC, service-account tokens and an audit log at Metadata level.
+# Aggregated APIs (a test's external metrics adapter) are reached at their endpoints' IPs:
+# there is no kube-proxy for Service IPs.
 cat > "$dir/audit-policy.yaml" <<'EOF'
 apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -162,7 +164,8 @@ start kube-apiserver "$dir/bin/kube-apiserver" \
   --allow-privileged=true \
   --audit-policy-file "$dir/audit-policy.yaml" --audit-log-path "$dir/logs/audit.log" \
   --audit-log-format json --audit-log-mode blocking --audit-log-maxsize 0 \
-  --max-requests-inflight 1000 --max-mutating-requests-inflight 500
+  --max-requests-inflight 1000 --max-mutating-requests-inflight 500 \
+  --enable-aggregator-routing=true
 wait_until 120 "kube-apiserver /readyz" kubectl get --raw /readyz
 
 # --- controllers and scheduler talk to the API server as admin; raised QPS for benchmarks.

@@ -9,6 +9,7 @@ mod bounds;
 mod ca_bundle;
 mod compare;
 mod credentials;
+mod external;
 mod prometheus;
 pub mod resolve;
 pub mod template;
@@ -16,6 +17,7 @@ mod webhook;
 
 pub use ca_bundle::{CaBundle, CaBundleError};
 pub use credentials::{CredentialSet, Credentials, CredentialsError, namespace_matches};
+pub use external::quantity;
 pub use prometheus::{Answer, parse_answer};
 
 use std::time::Duration;
@@ -53,7 +55,7 @@ impl ReleaseFacts {
 }
 
 /// Measures metrics over HTTP. Cheap to clone: clones share one connection pool.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Measurer {
     /// Prometheus for metrics that do not name one (the operator's `--prometheus-address`).
     pub default_prometheus: Option<String>,
@@ -61,7 +63,20 @@ pub struct Measurer {
     allowed_hosts: Option<Vec<String>>,
     /// Credential sets metrics may name (`--analysis-credentials`).
     credentials: Option<Credentials>,
+    /// The operator's Kubernetes client, for external metrics.
+    kube: Option<kube::Client>,
     client: reqwest::Client,
+}
+
+impl std::fmt::Debug for Measurer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Measurer")
+            .field("default_prometheus", &self.default_prometheus)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("credentials", &self.credentials)
+            .field("kube", &self.kube.is_some())
+            .finish()
+    }
 }
 
 impl Measurer {
@@ -72,6 +87,7 @@ impl Measurer {
             default_prometheus,
             allowed_hosts: None,
             credentials: None,
+            kube: None,
             client: http_client(&[]),
         }
     }
@@ -94,6 +110,12 @@ impl Measurer {
             hosts.push(host);
         }
         self.allowed_hosts = Some(hosts);
+        self
+    }
+
+    /// Reads external metrics through `client` (the operator's).
+    pub fn with_kube_client(mut self, client: kube::Client) -> Self {
+        self.kube = Some(client);
         self
     }
 
@@ -177,6 +199,7 @@ impl Measurer {
         let verdict = match (&metric.prometheus, &metric.webhook) {
             (Some(query), _) => self.query_prometheus(metric, query, facts).await,
             (None, Some(webhook)) => webhook::measure(&self.client, metric, webhook, facts).await,
+            (None, None) if metric.external.is_some() => self.read_external(metric, facts).await,
             (None, None) => match &metric.template_ref {
                 Some(template) => Verdict::inconclusive(format!(
                     "{}: MetricTemplate {template} was not resolved when this release started; it applies from the next release",
@@ -227,28 +250,66 @@ impl Measurer {
             auth,
         };
         let query = template::render(&prometheus.query, facts);
-        let Some(compare) = &metric.compare else {
+        if metric.compare.is_none() {
             return source.measure(&query, metric).await;
-        };
+        }
         let stable_query = template::render(&prometheus.query, &facts.swapped());
         let (candidate, stable) = futures::join!(
             source.sample(&query, &metric.name),
             source.sample(&stable_query, &metric.name),
         );
-        let (candidate, stable) = match (candidate, stable) {
-            (Ok(candidate), Ok(stable)) => (candidate, stable),
-            (Err(verdict), _) => return verdict,
-            (_, Err(verdict)) => return verdict.on_the_stable_version(),
-        };
-        let absolute = bounds::judge(&metric.name, candidate, metric.min, metric.max);
-        let mut verdict = if absolute.outcome == Outcome::Passed {
-            compare::judge(&metric.name, candidate, stable, compare)
-        } else {
-            absolute
-        };
-        verdict.baseline = stable.is_finite().then_some(stable);
-        verdict
+        judge_samples(metric, candidate, Some(stable))
     }
+
+    /// A Kubernetes external metric, through the API server.
+    async fn read_external(&self, metric: &Metric, facts: &ReleaseFacts) -> Verdict {
+        let (Some(client), Some(external)) = (&self.kube, &metric.external) else {
+            return Verdict::inconclusive(format!(
+                "{}: external metrics need the operator's Kubernetes client",
+                metric.name
+            ));
+        };
+        let name = &metric.name;
+        if metric.compare.is_none() {
+            let candidate = external::sample(client, external, facts, name).await;
+            return judge_samples(metric, candidate, None);
+        }
+        let swapped = facts.swapped();
+        let (candidate, stable) = futures::join!(
+            external::sample(client, external, facts, name),
+            external::sample(client, external, &swapped, name),
+        );
+        judge_samples(metric, candidate, Some(stable))
+    }
+}
+
+/// The verdict on the new version's sample: its bounds, then, with a stable sample, its
+/// comparison with it.
+fn judge_samples(
+    metric: &Metric,
+    candidate: Result<f64, Verdict>,
+    stable: Option<Result<f64, Verdict>>,
+) -> Verdict {
+    let Some(stable) = stable else {
+        return match candidate {
+            Ok(value) => bounds::judge(&metric.name, value, metric.min, metric.max),
+            Err(verdict) => verdict,
+        };
+    };
+    let (candidate, stable) = match (candidate, stable) {
+        (Ok(candidate), Ok(stable)) => (candidate, stable),
+        (Err(verdict), _) => return verdict,
+        (_, Err(verdict)) => return verdict.on_the_stable_version(),
+    };
+    let absolute = bounds::judge(&metric.name, candidate, metric.min, metric.max);
+    let mut verdict = match &metric.compare {
+        Some(compare) if absolute.outcome == Outcome::Passed => {
+            compare::judge(&metric.name, candidate, stable, compare)
+        }
+        _ => absolute,
+    };
+    verdict.baseline = stable.is_finite().then_some(stable);
+    verdict
 }
 
 /// The client of every measurement, trusting the platform's roots and `extra_roots`.

@@ -58,9 +58,10 @@ pub struct Rollout {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Subscription {
-    /// The moments: `Started`, `Paused`, `Promoted`, `Aborted`, `AnalysisFailed`.
+    /// The moments: `Started`, `Paused`, `Promoted`, `Aborted`, `AnalysisFailed`. (Not
+    /// `on`: kubectl and Helm read YAML 1.1, where an unquoted `on` is `true`.)
     #[schemars(length(min = 1, max = 5))]
-    pub on: Vec<Moment>,
+    pub moments: Vec<Moment>,
     /// A sink the operator has, by name.
     #[schemars(length(min = 1, max = 63))]
     pub sink: String,
@@ -314,10 +315,11 @@ pub struct Analysis {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("[has(self.prometheus), has(self.webhook), has(self.templateRef)].filter(x, x).size() == 1").message("a metric sets exactly one of prometheus, webhook or templateRef"),
+    validation = Rule::new("[has(self.prometheus), has(self.webhook), has(self.templateRef), has(self.external)].filter(x, x).size() == 1").message("a metric sets exactly one of prometheus, webhook, external or templateRef"),
+    validation = Rule::new("!has(self.external) || has(self.min) || has(self.max) || has(self.compare)").message("an external metric needs a min or a max bound, or compare"),
     validation = Rule::new("!has(self.args) || has(self.templateRef)").message("a metric's args are for its templateRef: set templateRef or remove args"),
     validation = Rule::new("!has(self.prometheus) || has(self.min) || has(self.max) || has(self.compare)").message("a prometheus metric needs a min or a max bound, or compare"),
-    validation = Rule::new("!has(self.compare) || !has(self.webhook)").message("compare runs the metric's query on both versions: it needs prometheus or a templateRef, not a webhook"),
+    validation = Rule::new("!has(self.compare) || !has(self.webhook)").message("compare runs the metric's query on both versions: it needs prometheus, external or a templateRef, not a webhook"),
     validation = Rule::new("!has(self.min) || !has(self.max) || self.min <= self.max").message("a metric's min must not be greater than its max")
 )]
 pub struct Metric {
@@ -327,6 +329,11 @@ pub struct Metric {
     /// A PromQL query whose first sample is the measured value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusMetric>,
+    /// A Kubernetes external metric (`external.metrics.k8s.io`), read with the operator's
+    /// ServiceAccount through the API server: whatever metrics adapter the cluster runs
+    /// (Datadog, a cloud provider's, KEDA) answers, with no credentials in Weir.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalMetric>,
     /// A URL that receives a POST describing the release. Any answer but 2xx fails; a 2xx
     /// answer with a numeric `value` in its JSON body is judged against `min` and `max`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -353,6 +360,20 @@ pub struct Metric {
     /// The value must be at most this. With a template, replaces the template's `max`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+}
+
+/// An external metric: its name and the labels that select its series.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalMetric {
+    /// The metric's name as the adapter serves it.
+    #[schemars(length(min = 1, max = 253))]
+    pub metric: String,
+    /// Labels the series must carry; values may use the release placeholders
+    /// (`{{candidateSlot}}`, `{{candidateRevision}}`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 16))]
+    pub selector: BTreeMap<String, String>,
 }
 
 /// How far the new version's value may stray from the stable version's, each as a

@@ -38,38 +38,13 @@ pub fn is_subset(desired: &Value, live: &Value) -> bool {
     }
 }
 
-/// Parses a Kubernetes quantity (`100m`, `1.5Gi`, `2e3`) to a number.
-fn quantity(text: &str) -> Option<f64> {
-    const SUFFIXES: [(&str, f64); 13] = [
-        ("Ki", 1024.0),
-        ("Mi", 1048576.0),
-        ("Gi", 1073741824.0),
-        ("Ti", 1099511627776.0),
-        ("Pi", 1125899906842624.0),
-        ("Ei", 1152921504606846976.0),
-        ("n", 1e-9),
-        ("u", 1e-6),
-        ("m", 1e-3),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-    ];
-    for (suffix, factor) in SUFFIXES {
-        if let Some(number) = text.strip_suffix(suffix) {
-            return number.parse::<f64>().ok().map(|n| n * factor);
-        }
-    }
-    text.parse::<f64>().ok()
-}
-
 fn same_quantity(a: &str, b: &str) -> bool {
     // Only strings that start like numbers can be quantities; names never compare equal.
     let numeric = |s: &str| s.starts_with(|c: char| c.is_ascii_digit() || c == '.');
     if !(numeric(a) && numeric(b)) {
         return false;
     }
-    match (quantity(a), quantity(b)) {
+    match (crate::analysis::quantity(a), crate::analysis::quantity(b)) {
         (Some(x), Some(y)) => (x - y).abs() <= f64::EPSILON * x.abs().max(y.abs()) * 4.0,
         _ => false,
     }

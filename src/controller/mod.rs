@@ -193,6 +193,7 @@ impl Shared {
             measurer: crate::analysis::Measurer::new(args.prometheus_address.clone())
                 .with_ca_bundle(args.analysis_ca_bundle.as_ref())
                 .with_credentials(args.analysis_credentials.as_ref())
+                .with_kube_client(client.clone())
                 .allowing_only(args.allowed_analysis_hosts()),
             client,
             metrics,

@@ -62,7 +62,7 @@ pub fn enqueue(
     let uid = ms.metadata.uid.as_deref().unwrap_or_default();
     let mut queue = queue.unwrap_or_default();
     for (moment, message) in moments {
-        for subscription in subscriptions.iter().filter(|s| s.on.contains(moment)) {
+        for subscription in subscriptions.iter().filter(|s| s.moments.contains(moment)) {
             let id = format!(
                 "{uid}/{revision}/{}/{}/{}",
                 moment.as_str(),
@@ -151,8 +151,8 @@ mod tests {
             "apiVersion": "weir.dev/v1alpha1", "kind": "Microservice",
             "metadata": {"name": "checkout", "namespace": "shop", "uid": "u1"},
             "spec": {"image": "a:1", "rollout": {"strategy": "Canary", "notify": [
-                {"on": ["Started", "Aborted"], "sink": "team"},
-                {"on": ["Aborted"], "sink": "oncall"}
+                {"moments": ["Started", "Aborted"], "sink": "team"},
+                {"moments": ["Aborted"], "sink": "oncall"}
             ]}}
         }))
         .unwrap()

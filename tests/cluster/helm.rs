@@ -92,6 +92,7 @@ async fn values_become_the_operators_flags_and_objects() {
 /// mounts, each passed as a flag: the operator gets no right to read either.
 async fn analysis_files_are_mounted_by_the_kubelet() {
     let values = json!({"analysis": {
+        "externalMetrics": true,
         "caBundle": {"configMap": "cluster-ca"},
         "credentials": {"secret": "metrics-credentials", "key": "sets.yaml"}
     }, "notifications": {"secret": "release-sinks"}});
@@ -123,6 +124,12 @@ async fn analysis_files_are_mounted_by_the_kubelet() {
     assert_eq!(pod["volumes"][2]["secret"]["secretName"], "release-sinks");
     let rules = find(&rendered, "ClusterRole", "weir")["rules"].to_string();
     assert!(!rules.contains("secrets"), "{rules}");
+    assert!(
+        rules.contains(
+            r#"{"apiGroups":["external.metrics.k8s.io"],"resources":["*"],"verbs":["get"]}"#
+        ),
+        "{rules}"
+    );
 }
 
 #[tokio::test]

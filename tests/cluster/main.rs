@@ -21,6 +21,7 @@ mod core;
 mod dashboard;
 mod dataplane;
 mod examples;
+mod external_metrics;
 mod gateway_api;
 mod generated_specs;
 mod gitops;

@@ -137,9 +137,9 @@ async fn each_moment_reaches_each_subscribed_sink_once_and_nothing_reaches_a_ref
     let receiver = Receiver::start(Behaviour::default()).await;
     with_temp_ns(|client, ns| async move {
         let notify = json!([
-            {"on": ["Started", "Promoted"], "sink": "events"},
-            {"on": ["Promoted"], "sink": "chat"},
-            {"on": ["Started"], "sink": "elsewhere"}
+            {"moments": ["Started", "Promoted"], "sink": "events"},
+            {"moments": ["Promoted"], "sink": "chat"},
+            {"moments": ["Started"], "sink": "elsewhere"}
         ]);
         let h = start(&client, &ns, &receiver, notifying(notify)).await;
         let stable = h.status().await.stable_revision.unwrap();
@@ -198,7 +198,7 @@ async fn a_failing_sink_is_retried_and_the_abort_names_the_metric_value_and_boun
     let receiver = Receiver::start(failing).await;
     let metric_url = receiver.url("/metric");
     with_temp_ns(|client, ns| async move {
-        let mut spec = notifying(json!([{"on": ["AnalysisFailed"], "sink": "events"}]));
+        let mut spec = notifying(json!([{"moments": ["AnalysisFailed"], "sink": "events"}]));
         spec["rollout"]["analysis"] = json!({"interval": "1s", "metrics": [
             {"name": "smoke", "webhook": {"url": metric_url}, "max": 0.05}
         ]});
@@ -235,7 +235,7 @@ async fn a_kill_between_send_and_record_repeats_only_that_notification_with_its_
     };
     let receiver = Receiver::start(held).await;
     with_temp_ns(|client, ns| async move {
-        let notify = json!([{"on": ["Started", "Promoted"], "sink": "events"}]);
+        let notify = json!([{"moments": ["Started", "Promoted"], "sink": "events"}]);
         let mut h = start(&client, &ns, &receiver, notifying(notify)).await;
         let stable = h.status().await.stable_revision.unwrap();
         h.set_image(V2).await;

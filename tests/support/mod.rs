@@ -9,6 +9,7 @@ pub mod auth_proxy;
 pub mod browser;
 pub mod chaos;
 pub mod dataplane;
+pub mod external_metrics;
 pub mod gateway;
 pub mod helm;
 pub mod http;

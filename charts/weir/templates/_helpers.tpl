@@ -130,4 +130,10 @@ exist yet. Nothing is written with update (PUT).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- if .Values.analysis.externalMetrics }}
+# Analysis by Kubernetes external metrics: read through whatever adapter serves them.
+- apiGroups: ["external.metrics.k8s.io"]
+  resources: ["*"]
+  verbs: ["get"]
+{{- end }}
 {{- end -}}

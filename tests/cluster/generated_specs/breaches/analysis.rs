@@ -169,7 +169,7 @@ pub fn breaches() -> Vec<Breach> {
             },
         ),
         breach(
-            "a metric sets exactly one of prometheus, webhook or templateRef",
+            "a metric sets exactly one of prometheus, webhook, external or templateRef",
             "",
             |o, _, v| {
                 let metric = metric_at(o);
@@ -180,6 +180,39 @@ pub fn breaches() -> Vec<Breach> {
                         metric.as_object_mut().unwrap().remove("prometheus");
                     }
                 }
+            },
+        ),
+        breach(
+            "an external metric needs a min or a max bound, or compare",
+            "",
+            |o, _, v| {
+                let slot = ["{{candidateSlot}}", "blue", "a"][v % 3];
+                let selector = json!({ "slot": slot });
+                *metric_at(o) = json!({"name": "queue",
+                    "external": {"metric": "queue_depth", "selector": selector}});
+            },
+        ),
+        breach(
+            ".spec.rollout.analysis.metrics[].external required:metric",
+            "spec.rollout.analysis.metrics[0].external.metric",
+            |o, _, _| {
+                *metric_at(o) =
+                    json!({"name": "queue", "external": {"selector": {"a": "b"}}, "max": 1});
+            },
+        ),
+        breach(
+            ".spec.rollout.analysis.metrics[].external.metric minLength",
+            "spec.rollout.analysis.metrics[0].external.metric",
+            |o, _, _| {
+                *metric_at(o) = json!({"name": "queue", "external": {"metric": ""}, "max": 1});
+            },
+        ),
+        breach(
+            ".spec.rollout.analysis.metrics[].external.metric maxLength",
+            "spec.rollout.analysis.metrics[0].external.metric",
+            |o, r, v| {
+                let metric = long("q", r.number() as usize + 1 + v);
+                *metric_at(o) = json!({"name": "queue", "external": {"metric": metric}, "max": 1});
             },
         ),
         breach(
@@ -235,7 +268,7 @@ pub fn breaches() -> Vec<Breach> {
             },
         ),
         breach(
-            "compare runs the metric's query on both versions: it needs prometheus or a templateRef, not a webhook",
+            "compare runs the metric's query on both versions: it needs prometheus, external or a templateRef, not a webhook",
             "",
             |o, _, v| {
                 let limit = format!("{}%", v + 1);

@@ -100,6 +100,7 @@ pub fn breaches() -> Vec<Breach> {
         lifecycle::breaches(),
         pod::breaches(),
         rollout::breaches(),
+        rollout::notify_breaches(),
         analysis::breaches(),
         blue_green::breaches(),
         canary::breaches(),

@@ -85,3 +85,75 @@ pub fn breaches() -> Vec<Breach> {
         ),
     ]
 }
+
+/// A valid subscription to `sink`.
+fn subscription(sink: &str) -> serde_json::Value {
+    json!({"moments": ["Started", "Aborted"], "sink": sink})
+}
+
+pub fn notify_breaches() -> Vec<Breach> {
+    vec![
+        breach(
+            ".spec.rollout.notify maxItems",
+            "spec.rollout.notify",
+            |o, r, v| {
+                let n = r.number() as usize + 1 + v;
+                let list: Vec<_> = (0..n).map(|i| subscription(&format!("sink-{i}"))).collect();
+                analysed(o)["notify"] = list.into();
+            },
+        ),
+        breach(
+            ".spec.rollout.notify[] required:moments",
+            "spec.rollout.notify[0].moments",
+            |o, _, _| {
+                analysed(o)["notify"] = json!([{"sink": "team"}]);
+            },
+        ),
+        breach(
+            ".spec.rollout.notify[] required:sink",
+            "spec.rollout.notify[0].sink",
+            |o, _, _| {
+                analysed(o)["notify"] = json!([{"moments": ["Started"]}]);
+            },
+        ),
+        breach(
+            ".spec.rollout.notify[].moments minItems",
+            "spec.rollout.notify[0].moments",
+            |o, _, _| {
+                analysed(o)["notify"] = json!([{"moments": [], "sink": "team"}]);
+            },
+        ),
+        breach(
+            ".spec.rollout.notify[].moments maxItems",
+            "spec.rollout.notify[0].moments",
+            |o, r, v| {
+                let n = r.number() as usize + 1 + v;
+                let on: Vec<_> = (0..n).map(|_| "Started").collect();
+                analysed(o)["notify"] = json!([{ "moments": on, "sink": "team" }]);
+            },
+        ),
+        breach(
+            ".spec.rollout.notify[].moments[] enum",
+            "spec.rollout.notify[0].moments[0]",
+            |o, _, v| {
+                let moment = ["started", "Deployed", ""][v % 3];
+                analysed(o)["notify"] = json!([{ "moments": [moment], "sink": "team" }]);
+            },
+        ),
+        breach(
+            ".spec.rollout.notify[].sink minLength",
+            "spec.rollout.notify[0].sink",
+            |o, _, _| {
+                analysed(o)["notify"] = json!([subscription("")]);
+            },
+        ),
+        breach(
+            ".spec.rollout.notify[].sink maxLength",
+            "spec.rollout.notify[0].sink",
+            |o, r, v| {
+                let sink = "s".repeat(r.number() as usize + 1 + v);
+                analysed(o)["notify"] = json!([subscription(&sink)]);
+            },
+        ),
+    ]
+}

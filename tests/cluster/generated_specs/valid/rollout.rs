@@ -108,7 +108,7 @@ pub fn metric(index: usize) -> BoxedStrategy<Value> {
             ])
         });
     let webhook = (
-        name,
+        name.clone(),
         text("https?://[a-z]{1,10}\\.[a-z]{1,8}\\.svc(:[0-9]{2,4})?/[a-z]{0,8}"),
         prop::option::of(1..=300i64),
         bounds(false),
@@ -127,7 +127,27 @@ pub fn metric(index: usize) -> BoxedStrategy<Value> {
                 ("max", max.map(Value::from)),
             ])
         });
-    prop_oneof![prometheus, webhook, templated].boxed()
+    let external = (
+        name,
+        dns_label(30),
+        prop::option::of(string_map("[a-z]{1,8}", "[a-z0-9{}]{1,12}")),
+        bounds(true),
+    )
+        .prop_map(|(name, metric, selector, (min, max))| {
+            object(vec![
+                ("name", some(name)),
+                (
+                    "external",
+                    some(object(vec![
+                        ("metric", some(metric)),
+                        ("selector", selector),
+                    ])),
+                ),
+                ("min", min.map(Value::from)),
+                ("max", max.map(Value::from)),
+            ])
+        });
+    prop_oneof![prometheus, webhook, templated, external].boxed()
 }
 
 /// Limits against the stable version: a percentage or an absolute difference.
@@ -171,6 +191,17 @@ pub fn analysis() -> BoxedStrategy<Value> {
             })
         })
         .boxed()
+}
+
+/// Subscriptions of the release's moments to sinks.
+fn notify() -> impl Strategy<Value = Value> {
+    let moments = ["Started", "Paused", "Promoted", "Aborted", "AnalysisFailed"];
+    let subscription = (
+        prop::sample::subsequence(moments.to_vec(), 1..=5),
+        dns_label(20),
+    )
+        .prop_map(|(on, sink)| json!({"moments": on, "sink": sink}));
+    prop::collection::vec(subscription, 1..4).prop_map(Value::from)
 }
 
 pub fn metric_names(analysis: &Option<Value>) -> Vec<String> {
@@ -257,7 +288,7 @@ pub fn rollout(name: String) -> BoxedStrategy<(Value, bool)> {
                 let steps = prop::collection::vec(step(traffic.is_some(), names.clone()), 0..8);
                 let gate =
                     prop::option::of(prop::sample::subsequence(names.clone(), 0..=names.len()));
-                (steps, gate).prop_map(move |(steps, gate)| {
+                (steps, gate, prop::option::of(notify())).prop_map(move |(steps, gate, notify)| {
                     let routed = traffic.is_some();
                     let (strategy, canary_spec, blue_green) = if canary {
                         let canary = object(vec![
@@ -287,6 +318,7 @@ pub fn rollout(name: String) -> BoxedStrategy<(Value, bool)> {
                         ("canary", canary_spec),
                         ("blueGreen", blue_green),
                         ("analysis", analysis.clone()),
+                        ("notify", notify),
                     ]);
                     (rollout, routed)
                 })
