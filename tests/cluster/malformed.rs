@@ -12,7 +12,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{DynamicObject, PostParams};
 use kube::discovery::ApiResource;
 use kube::{Api, Client, CustomResourceExt};
-use serde_json::json;
+use serde_json::{Value, json};
 use support::microservice::{self as ms_support, microservice, wait_ready};
 use support::operator::Operator;
 use support::{eventually, in_temp_ns, install_crds, kubectl};
@@ -44,15 +44,47 @@ async fn an_unreadable_microservice_is_reported_and_the_others_are_still_served(
         let api = ms_support::create(&client, &ns, &microservice("good-1", json!({}))).await;
         wait_ready(&api, "good-1", 1, DEADLINE).await;
 
-        // An older, looser schema lets an object in that today's type cannot read.
-        let loose = r#"[{"op": "replace", "path": "/spec/versions/0/schema/openAPIV3Schema/properties/spec",
-                         "value": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}]"#;
-        kubectl(&["patch", "crd", Microservice::crd_name(), "--type=json", "-p", loose]).await;
-        eventually(DEADLINE, "the loose schema to admit a malformed object", || {
-            let client = client.clone();
-            let ns = ns.clone();
-            async move { try_create_unreadable(&client, &ns, "broken").await.then_some(()) }
-        })
+        // An older, looser schema lets an object in that today's type cannot read: any spec,
+        // and none of today's rules about the spec's fields.
+        let crd = serde_json::to_value(Microservice::crd()).expect("the CRD");
+        let root = "/spec/versions/0/schema/openAPIV3Schema";
+        let rules = crd
+            .pointer(&format!("{root}/x-kubernetes-validations"))
+            .cloned();
+        let older: Vec<Value> = rules
+            .and_then(|r| r.as_array().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| !r["rule"].as_str().unwrap_or_default().contains("self.spec"))
+            .collect();
+        let loose = json!([
+            {"op": "replace", "path": format!("{root}/properties/spec"),
+             "value": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+            {"op": "replace", "path": format!("{root}/x-kubernetes-validations"), "value": older}
+        ])
+        .to_string();
+        kubectl(&[
+            "patch",
+            "crd",
+            Microservice::crd_name(),
+            "--type=json",
+            "-p",
+            &loose,
+        ])
+        .await;
+        eventually(
+            DEADLINE,
+            "the loose schema to admit a malformed object",
+            || {
+                let client = client.clone();
+                let ns = ns.clone();
+                async move {
+                    try_create_unreadable(&client, &ns, "broken")
+                        .await
+                        .then_some(())
+                }
+            },
+        )
         .await;
         restore_crd(&client).await;
 
@@ -61,11 +93,19 @@ async fn an_unreadable_microservice_is_reported_and_the_others_are_still_served(
             let ns = ns.clone();
             async move {
                 let events = ms_support::events(&client, &ns, "broken").await;
-                events.iter().any(|(t, r, _)| t == "Warning" && r == reason::INVALID_SPEC).then_some(events)
+                events
+                    .iter()
+                    .any(|(t, r, _)| t == "Warning" && r == reason::INVALID_SPEC)
+                    .then_some(events)
             }
         })
         .await;
-        assert!(events.iter().any(|(_, _, m)| m.contains("cannot be read as a Microservice")), "{events:?}");
+        assert!(
+            events
+                .iter()
+                .any(|(_, _, m)| m.contains("cannot be read as a Microservice")),
+            "{events:?}"
+        );
 
         // `kubectl weir list` still lists the others, and names the one it leaves out.
         let listing = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-weir"))
@@ -73,8 +113,14 @@ async fn an_unreadable_microservice_is_reported_and_the_others_are_still_served(
             .output()
             .await
             .expect("run kubectl-weir");
-        let (stdout, stderr) = (String::from_utf8_lossy(&listing.stdout), String::from_utf8_lossy(&listing.stderr));
-        assert!(listing.status.success(), "kubectl weir list failed: {stdout}{stderr}");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&listing.stdout),
+            String::from_utf8_lossy(&listing.stderr),
+        );
+        assert!(
+            listing.status.success(),
+            "kubectl weir list failed: {stdout}{stderr}"
+        );
         assert!(stdout.contains("good-1"), "{stdout}");
         assert!(stderr.contains(&format!("{ns}/broken")), "{stderr}");
 
@@ -84,7 +130,8 @@ async fn an_unreadable_microservice_is_reported_and_the_others_are_still_served(
         // Everything else is still served: a new Microservice and a change to an old one.
         let api2 = ms_support::create(&client, &ns, &microservice("good-2", json!({}))).await;
         wait_ready(&api2, "good-2", 1, DEADLINE).await;
-        let generation = ms_support::edit_spec(&api, "good-1", json!({"image": "registry.example/app:2"})).await;
+        let generation =
+            ms_support::edit_spec(&api, "good-1", json!({"image": "registry.example/app:2"})).await;
         wait_ready(&api, "good-1", generation, DEADLINE).await;
     }))
     .await;

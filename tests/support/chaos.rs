@@ -147,8 +147,17 @@ impl Component {
             .trim()
             .parse()
             .unwrap_or_else(|e| panic!("{}: {text:?}: {e}", file.display()));
-        let launch =
-            read_launch(pid).unwrap_or_else(|| panic!("{} (pid {pid}) is not running", self.name));
+        // A process started a moment ago may not show its command line in /proc yet.
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let launch = loop {
+            match read_launch(pid) {
+                Some(launch) => break launch,
+                None if std::time::Instant::now() < give_up => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                None => panic!("{} (pid {pid}) is not running", self.name),
+            }
+        };
         let program = Path::new(&launch.argv[0]);
         let dir = self.dir.as_os_str().to_string_lossy().into_owned();
         assert!(
