@@ -160,7 +160,11 @@ pub fn microservice(data: &[u8]) {
         .as_ref()
         .and_then(|a| a.get(release::ACTION_ANNOTATION))
         .map(|value| parse_action(value));
-    for confirmed in [true, false] {
+    // Routes confirmed or not; templates that resolve, and ones that hold a release back.
+    let held_back = || Err(("TemplateNotFound", "no template".to_string()));
+    let cases =
+        [true, false].map(|confirmed| [(confirmed, Ok(Vec::new())), (confirmed, held_back())]);
+    for (confirmed, templates) in cases.into_iter().flatten() {
         let verified = move |_: &TrafficPlan| confirmed;
         let observed = Inputs {
             now: Timestamp::now(),
@@ -169,6 +173,7 @@ pub fn microservice(data: &[u8]) {
             green: green.clone(),
             verified: &verified,
             action: action.clone(),
+            templates,
         };
         release::decide(&ms, &observed);
     }
