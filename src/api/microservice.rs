@@ -60,6 +60,7 @@ const GRACE_PERIOD_CEL: &str = "(has(self.pod) && has(self.pod.terminationGraceP
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("!has(self.rollout) || !has(self.rollout.traffic) || !has(self.rollout.traffic.gatewayAPI) || (has(self.ports) && size(self.ports) > 0)").message("rollout.traffic.gatewayAPI needs at least one port: the route sends traffic to the first port"),
+    validation = Rule::new("!has(self.rollout) || !has(self.rollout.traffic) || !has(self.rollout.traffic.gatewayAPI) || !has(self.rollout.traffic.gatewayAPI.port) || (has(self.ports) && self.ports.exists(p, p.name == self.rollout.traffic.gatewayAPI.port))").message("rollout.traffic.gatewayAPI.port must name one of spec.ports"),
     validation = Rule::new(format!("!has(self.lifecycle) || !has(self.lifecycle.preStopSleepSeconds) || self.lifecycle.preStopSleepSeconds <= {GRACE_PERIOD_CEL}")).message("lifecycle.preStopSleepSeconds must not be longer than pod.terminationGracePeriodSeconds (30 by default): the pause counts against the grace period"),
     validation = Rule::new(format!("!has(self.lifecycle) || ((!has(self.lifecycle.preStop) || !has(self.lifecycle.preStop.sleep) || self.lifecycle.preStop.sleep.seconds <= {GRACE_PERIOD_CEL}) && (!has(self.lifecycle.postStart) || !has(self.lifecycle.postStart.sleep) || self.lifecycle.postStart.sleep.seconds <= {GRACE_PERIOD_CEL}))")).message("a lifecycle sleep must not be longer than pod.terminationGracePeriodSeconds (30 by default)")
 )]

@@ -132,6 +132,11 @@ pub struct GatewayApiTraffic {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub hostnames: Vec<String>,
+    /// The name of the port in `spec.ports` the route sends traffic to. Defaults to the
+    /// first port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 15))]
+    pub port: Option<String>,
 }
 
 /// A parent of the HTTPRoute: a Gateway (the default kind) or a Service.

@@ -71,11 +71,29 @@ fn route_parents(ms: &Microservice) -> (Vec<HttpRouteParentRefs>, Vec<String>) {
     (parents, gateway.hostnames)
 }
 
-/// HTTPRoute `<name>` as the spec's Gateway API settings and `split` ask for, on the first port.
+/// HTTPRoute `<name>` as the spec's Gateway API settings and `split` ask for, on the port
+/// `gatewayAPI.port` names (the first port by default).
 pub fn route(ms: &Microservice, split: &Split) -> HttpRoute {
     let (parents, hostnames) = route_parents(ms);
-    let port = ms.spec.ports.first().map_or(80, |p| p.port);
-    http_route(ms, &parents, &hostnames, port, split)
+    http_route(ms, &parents, &hostnames, routed_port(ms), split)
+}
+
+/// The Service port the route sends traffic to: the one `gatewayAPI.port` names, else the
+/// first (admission refuses a name that is not a port; such a spec stored earlier routes to
+/// the first).
+pub fn routed_port(ms: &Microservice) -> i32 {
+    let named = ms
+        .spec
+        .rollout
+        .as_ref()
+        .and_then(|r| r.traffic.as_ref())
+        .and_then(|t| t.gateway_api.as_ref())
+        .and_then(|g| g.port.as_deref());
+    let ports = &ms.spec.ports;
+    named
+        .and_then(|name| ports.iter().find(|p| p.name == name))
+        .or(ports.first())
+        .map_or(80, |p| p.port)
 }
 
 /// HTTPRoute `<name>`: header rules first (Gateway API prefers more specific matches), then
@@ -201,6 +219,27 @@ mod tests {
             (4, 2),
             "a mirror needs pods for the copied share"
         );
+    }
+
+    #[test]
+    fn the_route_goes_to_the_named_port_else_the_first() {
+        let mut ms: Microservice = serde_json::from_value(json!({
+            "apiVersion": "weir.dev/v1alpha1", "kind": "Microservice",
+            "metadata": {"name": "checkout", "namespace": "shop"},
+            "spec": {"image": "a:1", "ports": [
+                {"name": "metrics", "port": 9090}, {"name": "http", "port": 8080}],
+                "rollout": {"strategy": "Canary",
+                    "traffic": {"gatewayAPI": {"parentRefs": [{"name": "public"}], "port": "http"}}}}
+        }))
+        .unwrap();
+        let backend_port = |ms: &Microservice| {
+            let route = serde_json::to_value(route(ms, &split(10))).unwrap();
+            route["spec"]["rules"][0]["backendRefs"][0]["port"].clone()
+        };
+        assert_eq!(backend_port(&ms), json!(8080));
+        let gateway = ms.spec.rollout.as_mut().unwrap().traffic.as_mut().unwrap();
+        gateway.gateway_api.as_mut().unwrap().port = None;
+        assert_eq!(backend_port(&ms), json!(9090), "the first port by default");
     }
 
     #[test]

@@ -95,6 +95,7 @@ async fn bad_specs_are_refused_at_admission_with_readable_messages() {
             ("prometheus metric without bounds", "a", metric(json!({"name": "m", "prometheus": {"query": "up"}})), "a prometheus metric needs a min or a max bound"),
             ("min above max", "a", metric(json!({"name": "m", "prometheus": {"query": "up"}, "min": 2, "max": 1})), "a metric's min must not be greater than its max"),
             ("webhook that is not http", "a", metric(json!({"name": "m", "webhook": {"url": "ftp://x"}})), "spec.rollout.analysis.metrics[0].webhook.url"),
+            ("gateway route to a port that is not one", "a", json!({"image": "x:1", "ports": [{"name": "http", "port": 80}], "rollout": {"strategy": "Canary", "traffic": {"gatewayAPI": {"parentRefs": [{"name": "public"}], "port": "grpc"}}}}), "rollout.traffic.gatewayAPI.port must name one of spec.ports"),
             ("gateway route without ports", "a", json!({"image": "x:1", "rollout": {"strategy": "Canary", "traffic": {"gatewayAPI": {"parentRefs": [{"name": "public"}]}}}}), "rollout.traffic.gatewayAPI needs at least one port"),
             ("preStop with two handlers", "a", json!({"image": "x:1", "lifecycle": {"preStop": {"sleep": {"seconds": 1}, "exec": {"command": ["true"]}}}}), "lifecycle.preStop sets exactly one of exec, httpGet, tcpSocket or sleep"),
             ("postStart without a handler", "a", json!({"image": "x:1", "lifecycle": {"postStart": {}}}), "lifecycle.postStart sets exactly one of exec, httpGet, tcpSocket or sleep"),

@@ -155,6 +155,7 @@ async fn generated_valid_specs_are_accepted_whole() {
             "spec.rollout.analysis.inconclusiveLimit",
             "spec.rollout.analysis.metrics[].templateRef",
             "spec.rollout.notify[].moments",
+            "spec.rollout.traffic.gatewayAPI.port",
             "spec.rollout.analysis.metrics[].external.selector",
             "spec.rollout.analysis.metrics[].args",
             "spec.rollout.analysis.metrics[].compare.maxDecrease",

@@ -120,6 +120,7 @@ async fn a_template_edited_mid_release_applies_to_the_next_release_only() {
     let (_exporter, prometheus) = prometheus_measuring(0.5).await;
     let address = format!("http://{}", prometheus.addr);
     with_temp_ns(|client, ns| async move {
+        support::install_crds(&client).await;
         let (templates, name) = templates_for(&client, &ns);
         let lenient = error_rate_template(&name, 0.6);
         templates
@@ -182,6 +183,7 @@ async fn a_template_weir_cannot_use_is_refused_at_admission_with_its_reason() {
 }
 
 async fn refuses_unusable_templates(client: kube::Client) {
+    support::install_crds(&client).await;
     let templates: Api<MetricTemplate> = Api::all(client);
     let query = json!({"query": "up"});
     let cases = [

@@ -84,6 +84,7 @@ pub async fn apply_metric_template_presets(client: &kube::Client) -> &'static st
     let values =
         serde_json::json!({"metricTemplatePresets": {"enabled": true, "gateway": "traefik"}});
     let manifest = template("weir", "weir-system", &values).await;
+    super::install_crds(client).await;
     let templates: kube::Api<weir::api::MetricTemplate> = kube::Api::all(client.clone());
     let params = kube::api::PatchParams::apply("helm").force();
     for document in documents(&manifest) {

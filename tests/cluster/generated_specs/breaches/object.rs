@@ -34,6 +34,31 @@ pub fn breaches() -> Vec<Breach> {
                 }
             },
         ),
+        breach(
+            "rollout.traffic.gatewayAPI.port must name one of spec.ports",
+            "",
+            |o, _, v| {
+                routed(o)["traffic"]["gatewayAPI"]["port"] = format!("nope-{v}").into();
+            },
+        ),
+        Breach {
+            also: &["rollout.traffic.gatewayAPI.port must name one of spec.ports"],
+            ..breach(
+                ".spec.rollout.traffic.gatewayAPI.port minLength",
+                "spec.rollout.traffic.gatewayAPI.port",
+                |o, _, _| {
+                    routed(o)["traffic"]["gatewayAPI"]["port"] = "".into();
+                },
+            )
+        },
+        breach(
+            ".spec.rollout.traffic.gatewayAPI.port maxLength",
+            "spec.rollout.traffic.gatewayAPI.port",
+            |o, r, v| {
+                let name = "p".repeat(r.number() as usize + 1 + v);
+                routed(o)["traffic"]["gatewayAPI"]["port"] = name.into();
+            },
+        ),
         Breach {
             also: &["image must not be empty"],
             ..breach(".spec.image minLength", "spec.image", |o, _, _| {

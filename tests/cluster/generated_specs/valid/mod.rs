@@ -109,6 +109,20 @@ pub fn valid_microservice() -> BoxedStrategy<Value> {
             let (name, rollout, image, replicas, autoscaling, ports) = first;
             let (env, env_from, command, args, resources, probes, lifecycle) = second;
             let (disruption, placement, pod) = third;
+            // Half the routed specs name the port the route goes to: the last one.
+            let routed_port = ports
+                .as_ref()
+                .and_then(|p| p.as_array()?.last()?.get("name").cloned())
+                .filter(|_| name.len() % 2 == 0);
+            let mut rollout = rollout;
+            if let (Some(port), Some(gateway)) = (
+                routed_port,
+                rollout
+                    .as_mut()
+                    .and_then(|r| r.pointer_mut("/traffic/gatewayAPI")),
+            ) {
+                gateway["port"] = port;
+            }
             let spec = object(vec![
                 ("image", some(image)),
                 ("replicas", replicas.map(Value::from)),
