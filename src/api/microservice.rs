@@ -421,3 +421,15 @@ fn any_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "x-kubernetes-preserve-unknown-fields": true
     })
 }
+
+impl MicroserviceSpec {
+    /// `rollout.traffic.gatewayAPI`, when the spec routes through Gateway API.
+    pub fn gateway_api(&self) -> Option<&crate::api::GatewayApiTraffic> {
+        self.rollout
+            .as_ref()?
+            .traffic
+            .as_ref()?
+            .gateway_api
+            .as_ref()
+    }
+}

@@ -49,13 +49,7 @@ pub fn slot_service_name(name: &str, slot: Slot) -> String {
 
 /// The Gateway API settings of the Microservice as the route's parents and hostnames.
 fn route_parents(ms: &Microservice) -> (Vec<HttpRouteParentRefs>, Vec<String>) {
-    let gateway = ms
-        .spec
-        .rollout
-        .as_ref()
-        .and_then(|r| r.traffic.as_ref())
-        .and_then(|t| t.gateway_api.clone())
-        .unwrap_or_default();
+    let gateway = ms.spec.gateway_api().cloned().unwrap_or_default();
     let parents = gateway
         .parent_refs
         .into_iter()
@@ -82,13 +76,7 @@ pub fn route(ms: &Microservice, split: &Split) -> HttpRoute {
 /// first (admission refuses a name that is not a port; such a spec stored earlier routes to
 /// the first).
 pub fn routed_port(ms: &Microservice) -> i32 {
-    let named = ms
-        .spec
-        .rollout
-        .as_ref()
-        .and_then(|r| r.traffic.as_ref())
-        .and_then(|t| t.gateway_api.as_ref())
-        .and_then(|g| g.port.as_deref());
+    let named = ms.spec.gateway_api().and_then(|g| g.port.as_deref());
     let ports = &ms.spec.ports;
     named
         .and_then(|name| ports.iter().find(|p| p.name == name))

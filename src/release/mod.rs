@@ -72,13 +72,7 @@ pub fn strategy(ms: &Microservice) -> Strategy {
 /// What moves traffic during a release: an HTTPRoute when the spec names Gateway API
 /// parents, else the ratio of ready pods behind Service `<name>`.
 pub fn router(ms: &Microservice) -> Router {
-    let gateway = ms
-        .spec
-        .rollout
-        .as_ref()
-        .and_then(|r| r.traffic.as_ref())
-        .and_then(|t| t.gateway_api.as_ref());
-    if gateway.is_some() {
+    if ms.spec.gateway_api().is_some() {
         Router::GatewayApi
     } else {
         Router::ReplicaRatio
