@@ -1,6 +1,9 @@
 //! How a new version reaches users: the strategy, its steps, the traffic router and the
 //! analysis that gates it.
 
+use gateway_api::httproutes::{
+    HttpRouteRulesFilters, HttpRouteRulesMatches, HttpRouteRulesTimeouts,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
@@ -137,6 +140,46 @@ pub struct GatewayApiTraffic {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 15))]
     pub port: Option<String>,
+    /// The requests the route takes, and what happens to them on the way: Gateway API's own
+    /// matches, filters and timeouts. Weir adds the weighted backends (and the header route
+    /// and the mirror) to each rule. Empty: every request to the hostnames.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub rules: Vec<RouteRule>,
+}
+
+/// A rule of the route, without backends: the split is Weir's.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.backendRefs)").message("rollout.traffic.gatewayAPI.rules take no backendRefs: Weir routes to the slot Services itself"),
+    validation = Rule::new("!has(self.filters) || self.filters.all(f, f.type != 'RequestMirror')").message("rollout.traffic.gatewayAPI.rules take no RequestMirror filter: mirroring is a canary step (setMirror)")
+)]
+pub struct RouteRule {
+    /// Requests the rule takes (path, headers, query parameters, method); any one matching
+    /// is enough. Empty: every request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub matches: Vec<HttpRouteRulesMatches>,
+    /// Filters on the way: header modifiers, URL rewrites, redirects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub filters: Vec<HttpRouteRulesFilters>,
+    /// Request and backend timeouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<HttpRouteRulesTimeouts>,
+    /// Refused: the rule's backends are the slot Services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "refused_backends")]
+    pub backend_refs: Option<serde_json::Value>,
+}
+
+/// Any list, so that admission can refuse it with a sentence instead of dropping it.
+fn refused_backends(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+    })
 }
 
 /// A parent of the HTTPRoute: a Gateway (the default kind) or a Service.

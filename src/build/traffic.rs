@@ -12,7 +12,7 @@ use gateway_api::httproutes::{
 
 use super::{non_empty, object_meta};
 pub use crate::api::HeaderMatch;
-use crate::api::{Microservice, Slot};
+use crate::api::{Microservice, RouteRule, Slot};
 
 /// Where a release's traffic should go right now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,9 +84,11 @@ pub fn routed_port(ms: &Microservice) -> i32 {
         .map_or(80, |p| p.port)
 }
 
-/// HTTPRoute `<name>`: header rules first (Gateway API prefers more specific matches), then
-/// one weighted rule over the two slot Services, with a RequestMirror filter to the
-/// candidate while mirroring. `parent_refs` are Gateways, or the Service itself for a mesh.
+/// HTTPRoute `<name>`: for each of the spec's rules (one taking every request when it has
+/// none), a header rule first (Gateway API prefers more specific matches), then the weighted
+/// rule over the two slot Services, with a RequestMirror filter to the candidate while
+/// mirroring; each keeps the spec rule's matches, filters and timeouts. `parent_refs` are
+/// Gateways, or the Service itself for a mesh.
 pub fn http_route(
     ms: &Microservice,
     parent_refs: &[HttpRouteParentRefs],
@@ -102,17 +104,12 @@ pub fn http_route(
         weight: Some(weight),
         ..Default::default()
     };
-    let mut rules = Vec::new();
-    if !split.header_route.is_empty() {
-        rules.push(HttpRouteRules {
-            matches: Some(vec![HttpRouteRulesMatches {
-                headers: Some(split.header_route.iter().map(header_match).collect()),
-                ..Default::default()
-            }]),
-            backend_refs: Some(vec![backend(split.candidate, 1)]),
-            ..Default::default()
-        });
-    }
+    let spec_rules = ms
+        .spec
+        .gateway_api()
+        .map(|g| g.rules.clone())
+        .filter(|rules| !rules.is_empty())
+        .unwrap_or_else(|| vec![RouteRule::default()]);
     // Backends in slot order, so that a promotion (the candidate becoming stable at 100)
     // leaves the route unchanged.
     let mut backends = [
@@ -120,11 +117,30 @@ pub fn http_route(
         (split.candidate, split.weight),
     ];
     backends.sort_by_key(|(slot, _)| slot.as_str());
-    rules.push(HttpRouteRules {
-        backend_refs: Some(backends.iter().map(|(s, w)| backend(*s, *w)).collect()),
-        filters: (split.mirror_percent > 0).then(|| vec![mirror(name, port, split)]),
-        ..Default::default()
-    });
+    let mut rules = Vec::new();
+    for rule in &spec_rules {
+        let filters = non_empty(rule.filters.clone());
+        if !split.header_route.is_empty() {
+            rules.push(HttpRouteRules {
+                matches: Some(with_headers(&rule.matches, &split.header_route)),
+                backend_refs: Some(vec![backend(split.candidate, 1)]),
+                filters: filters.clone(),
+                timeouts: rule.timeouts.clone(),
+                ..Default::default()
+            });
+        }
+        let mut weighted_filters = rule.filters.clone();
+        if split.mirror_percent > 0 {
+            weighted_filters.push(mirror(name, port, split));
+        }
+        rules.push(HttpRouteRules {
+            matches: non_empty(rule.matches.clone()),
+            backend_refs: Some(backends.iter().map(|(s, w)| backend(*s, *w)).collect()),
+            filters: non_empty(weighted_filters),
+            timeouts: rule.timeouts.clone(),
+            ..Default::default()
+        });
+    }
     HttpRoute {
         metadata: object_meta(ms, name),
         spec: HttpRouteSpec {
@@ -134,6 +150,28 @@ pub fn http_route(
         },
         status: None,
     }
+}
+
+/// `matches` with the header route's headers added to each (a request must match both);
+/// one match of the headers alone when the rule has none.
+fn with_headers(
+    matches: &[HttpRouteRulesMatches],
+    headers: &[HeaderMatch],
+) -> Vec<HttpRouteRulesMatches> {
+    let headers: Vec<_> = headers.iter().map(header_match).collect();
+    let base = if matches.is_empty() {
+        vec![HttpRouteRulesMatches::default()]
+    } else {
+        matches.to_vec()
+    };
+    base.into_iter()
+        .map(|mut m| {
+            m.headers
+                .get_or_insert_with(Vec::new)
+                .extend(headers.iter().cloned());
+            m
+        })
+        .collect()
 }
 
 /// A header the request must carry: an exact value, or a regular expression.
@@ -207,6 +245,58 @@ mod tests {
             (4, 2),
             "a mirror needs pods for the copied share"
         );
+    }
+
+    #[test]
+    fn each_spec_rule_keeps_its_matches_filters_and_timeouts_around_weir_s_split() {
+        let ms: Microservice = serde_json::from_value(json!({
+            "apiVersion": "weir.dev/v1alpha1", "kind": "Microservice",
+            "metadata": {"name": "checkout", "namespace": "shop"},
+            "spec": {"image": "a:1", "ports": [{"name": "http", "port": 8080}],
+                "rollout": {"strategy": "Canary", "traffic": {"gatewayAPI": {
+                    "parentRefs": [{"name": "public"}],
+                    "rules": [{
+                        "matches": [{"path": {"type": "PathPrefix", "value": "/api/checkout"}}],
+                        "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {
+                            "type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}],
+                        "timeouts": {"request": "10s"}
+                    }]}}}}
+        }))
+        .unwrap();
+        let plan = Split {
+            header_route: vec![HeaderMatch {
+                name: "x-beta".into(),
+                value: Some("1".into()),
+                regex: None,
+            }],
+            mirror_percent: 20,
+            ..split(10)
+        };
+        let route = serde_json::to_value(route(&ms, &plan)).unwrap();
+        let rules = route["spec"]["rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 2, "the header rule, then the weighted rule");
+        let path = json!({"type": "PathPrefix", "value": "/api/checkout"});
+        assert_eq!(
+            rules[0]["matches"],
+            json!([{"path": path,
+            "headers": [{"name": "x-beta", "type": "Exact", "value": "1"}]}])
+        );
+        assert_eq!(rules[0]["backendRefs"].as_array().unwrap().len(), 1);
+        assert_eq!(rules[1]["matches"], json!([{"path": path}]));
+        let filters: Vec<_> = rules[1]["filters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["type"].clone())
+            .collect();
+        assert_eq!(
+            filters,
+            [json!("URLRewrite"), json!("RequestMirror")],
+            "the spec's filters, then the mirror"
+        );
+        assert_eq!(rules[0]["timeouts"], json!({"request": "10s"}));
+        assert_eq!(rules[1]["timeouts"], json!({"request": "10s"}));
+        assert_eq!(rules[1]["backendRefs"][1]["weight"], 10);
     }
 
     #[test]

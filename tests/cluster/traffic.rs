@@ -22,7 +22,7 @@ use support::dataplane::data_plane;
 use support::release::{Harness, SCALE_DOWN_DELAY};
 use support::traffic::{
     Load, between, default_rate, failures, share_percent, test_host, through_local_gateway,
-    wait_answered_by,
+    wait_answered_by, wait_answered_by_at,
 };
 use support::with_temp_ns;
 use weir::api::{Phase, Slot};
@@ -315,6 +315,54 @@ async fn a_mirror_step_on_a_gateway_without_the_mirror_copies_nothing_and_fails_
             "a warning says the mirror steps copy nothing: {:?}",
             h.events().await
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_path_mounted_canary_gives_the_new_version_its_weight_on_its_path_only() {
+    let test = "traffic::a_path_mounted_canary_gives_the_new_version_its_weight_on_its_path_only";
+    let Some(plane) = data_plane(test).await else {
+        return;
+    };
+    with_temp_ns(|client, ns| async move {
+        let host = test_host(&ns);
+        let mut traffic = through_local_gateway(&host);
+        traffic["gatewayAPI"]["rules"] = json!([{
+            "matches": [{"path": {"type": "PathPrefix", "value": "/api/checkout"}}],
+            "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {
+                "type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}],
+            "timeouts": {"request": "10s"}
+        }]);
+        let spec = json!({
+            "replicas": 4,
+            "pod": {"terminationGracePeriodSeconds": GRACE_SECONDS},
+            "rollout": {"strategy": "Canary", "traffic": traffic,
+                        "canary": {"steps": [{"setWeight": 30}, {"pause": {"duration": "8s"}}],
+                                   "scaleDownDelaySeconds": SCALE_DOWN_DELAY}},
+        });
+        let h = Harness::start_on_data_plane(&client, &ns, "shop", spec, &[]).await;
+        wait_answered_by_at(&plane, &host, "/api/checkout", V1).await;
+        let load = Load::start_at(&plane, &host, "/api/checkout/cart", &[], default_rate());
+        let stable = h.status().await.stable_revision.unwrap();
+
+        h.set_image(V2).await;
+        let started = h.wait_release(&[&stable]).await;
+        h.wait_release_where("weight 30 verified", |_, r| {
+            r.weight == 30 && r.weight_verified
+        })
+        .await;
+        assert_share_follows(&load, 30).await;
+        let outside = reqwest::Client::new()
+            .get(format!("{}/elsewhere", plane.gateway_url()))
+            .header("host", &host)
+            .send()
+            .await
+            .expect("the Gateway answers");
+        assert_eq!(outside.status(), 404, "only the mounted path is routed");
+        h.wait_healthy_on(&started.revision).await;
+        let samples = load.stop().await;
+        assert_none_failed(&samples, "across the path-mounted release");
     })
     .await;
 }

@@ -68,12 +68,24 @@ pub fn default_rate() -> u32 {
 impl Load {
     /// Starts `rate` requests per second to `host` through the Gateway, with `headers`.
     pub fn start(plane: &DataPlane, host: &str, headers: &[(&str, &str)], rate: u32) -> Load {
+        Load::start_at(plane, host, "/", headers, rate)
+    }
+
+    /// `start`, for requests to `path`.
+    pub fn start_at(
+        plane: &DataPlane,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        rate: u32,
+    ) -> Load {
         let samples = Arc::new(Mutex::new(Vec::new()));
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .build()
             .expect("an HTTP client");
-        let mut request = http.get(plane.gateway_url()).header("host", host);
+        let url = format!("{}{path}", plane.gateway_url());
+        let mut request = http.get(url).header("host", host);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -166,10 +178,16 @@ pub fn through_local_gateway(host: &str) -> serde_json::Value {
 /// Waits until a request to `host` through the Gateway is answered by `image`: Traefik has
 /// loaded the route and reaches the pods.
 pub async fn wait_answered_by(plane: &DataPlane, host: &str, image: &str) {
+    wait_answered_by_at(plane, host, "/", image).await;
+}
+
+/// `wait_answered_by`, for requests to `path`.
+pub async fn wait_answered_by_at(plane: &DataPlane, host: &str, path: &str, image: &str) {
     let http = reqwest::Client::new();
-    let what = format!("{host} answered by {image} through the Gateway");
+    let what = format!("{host}{path} answered by {image} through the Gateway");
+    let url = format!("{}{path}", plane.gateway_url());
     super::eventually(Duration::from_secs(60), &what, || async {
-        let response = http.get(plane.gateway_url()).header("host", host).send();
+        let response = http.get(&url).header("host", host).send();
         let answer = outcome(response.await);
         (answer
             == Outcome::Answered {

@@ -22,7 +22,7 @@ pub enum Rule {
 /// Kubernetes types Weir embeds (containers' env, resources, probes, pod settings), whose
 /// rules are Kubernetes' own.
 pub fn rules_in_crd() -> Vec<Rule> {
-    const EMBEDDED: [&str; 18] = [
+    const EMBEDDED: [&str; 22] = [
         ".spec.env",
         ".spec.envFrom",
         ".spec.resources",
@@ -41,6 +41,10 @@ pub fn rules_in_crd() -> Vec<Rule> {
         ".spec.pod.topologySpreadConstraints[]",
         ".spec.pod.dnsConfig",
         ".spec.pod.hostAliases[]",
+        ".spec.rollout.traffic.gatewayAPI.rules[].matches[]",
+        ".spec.rollout.traffic.gatewayAPI.rules[].filters[]",
+        ".spec.rollout.traffic.gatewayAPI.rules[].timeouts",
+        ".spec.rollout.traffic.gatewayAPI.rules[].backendRefs",
     ];
     pub fn embedded(path: &str) -> bool {
         EMBEDDED.iter().any(|e| {

@@ -95,6 +95,7 @@ pub fn items(n: usize, item: impl Fn(usize) -> Value) -> Value {
 pub fn breaches() -> Vec<Breach> {
     [
         object::breaches(),
+        object::route_rule_breaches(),
         autoscaling::breaches(),
         ports::breaches(),
         lifecycle::breaches(),

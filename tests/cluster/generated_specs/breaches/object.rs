@@ -73,3 +73,64 @@ pub fn breaches() -> Vec<Breach> {
         }),
     ]
 }
+
+/// A valid route rule: a path prefix.
+fn path_rule(i: usize) -> serde_json::Value {
+    json!({"matches": [{"path": {"type": "PathPrefix", "value": format!("/p{i}")}}]})
+}
+
+pub fn route_rule_breaches() -> Vec<Breach> {
+    vec![
+        breach(
+            "rollout.traffic.gatewayAPI.rules take no backendRefs",
+            "",
+            |o, _, v| {
+                let mut rule = path_rule(v);
+                rule["backendRefs"] = json!([{"name": "elsewhere", "port": 80}]);
+                routed(o)["traffic"]["gatewayAPI"]["rules"] = json!([rule]);
+            },
+        ),
+        breach(
+            "rollout.traffic.gatewayAPI.rules take no RequestMirror filter",
+            "",
+            |o, _, v| {
+                let mut rule = path_rule(v);
+                rule["filters"] = json!([{"type": "RequestMirror",
+                    "requestMirror": {"backendRef": {"name": "elsewhere", "port": 80}}}]);
+                routed(o)["traffic"]["gatewayAPI"]["rules"] = json!([rule]);
+            },
+        ),
+        breach(
+            ".spec.rollout.traffic.gatewayAPI.rules maxItems",
+            "spec.rollout.traffic.gatewayAPI.rules",
+            |o, r, v| {
+                let n = r.number() as usize + 1 + v;
+                let rules: Vec<_> = (0..n).map(path_rule).collect();
+                routed(o)["traffic"]["gatewayAPI"]["rules"] = rules.into();
+            },
+        ),
+        breach(
+            ".spec.rollout.traffic.gatewayAPI.rules[].matches maxItems",
+            "spec.rollout.traffic.gatewayAPI.rules[0].matches",
+            |o, r, v| {
+                let n = r.number() as usize + 1 + v;
+                let matches: Vec<_> = (0..n)
+                    .map(|i| json!({"path": {"type": "PathPrefix", "value": format!("/m{i}")}}))
+                    .collect();
+                routed(o)["traffic"]["gatewayAPI"]["rules"] = json!([{ "matches": matches }]);
+            },
+        ),
+        breach(
+            ".spec.rollout.traffic.gatewayAPI.rules[].filters maxItems",
+            "spec.rollout.traffic.gatewayAPI.rules[0].filters",
+            |o, r, v| {
+                let n = r.number() as usize + 1 + v;
+                let filters: Vec<_> = (0..n)
+                    .map(|i| json!({"type": "RequestHeaderModifier",
+                        "requestHeaderModifier": {"add": [{"name": format!("x-{i}"), "value": "1"}]}}))
+                    .collect();
+                routed(o)["traffic"]["gatewayAPI"]["rules"] = json!([{ "filters": filters }]);
+            },
+        ),
+    ]
+}

@@ -39,14 +39,44 @@ pub fn traffic(name: String) -> BoxedStrategy<Value> {
     (
         prop::collection::vec(parent, 1..4),
         prop::collection::vec(text("[a-z]{1,10}\\.example"), 0..3),
+        prop::option::of(prop::collection::vec(route_rule(), 1..3)),
     )
-        .prop_map(|(parents, hostnames)| {
+        .prop_map(|(parents, hostnames, rules)| {
             json!({"gatewayAPI": object(vec![
                 ("parentRefs", some(parents)),
                 ("hostnames", (!hostnames.is_empty()).then(|| Value::from(hostnames))),
+                ("rules", rules.map(Value::from)),
             ])})
         })
         .boxed()
+}
+
+/// A route rule of Gateway API's own shapes: a path, maybe a header modifier and timeouts.
+fn route_rule() -> impl Strategy<Value = Value> {
+    (
+        text("/[a-z]{1,8}(/[a-z]{1,8})?"),
+        prop::option::of(text("x-[a-z]{1,8}")),
+        prop::option::of(1..60i64),
+    )
+        .prop_map(|(path, header, seconds)| {
+            object(vec![
+                (
+                    "matches",
+                    some(json!([{"path": {"type": "PathPrefix", "value": path}}])),
+                ),
+                (
+                    "filters",
+                    header.map(|h| {
+                        json!([{"type": "RequestHeaderModifier",
+                        "requestHeaderModifier": {"set": [{"name": h, "value": "weir"}]}}])
+                    }),
+                ),
+                (
+                    "timeouts",
+                    seconds.map(|s| json!({"request": format!("{s}s")})),
+                ),
+            ])
+        })
 }
 
 /// Bounds of a metric: (min, max) with min <= max; a Prometheus metric has at least one.
