@@ -50,6 +50,18 @@ pub enum Command {
     List(ListArgs),
     /// Serve a live release dashboard on this machine, with your own credentials.
     Dashboard(DashboardArgs),
+    /// Print a Microservice written from a running Deployment (and its Service, autoscaler
+    /// and disruption budget); what cannot be carried over is listed on stderr.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    /// The Deployment: `deployment/NAME` or `NAME`.
+    pub deployment: String,
+    /// The Service whose ports to take (default: the Deployment's name).
+    #[arg(long)]
+    pub service: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -117,6 +129,7 @@ pub enum Request<'a> {
     Status(&'a StatusArgs),
     List(&'a ListArgs),
     Dashboard(&'a DashboardArgs),
+    Migrate(&'a MigrateArgs),
     Act(ManualAction, &'a ActionArgs),
 }
 
@@ -126,6 +139,7 @@ impl Command {
             Command::Status(args) => Request::Status(args),
             Command::List(args) => Request::List(args),
             Command::Dashboard(args) => Request::Dashboard(args),
+            Command::Migrate(args) => Request::Migrate(args),
             Command::Promote(p) if p.full => Request::Act(ManualAction::PromoteFull, &p.action),
             Command::Promote(p) => Request::Act(ManualAction::Promote, &p.action),
             Command::Abort(args) => Request::Act(ManualAction::Abort, args),

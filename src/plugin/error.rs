@@ -60,6 +60,9 @@ pub enum Error {
     #[error("cannot serialize the output: {0}")]
     Serialize(String),
 
+    #[error("deployment {name:?} not found in namespace {namespace:?}")]
+    NoDeployment { name: String, namespace: String },
+
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
 }

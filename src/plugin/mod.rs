@@ -13,6 +13,7 @@ pub mod error;
 #[cfg(test)]
 mod fixtures;
 mod list;
+pub mod migrate;
 pub mod render;
 mod status;
 pub mod summary;
@@ -42,6 +43,7 @@ async fn execute(cli: Cli) -> Result<(), Error> {
     match cli.command.request() {
         Request::Status(args) => status::show(&target, args).await,
         Request::List(args) => list::show(&target, args).await,
+        Request::Migrate(args) => migrate::run(&target, args).await,
         Request::Dashboard(args) => {
             dashboard::serve(&target, args, cli.target.namespace.is_some()).await
         }

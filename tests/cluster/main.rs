@@ -31,6 +31,7 @@ mod kube_state_metrics;
 mod leader;
 mod malformed;
 mod metric_templates;
+mod migrate;
 mod notifications;
 mod operator_process;
 mod plugin;
