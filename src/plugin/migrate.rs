@@ -4,7 +4,9 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Container, Service};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, PodTemplateSpec, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Api;
@@ -15,9 +17,8 @@ use super::client::Target;
 use super::error::Error;
 use super::print;
 
-/// Pod fields the Microservice carries (the rest are reported).
-const POD_FIELDS: [&str; 20] = [
-    "containers",
+/// Pod fields `pod` carries as they are.
+const POD_FIELDS: [&str; 16] = [
     "initContainers",
     "serviceAccountName",
     "nodeSelector",
@@ -34,10 +35,13 @@ const POD_FIELDS: [&str; 20] = [
     "hostAliases",
     "shareProcessNamespace",
     "automountServiceAccountToken",
-    // Kubernetes' defaults, which say nothing of the service.
-    "restartPolicy",
-    "schedulerName",
-    "dnsPolicy",
+];
+
+/// Pod fields at the values Kubernetes fills in: they say nothing of the service.
+const POD_DEFAULTS: [(&str, &str); 3] = [
+    ("dnsPolicy", "ClusterFirst"),
+    ("restartPolicy", "Always"),
+    ("schedulerName", "default-scheduler"),
 ];
 
 /// Fields of the service's container the Microservice carries.
@@ -133,19 +137,61 @@ pub fn microservice_from(
     let mut left_out = Vec::new();
     let name = deployment.metadata.name.clone().unwrap_or_default();
     let spec = deployment.spec.clone().unwrap_or_default();
-    let template = spec.template;
-    let pod = serde_json::to_value(template.spec.clone().unwrap_or_default()).unwrap_or_default();
-    let containers = template
+    let mut containers = spec
+        .template
         .spec
-        .clone()
-        .map(|s| s.containers)
+        .as_ref()
+        .map(|s| s.containers.clone())
         .unwrap_or_default();
     let main_index = containers.iter().position(|c| c.name == name).unwrap_or(0);
-    let Some(main) = containers.get(main_index).cloned() else {
+    if containers.is_empty() {
         return (json!({}), vec!["the Deployment has no container".into()]);
+    }
+    let main = containers.remove(main_index);
+    let mut out = Map::new();
+    let mut put = |key: &str, value: Option<Value>| {
+        if let Some(value) = value.filter(|v| !v.is_null() && v != &json!([]) && v != &json!({})) {
+            out.insert(key.to_string(), value);
+        }
     };
-    let main_json = serde_json::to_value(&main).unwrap_or_default();
-    for key in main_json.as_object().into_iter().flat_map(|o| o.keys()) {
+    for (key, value) in container_spec(&main, &name, &mut left_out) {
+        put(key, value);
+    }
+    put(
+        "replicas",
+        spec.replicas.filter(|_| hpa.is_none()).map(Value::from),
+    );
+    put("ports", Some(ports(&main, service, &mut left_out)));
+    put("autoscaling", hpa.map(|h| autoscaling(h, &mut left_out)));
+    put("disruption", pdb.map(disruption));
+    let surge = spec.strategy.and_then(|s| s.rolling_update?.max_surge);
+    put("rollout", surge.map(|s| json!({"maxSurge": s})));
+    let selector = spec.selector.match_labels.unwrap_or_default();
+    if !selector.is_empty() {
+        left_out.push(format!(
+            "the selector {selector:?}: Weir selects its pods by its own labels (the old Deployment keeps serving until it is removed)"
+        ));
+    }
+    let pod = pod_options(&spec.template, &main, containers, &selector, &mut left_out);
+    put("pod", Some(Value::Object(pod)));
+    let manifest = json!({
+        "apiVersion": "weir.dev/v1alpha1",
+        "kind": "Microservice",
+        "metadata": {"name": name},
+        "spec": Value::Object(out),
+    });
+    (manifest, left_out)
+}
+
+/// The spec fields the service's container gives, by the Microservice's names; reports the
+/// container's fields that have none, and a name other than the Deployment's.
+fn container_spec(
+    main: &Container,
+    name: &str,
+    left_out: &mut Vec<String>,
+) -> Vec<(&'static str, Option<Value>)> {
+    let fields = serde_json::to_value(main).unwrap_or_default();
+    for key in fields.as_object().into_iter().flat_map(|o| o.keys()) {
         if !CONTAINER_FIELDS.contains(&key.as_str()) {
             left_out.push(format!("container {}: {key}", main.name));
         }
@@ -156,117 +202,75 @@ pub fn microservice_from(
             main.name
         ));
     }
-    let mut out = Map::new();
-    let mut put = |key: &str, value: Option<Value>| {
-        if let Some(value) = value.filter(|v| !v.is_null() && v != &json!([]) && v != &json!({})) {
-            out.insert(key.to_string(), value);
-        }
-    };
-    put("image", main.image.clone().map(Value::from));
-    put(
-        "replicas",
-        spec.replicas.filter(|_| hpa.is_none()).map(Value::from),
-    );
-    put("ports", Some(ports(&main, service, &mut left_out)));
-    put("env", main_json.get("env").cloned());
-    put("envFrom", main_json.get("envFrom").cloned());
-    put("command", main_json.get("command").cloned());
-    put("args", main_json.get("args").cloned());
-    put("resources", main_json.get("resources").cloned());
-    let probes = json!({"readiness": main_json.get("readinessProbe"), "liveness": main_json.get("livenessProbe"),
-                        "startup": main_json.get("startupProbe")});
-    put("probes", Some(without_nulls(probes)));
-    put("lifecycle", main_json.get("lifecycle").cloned());
-    put("autoscaling", hpa.map(|h| autoscaling(h, &mut left_out)));
-    put("disruption", pdb.map(disruption));
-    let surge = spec.strategy.and_then(|s| s.rolling_update?.max_surge);
-    put("rollout", surge.map(|s| json!({"maxSurge": s})));
-    let mut pod_options = Map::new();
-    for key in POD_FIELDS {
-        let Some(value) = pod.get(key) else { continue };
-        match key {
-            "containers" | "restartPolicy" | "schedulerName" | "dnsPolicy" => {}
-            "securityContext" => {
-                pod_options.insert("securityContext".into(), value.clone());
-            }
-            _ => {
-                pod_options.insert(key.into(), value.clone());
-            }
-        }
-    }
+    let field = |key: &str| fields.get(key).cloned();
+    let probes = json!({"readiness": field("readinessProbe"), "liveness": field("livenessProbe"),
+                        "startup": field("startupProbe")});
+    vec![
+        ("image", field("image")),
+        ("env", field("env")),
+        ("envFrom", field("envFrom")),
+        ("command", field("command")),
+        ("args", field("args")),
+        ("resources", field("resources")),
+        ("probes", Some(without_nulls(probes))),
+        ("lifecycle", field("lifecycle")),
+    ]
+}
+
+/// `pod`: the pod fields Weir types, the `others` containers, the service container's
+/// mounts, security context and pull policy, and the template's labels (but the selector's)
+/// and annotations; reports the pod fields it has no place for.
+fn pod_options(
+    template: &PodTemplateSpec,
+    main: &Container,
+    others: Vec<Container>,
+    selector: &BTreeMap<String, String>,
+    left_out: &mut Vec<String>,
+) -> Map<String, Value> {
+    let pod = serde_json::to_value(template.spec.clone().unwrap_or_default()).unwrap_or_default();
+    let mut options = Map::new();
     for (key, value) in pod.as_object().into_iter().flatten() {
-        let defaulted = matches!(
-            (key.as_str(), value.as_str()),
-            ("dnsPolicy", Some("ClusterFirst"))
-                | ("restartPolicy", Some("Always"))
-                | ("schedulerName", Some("default-scheduler"))
-        );
-        if !POD_FIELDS.contains(&key.as_str())
-            || (matches!(
-                key.as_str(),
-                "dnsPolicy" | "restartPolicy" | "schedulerName"
-            ) && !defaulted)
-        {
+        let defaulted = POD_DEFAULTS.contains(&(key.as_str(), value.as_str().unwrap_or_default()));
+        if POD_FIELDS.contains(&key.as_str()) {
+            options.insert(key.clone(), value.clone());
+        } else if key != "containers" && !defaulted {
             left_out.push(format!("pod {key}"));
         }
     }
-    let others: Vec<Container> = containers
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != main_index)
-        .map(|(_, c)| c.clone())
-        .collect();
     if !others.is_empty() {
-        pod_options.insert(
+        options.insert(
             "containers".into(),
             serde_json::to_value(others).unwrap_or_default(),
         );
     }
+    let main = serde_json::to_value(main).unwrap_or_default();
     for (key, field) in [
         ("volumeMounts", "volumeMounts"),
         ("containerSecurityContext", "securityContext"),
         ("imagePullPolicy", "imagePullPolicy"),
     ] {
-        if let Some(value) = main_json.get(field) {
-            pod_options.insert(key.into(), value.clone());
+        if let Some(value) = main.get(field) {
+            options.insert(key.into(), value.clone());
         }
     }
-    let selector = spec.selector.match_labels.unwrap_or_default();
-    let labels: Map<String, Value> = template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.clone())
+    let metadata = template.metadata.clone().unwrap_or_default();
+    let labels: Map<String, Value> = metadata
+        .labels
         .unwrap_or_default()
         .into_iter()
         .filter(|(k, _)| !selector.contains_key(k))
         .map(|(k, v)| (k, Value::from(v)))
         .collect();
     if !labels.is_empty() {
-        pod_options.insert("labels".into(), Value::Object(labels));
+        options.insert("labels".into(), Value::Object(labels));
     }
-    if let Some(annotations) = template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.annotations.clone())
-    {
-        pod_options.insert(
+    if let Some(annotations) = metadata.annotations {
+        options.insert(
             "annotations".into(),
             serde_json::to_value(annotations).unwrap_or_default(),
         );
     }
-    if !selector.is_empty() {
-        left_out.push(format!(
-            "the selector {selector:?}: Weir selects its pods by its own labels (the old Deployment keeps serving until it is removed)"
-        ));
-    }
-    put("pod", Some(Value::Object(pod_options)));
-    let manifest = json!({
-        "apiVersion": "weir.dev/v1alpha1",
-        "kind": "Microservice",
-        "metadata": {"name": name},
-        "spec": Value::Object(out),
-    });
-    (manifest, left_out)
+    options
 }
 
 /// The ports: the Service's (a named target resolved against the container's ports), else
