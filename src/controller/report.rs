@@ -97,6 +97,10 @@ async fn notify_first(
         namespace: &observation.namespace,
         name: &observation.name,
     };
+    let warn = |reason: &str, note: String| {
+        let warning = event(EventType::Warning, reason, "Notify", note);
+        async move { publish(ctx, ms, warning).await }
+    };
     let notifier = &ctx.notifier;
     let outcome = match notifier
         .sinks
@@ -104,16 +108,8 @@ async fn notify_first(
     {
         Err(why) => {
             let note = format!("{} not sent: {why}", first.moment.as_str());
-            let refused = event(
-                EventType::Warning,
-                reason::NOTIFICATION_REFUSED,
-                "Notify",
-                note,
-            );
-            publish(ctx, ms, refused).await;
-            let mut rest = queue.clone();
-            rest.pending.retain(|n| n.id != first.id);
-            return Some(Some(rest));
+            warn(reason::NOTIFICATION_REFUSED, note).await;
+            return Some(queue::non_empty(queue::dropped(queue, &first.id)));
         }
         Ok(sink) => send::deliver(&notifier.client, sink, &subject, &first).await,
     };
@@ -132,18 +128,12 @@ async fn notify_first(
                     first.sink,
                     queue::MAX_ATTEMPTS
                 );
-                let failed = event(
-                    EventType::Warning,
-                    reason::NOTIFICATION_FAILED,
-                    "Notify",
-                    note,
-                );
-                publish(ctx, ms, failed).await;
+                warn(reason::NOTIFICATION_FAILED, note).await;
             }
             after
         }
     };
-    Some((after != NotificationsStatus::default()).then_some(after))
+    Some(queue::non_empty(after))
 }
 
 /// The status after this reconcile, the decision's moments queued for notification.

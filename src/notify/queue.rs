@@ -87,7 +87,19 @@ pub fn enqueue(
     }
     let excess = queue.pending.len().saturating_sub(MAX_PENDING);
     queue.pending.drain(..excess);
+    non_empty(queue)
+}
+
+/// The queue as status keeps it: absent when it holds nothing.
+pub fn non_empty(queue: NotificationsStatus) -> Option<NotificationsStatus> {
     (queue != NotificationsStatus::default()).then_some(queue)
+}
+
+/// The queue without notification `id`, delivered or not.
+pub fn dropped(queue: &NotificationsStatus, id: &str) -> NotificationsStatus {
+    let mut queue = queue.clone();
+    queue.pending.retain(|n| n.id != id);
+    queue
 }
 
 /// The first notification when it is due at `now`.
@@ -106,8 +118,7 @@ pub fn next_due(queue: Option<&NotificationsStatus>, now: Timestamp) -> Option<D
 
 /// The queue once notification `id` was delivered: gone from the queue, its id kept.
 pub fn delivered(queue: &NotificationsStatus, id: &str) -> NotificationsStatus {
-    let mut queue = queue.clone();
-    queue.pending.retain(|n| n.id != id);
+    let mut queue = dropped(queue, id);
     queue.delivered.push(id.to_string());
     let excess = queue.delivered.len().saturating_sub(KEPT_DELIVERED);
     queue.delivered.drain(..excess);
@@ -136,7 +147,7 @@ pub fn failed(
         given_up = n.attempts >= MAX_ATTEMPTS;
     }
     if given_up {
-        queue.pending.retain(|n| n.id != id);
+        queue = dropped(&queue, id);
     }
     (queue, given_up)
 }
