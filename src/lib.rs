@@ -9,6 +9,7 @@ pub mod controller;
 pub mod notify;
 pub mod plugin;
 pub mod release;
+pub mod takeover;
 pub mod telemetry;
 
 /// The CRDs Weir installs, as one YAML stream (what `weir crd` prints): the files of

@@ -69,4 +69,10 @@ pub mod reason {
     pub const NOTIFICATION_REFUSED: &str = "NotificationRefused";
     /// A notification's sink kept failing; it was given up.
     pub const NOTIFICATION_FAILED: &str = "NotificationFailed";
+    /// A running Deployment is being taken over (`spec.migrateFrom`).
+    pub const TAKING_OVER: &str = "TakingOver";
+    /// A takeover went back to the old Deployment: Weir's pods stopped being ready.
+    pub const TAKEOVER_ROLLED_BACK: &str = "TakeoverRolledBack";
+    /// A takeover was aborted by an `abort` action.
+    pub const TAKEOVER_ABORTED: &str = "TakeoverAborted";
 }

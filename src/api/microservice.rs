@@ -8,6 +8,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use super::migration::MigrateFrom;
 use super::rollout::Rollout;
 use super::status::MicroserviceStatus;
 
@@ -46,6 +47,7 @@ const GRACE_PERIOD_CEL: &str = "(has(self.pod) && has(self.pod.terminationGraceP
     ),
     validation = Rule::new("size(self.metadata.name) <= 55").message("metadata.name must be at most 55 characters: Weir names children <name>-preview, which must fit in 63"),
     validation = Rule::new("!has(self.spec.pod) || ((has(self.spec.pod.initContainers) ? self.spec.pod.initContainers.map(c, c.name) : []) + (has(self.spec.pod.containers) ? self.spec.pod.containers.map(c, c.name) : [])).all(n, n != self.metadata.name)").message("pod.initContainers and pod.containers may not take the Microservice's name: its own container has it"),
+    validation = Rule::new("!has(self.spec.migrateFrom) || !(self.spec.migrateFrom.deployment in [self.metadata.name + '-blue', self.metadata.name + '-green'])").message("spec.migrateFrom.deployment may not be <name>-blue or <name>-green: those are the Microservice's own Deployments"),
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must start with a letter and contain only lowercase letters, digits and '-', so that it can name a Service"),
     printcolumn(
         name = "Ready",
@@ -61,6 +63,7 @@ const GRACE_PERIOD_CEL: &str = "(has(self.pod) && has(self.pod.terminationGraceP
 #[x_kube(
     validation = Rule::new("!has(self.rollout) || !has(self.rollout.traffic) || !has(self.rollout.traffic.gatewayAPI) || (has(self.ports) && size(self.ports) > 0)").message("rollout.traffic.gatewayAPI needs at least one port: the route sends traffic to the first port"),
     validation = Rule::new("!has(self.rollout) || !has(self.rollout.traffic) || !has(self.rollout.traffic.gatewayAPI) || !has(self.rollout.traffic.gatewayAPI.port) || (has(self.ports) && self.ports.exists(p, p.name == self.rollout.traffic.gatewayAPI.port))").message("rollout.traffic.gatewayAPI.port must name one of spec.ports"),
+    validation = Rule::new("!has(self.migrateFrom) || (has(self.ports) && size(self.ports) > 0)").message("spec.migrateFrom needs spec.ports: the takeover switches the Service of the Microservice's name, which Weir builds from them"),
     validation = Rule::new(format!("!has(self.lifecycle) || !has(self.lifecycle.preStopSleepSeconds) || self.lifecycle.preStopSleepSeconds <= {GRACE_PERIOD_CEL}")).message("lifecycle.preStopSleepSeconds must not be longer than pod.terminationGracePeriodSeconds (30 by default): the pause counts against the grace period"),
     validation = Rule::new(format!("!has(self.lifecycle) || ((!has(self.lifecycle.preStop) || !has(self.lifecycle.preStop.sleep) || self.lifecycle.preStop.sleep.seconds <= {GRACE_PERIOD_CEL}) && (!has(self.lifecycle.postStart) || !has(self.lifecycle.postStart.sleep) || self.lifecycle.postStart.sleep.seconds <= {GRACE_PERIOD_CEL}))")).message("a lifecycle sleep must not be longer than pod.terminationGracePeriodSeconds (30 by default)")
 )]
@@ -141,6 +144,10 @@ pub struct MicroserviceSpec {
     /// How a new version reaches users.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+    /// A running Deployment this Microservice takes over without an outage, with the
+    /// consent of the Service it serves through (annotation `weir.dev/adopt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate_from: Option<MigrateFrom>,
 }
 
 /// Bounds and targets of the HorizontalPodAutoscaler Weir creates.

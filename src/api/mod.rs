@@ -6,10 +6,12 @@
 pub mod conditions;
 mod metric_template;
 mod microservice;
+mod migration;
 mod rollout;
 mod status;
 
 pub use metric_template::*;
 pub use microservice::*;
+pub use migration::*;
 pub use rollout::*;
 pub use status::*;

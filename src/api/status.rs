@@ -2,6 +2,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
+use super::migration::MigrationStatus;
 use super::rollout::{HeaderMatch, Moment, PrometheusMetric, WebhookMetric};
 
 /// What Weir observed and did, written by the operator only.
@@ -82,6 +83,11 @@ pub struct MicroserviceStatus {
     /// answered 2xx.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<NotificationsStatus>,
+
+    /// The takeover of `spec.migrateFrom`: its phase, the old Deployment's size and the
+    /// Service's old selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MigrationStatus>,
 }
 
 /// The notification queue.

@@ -14,15 +14,16 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use super::children::{Child, ChildOutcome, ensure, owned_by, remove};
+use super::children::{Child, ChildOutcome, Foreign, ensure, ensure_or, owned_by, remove};
 use super::context::Context;
 use super::decide::Plan;
 use super::error::Cause;
 use super::observe::Observation;
 use super::problem::Problem;
-use crate::api::{Microservice, Slot};
+use crate::api::{Microservice, MigrationPhase, Slot};
 use crate::build::{self, traffic};
 use crate::release::{Decision, Router, SlotPlan, TrafficPlan, other};
+use crate::takeover;
 use gateway_api::httproutes::HttpRoute;
 
 /// What the apply stage did.
@@ -52,6 +53,7 @@ pub async fn apply(
         namespace: &observation.namespace,
         uid: &observation.uid,
         ctx,
+        takeover: plan.takeover.as_ref(),
         applied: Applied::default(),
     };
     let active = plan.decision.fields.active_slot;
@@ -103,6 +105,23 @@ fn foreign_parent(ms: &Microservice) -> Option<String> {
         .map(|p| p.name.clone())
 }
 
+/// Whether the takeover is over (just now, or recorded so): Weir may then take the
+/// consenting Service, PodDisruptionBudget and autoscaler of its name whole.
+fn taken_over(ms: &Microservice, step: Option<&takeover::Step>) -> bool {
+    let done = |phase| phase == MigrationPhase::Completed;
+    match step {
+        Some(step) => done(step.status.phase),
+        None => {
+            ms.spec.migrate_from.is_some()
+                && ms
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.migration.as_ref())
+                    .is_some_and(|m| done(m.phase))
+        }
+    }
+}
+
 /// The Services a Microservice may have, and which slot each selects when wanted: `<name>`
 /// always, the per-slot Services behind a route, `<name>-preview` during a blue/green
 /// release.
@@ -137,6 +156,8 @@ struct Writer<'a> {
     namespace: &'a str,
     uid: &'a str,
     ctx: &'a Context,
+    /// The takeover's step, while one runs.
+    takeover: Option<&'a takeover::Step>,
     applied: Applied,
 }
 
@@ -171,8 +192,16 @@ impl Writer<'_> {
             let desired = wanted
                 .then(|| build::service(self.ms, &service_name, slot))
                 .flatten();
+            let foreign = if service_name == name {
+                if !self.take_over(&name).await? {
+                    continue;
+                }
+                self.foreign(&name, taken_over(self.ms, self.takeover))
+            } else {
+                Foreign::Conflict
+            };
             if let Some(problem) = self
-                .sync(&ctx.caches.services, &service_name, desired)
+                .sync_or(&ctx.caches.services, &service_name, desired, foreign)
                 .await?
             {
                 return Ok(Some(problem));
@@ -187,20 +216,57 @@ impl Writer<'_> {
         self.guards(&name).await
     }
 
-    /// The PodDisruptionBudget and the HorizontalPodAutoscaler.
+    /// The PodDisruptionBudget and the HorizontalPodAutoscaler. During a takeover, ones of
+    /// the same name that consent are taken over from the switch on (they then guard and
+    /// scale Weir's pods), and left alone before it.
     async fn guards(&mut self, name: &str) -> Result<Option<Problem>, Cause> {
         let ctx = self.ctx;
         let caches = &ctx.caches;
+        let adoptable = self.takeover.is_some_and(takeover::Step::guards_adoptable)
+            || taken_over(self.ms, None);
+        let foreign = self.foreign(name, adoptable);
         let pdb = build::pod_disruption_budget(self.ms);
         if let Some(problem) = self
-            .sync::<PodDisruptionBudget>(&caches.pod_disruption_budgets, name, pdb)
+            .sync_or::<PodDisruptionBudget>(&caches.pod_disruption_budgets, name, pdb, foreign)
             .await?
         {
             return Ok(Some(problem));
         }
         let hpa = build::horizontal_pod_autoscaler(self.ms);
-        self.sync::<HorizontalPodAutoscaler>(&caches.horizontal_pod_autoscalers, name, hpa)
-            .await
+        self.sync_or::<HorizontalPodAutoscaler>(
+            &caches.horizontal_pod_autoscalers,
+            name,
+            hpa,
+            foreign,
+        )
+        .await
+    }
+
+    /// What to do with a foreign object of the Microservice's name: taken over once the
+    /// takeover allows it, left alone while one runs, else a conflict.
+    fn foreign<'n>(&self, name: &'n str, adoptable: bool) -> Foreign<'n> {
+        match (adoptable, self.takeover.is_some()) {
+            (true, _) => Foreign::Adopt(name),
+            (false, true) => Foreign::Leave(name),
+            (false, false) => Foreign::Conflict,
+        }
+    }
+
+    /// The takeover's writes to the Service's selector and the old Deployment. True when
+    /// Service `<name>` is then Weir's to apply whole (no takeover runs, or it just ended).
+    async fn take_over(&mut self, name: &str) -> Result<bool, Cause> {
+        let Some(step) = self.takeover else {
+            return Ok(true);
+        };
+        let client = &self.ctx.client;
+        super::takeover::set_selector(client, self.namespace, name, &step.selector).await?;
+        let old = &step.status.deployment;
+        if let Some(deleted) =
+            super::takeover::move_old(client, self.namespace, old, &step.old).await?
+        {
+            self.applied.deleted.push(deleted);
+        }
+        Ok(step.status.phase == MigrationPhase::Completed)
     }
 
     /// Brings one slot's Deployment to its plan: built from the spec, scaled only (its
@@ -259,9 +325,23 @@ impl Writer<'_> {
     where
         K: Child + Resource<Scope = NamespaceResourceScope>,
     {
+        self.sync_or(cache, name, desired, Foreign::Conflict).await
+    }
+
+    /// `sync`, with what to do when a foreign object holds the name.
+    async fn sync_or<K>(
+        &mut self,
+        cache: &Store<K>,
+        name: &str,
+        desired: Option<K>,
+        foreign: Foreign<'_>,
+    ) -> Result<Option<Problem>, Cause>
+    where
+        K: Child + Resource<Scope = NamespaceResourceScope>,
+    {
         let api = self.api::<K>();
         match desired {
-            Some(desired) => match ensure(&api, cache, self.uid, &desired).await? {
+            Some(desired) => match ensure_or(&api, cache, self.uid, &desired, foreign).await? {
                 ChildOutcome::Blocked(problem) => Ok(Some(problem)),
                 outcome => {
                     self.note(&outcome);

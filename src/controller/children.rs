@@ -11,6 +11,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use super::drift::{needs_apply, stamp};
 use super::error::Cause;
 use super::problem::Problem;
+use crate::api::ADOPT_ANNOTATION;
 use crate::build::labels::FIELD_MANAGER;
 
 /// What happened to one child.
@@ -48,12 +49,43 @@ child! {
     gateway_api::httproutes::HttpRoute => "HTTPRoute",
 }
 
+/// What to do with an object of a child's name that Weir does not own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Foreign<'a> {
+    /// A name conflict: nothing is written.
+    Conflict,
+    /// Taken over when it carries `weir.dev/adopt: <this name>` (a takeover's consent).
+    Adopt(&'a str),
+    /// Left alone for now when it carries that consent; a conflict when it does not.
+    Leave(&'a str),
+}
+
+/// Whether `object` carries `weir.dev/adopt: <microservice>`.
+pub fn consents<K: Resource>(object: &K, microservice: &str) -> bool {
+    object
+        .annotations()
+        .get(ADOPT_ANNOTATION)
+        .map(String::as_str)
+        == Some(microservice)
+}
+
 /// Makes the child equal to `desired` unless another owner holds its name.
 pub async fn ensure<K: Child>(
     api: &Api<K>,
     cache: &Store<K>,
     owner_uid: &str,
     desired: &K,
+) -> Result<ChildOutcome<K>, Cause> {
+    ensure_or(api, cache, owner_uid, desired, Foreign::Conflict).await
+}
+
+/// `ensure`, with what to do when an object Weir does not own holds the name.
+pub async fn ensure_or<K: Child>(
+    api: &Api<K>,
+    cache: &Store<K>,
+    owner_uid: &str,
+    desired: &K,
+    foreign: Foreign<'_>,
 ) -> Result<ChildOutcome<K>, Cause> {
     let name = desired.name_any();
     let stamped = stamp(serde_json::to_value(desired).map_err(|e| Cause::Serialize(K::KIND, e))?);
@@ -64,10 +96,16 @@ pub async fn ensure<K: Child>(
     };
     if let Some(live) = &live {
         if !owned_by(live, owner_uid) {
-            return Ok(ChildOutcome::Blocked(Problem::NameConflict {
-                kind: K::KIND,
-                name,
-            }));
+            match foreign {
+                Foreign::Adopt(ms) if consents(live, ms) => {}
+                Foreign::Leave(ms) if consents(live, ms) => return Ok(ChildOutcome::Unchanged),
+                _ => {
+                    return Ok(ChildOutcome::Blocked(Problem::NameConflict {
+                        kind: K::KIND,
+                        name,
+                    }));
+                }
+            }
         }
         let live_json = serde_json::to_value(live).map_err(|e| Cause::Serialize(K::KIND, e))?;
         if !needs_apply(&stamped, &live_json) {

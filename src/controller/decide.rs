@@ -13,35 +13,89 @@ use super::verify;
 use crate::analysis::resolve;
 use crate::analysis::{Measurer, ReleaseFacts};
 use crate::api::{Metric, Microservice, TemplatedMetric};
-use crate::release::{self, Decision, ManualAction, other};
+use crate::build;
+use crate::release::{self, Decision, ManualAction, SlotPlan, other};
+use crate::takeover;
 
 /// What the reconcile is to do: the release machine's decision (status fields, slot
 /// plans, traffic, events, when to look again).
 pub struct Plan {
     pub decision: Decision,
+    /// The takeover of `spec.migrateFrom`'s next step, while one runs.
+    pub takeover: Option<takeover::Step>,
 }
 
 /// Measures when a round is due, before deciding (the decision reads the results), and
 /// once more if the decision just reached an analysis gate whose round is due: a gate is
 /// measured at once rather than a reconcile later.
 pub async fn decide(observation: &Observation, measurer: &Measurer) -> Plan {
+    let mut decision = decide_release(observation, measurer).await;
+    let takeover = take_over(observation, &mut decision);
+    Plan { decision, takeover }
+}
+
+async fn decide_release(observation: &Observation, measurer: &Measurer) -> Decision {
     let now = observation.now;
     let mut ms = observation.ms.clone();
+    // While a takeover runs, `abort` and `retry` are the takeover's.
+    let action = match (&observation.takeover, &observation.action) {
+        (Some(_), Some(ManualAction::Abort | ManualAction::Retry)) => None,
+        (_, action) => action.clone(),
+    };
     if let Some(names) = release::due_measurement(&ms, now) {
         measure_round(&mut ms, &names, measurer, now).await;
-        let decision = decide_once(&ms, observation, observation.action.clone());
-        return Plan { decision };
+        return decide_once(&ms, observation, action);
     }
-    let first = decide_once(&ms, observation, observation.action.clone());
+    let first = decide_once(&ms, observation, action);
     let Some((mut at_gate, names)) = gate_round_due(&ms, &first, now) else {
-        return Plan { decision: first };
+        return first;
     };
     measure_round(&mut at_gate, &names, measurer, now).await;
     // The action was acted on by the first decision.
     let second = decide_once(&at_gate, observation, None);
-    Plan {
-        decision: after_gate(first, second),
+    after_gate(first, second)
+}
+
+/// The takeover's next step, while one runs; the active slot is raised to the old
+/// Deployment's size until it is over, and the step's event and recheck join the decision.
+pub fn take_over(observation: &Observation, decision: &mut Decision) -> Option<takeover::Step> {
+    let view = observation.takeover.as_ref()?;
+    let spec = observation.ms.spec.migrate_from.as_ref()?;
+    let active = decision.fields.active_slot;
+    let selector = build::service(
+        &observation.ms,
+        &observation.name,
+        decision.traffic.service_slot,
+    )
+    .and_then(|s| s.spec?.selector)
+    .unwrap_or_default();
+    let inputs = takeover::Inputs {
+        now: observation.now,
+        generation: observation.ms.metadata.generation,
+        service: Some(&view.service),
+        old: view.old.as_ref(),
+        slot: observation.slot(active),
+        slot_selector: &selector,
+        step: view.step,
+        action: observation.action.as_ref(),
+    };
+    let recorded = observation
+        .ms
+        .status
+        .as_ref()
+        .and_then(|s| s.migration.as_ref());
+    let step = takeover::decide(spec, recorded, &inputs);
+    if let (Some(least), SlotPlan::Template(replicas)) =
+        (step.slot_at_least, &mut decision.active_plan)
+    {
+        *replicas = (*replicas).max(least);
     }
+    decision.notes.extend(step.note.clone());
+    decision.requeue = match (decision.requeue, step.requeue) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Some(step)
 }
 
 /// The release machine's decision on `ms` (the observed Microservice, with any round just

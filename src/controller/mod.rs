@@ -17,6 +17,7 @@ mod reconcile;
 mod recorder;
 mod report;
 pub mod status;
+mod takeover;
 mod templates;
 mod verify;
 mod watches;

@@ -80,6 +80,8 @@ pub struct Observation {
     /// The metrics that name a MetricTemplate, resolved against the templates now, or why
     /// they cannot be.
     pub templates: Result<Vec<TemplatedMetric>, HoldBack>,
+    /// The takeover of `spec.migrateFrom`, while one runs with consent.
+    pub takeover: Option<super::takeover::View>,
 }
 
 impl Observation {
@@ -116,6 +118,7 @@ impl Observation {
             action: unhandled_action(&ms),
             mirror_unsupported_by: None,
             templates: Ok(Vec::new()),
+            takeover: None,
             ms,
         }
     }
@@ -157,6 +160,7 @@ pub async fn observe(object: &Watched, ctx: &Context) -> Result<Observed, Cause>
     }
     let mut observation = from_caches(ms, namespace, uid, ctx);
     observation.mirror_unsupported_by = mirror_unsupported_by(&observation, ctx).await;
+    observation.takeover = super::takeover::observe(&observation.ms, &ctx.client).await?;
     Ok(Observed::Microservice(Box::new(observation)))
 }
 
@@ -231,6 +235,7 @@ fn from_caches(ms: Microservice, namespace: String, uid: String, ctx: &Context) 
                     .map(|()| resolved)
             },
         ),
+        takeover: None,
         ms,
         namespace,
         name,

@@ -27,6 +27,7 @@ use crate::api::{Microservice, MicroserviceStatus, NotificationsStatus, conditio
 use crate::build::labels::FIELD_MANAGER;
 use crate::notify::{queue, send};
 use crate::release::{ACTION_ANNOTATION, Decision};
+use crate::takeover;
 
 /// How soon a Microservice blocked by a name conflict looks again.
 const CONFLICT_RECHECK: Duration = Duration::from_secs(5);
@@ -42,7 +43,8 @@ pub async fn report(
     announce(ctx, ms, applied).await;
     publish_notes(ctx, ms, &plan.decision.notes).await;
     let old = observation.last_status();
-    let mut new = next_status(observation, &plan.decision, applied);
+    let takeover = plan.takeover.as_ref();
+    let mut new = next_status(observation, &plan.decision, takeover, applied);
     if worth_writing(&old, &new, applied) {
         publish_transition_events(ms, &old, &new, ctx).await;
         record_status(observation, &new, ctx).await?;
@@ -140,6 +142,7 @@ async fn notify_first(
 pub fn next_status(
     observation: &Observation,
     decision: &Decision,
+    takeover: Option<&takeover::Step>,
     applied: &Applied,
 ) -> MicroserviceStatus {
     let ms = &observation.ms;
@@ -151,6 +154,8 @@ pub fn next_status(
         release: status::of_release(ms, decision, &observation.revision, &old),
         fields: decision.fields.clone(),
         handled_action: handled_action(observation, &old),
+        takeover: takeover.and_then(takeover_assessment),
+        migration: migration(observation, takeover),
     };
     let mut new = status::compute(ms, facts, observation.now);
     let moments = queue::moments(decision, &old, &new);
@@ -162,6 +167,41 @@ pub fn next_status(
         observation.now,
     );
     new
+}
+
+/// The takeover as it stands: this reconcile's step, else as recorded while the spec still
+/// asks for it.
+fn migration(
+    observation: &Observation,
+    takeover: Option<&takeover::Step>,
+) -> Option<crate::api::MigrationStatus> {
+    let spec = observation.ms.spec.migrate_from.as_ref()?;
+    match takeover {
+        Some(step) => Some(step.status.clone()),
+        None => observation
+            .last_status()
+            .migration
+            .filter(|m| m.deployment == spec.deployment),
+    }
+}
+
+/// What a takeover under way says about the Microservice (a problem or a release speaks
+/// first): Progressing while it runs, Degraded once it went back.
+fn takeover_assessment(step: &takeover::Step) -> Option<status::Assessment> {
+    use crate::api::{MigrationPhase, Phase};
+    let (phase, why) = match step.status.phase {
+        MigrationPhase::WaitingForPods | MigrationPhase::ScalingDown => {
+            (Phase::Progressing, reason::TAKING_OVER)
+        }
+        MigrationPhase::RolledBack => (Phase::Degraded, reason::TAKEOVER_ROLLED_BACK),
+        MigrationPhase::Aborted => (Phase::Degraded, reason::TAKEOVER_ABORTED),
+        MigrationPhase::Completed => return None,
+    };
+    Some(status::Assessment::new(
+        phase,
+        why,
+        step.status.message.clone(),
+    ))
 }
 
 /// The action value recorded as handled: the annotation's once acted on, kept while the
@@ -397,7 +437,7 @@ mod tests {
             active_deployment: Some(deployment),
             ..Default::default()
         };
-        let new = next_status(&observation, &decision, &written);
+        let new = next_status(&observation, &decision, None, &written);
         assert_eq!(
             status::ready_reason(&new),
             Some(reason::WAITING_FOR_CONTROLLER)
@@ -416,7 +456,7 @@ mod tests {
             problem: Some(Problem::GatewayApiMissing),
             ..Default::default()
         };
-        let degraded = next_status(&observation, &decision, &blocked);
+        let degraded = next_status(&observation, &decision, None, &blocked);
         assert_eq!(degraded.phase, Some(Phase::Degraded));
         assert!(worth_writing(
             &observation.last_status(),

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::args::ActionArgs;
 use super::client::Target;
 use super::error::Error;
-use crate::api::Microservice;
+use crate::api::{Microservice, MigrationPhase};
 use crate::release::{ACTION_ANNOTATION, ManualAction, StepNumber, steps};
 
 /// The field manager of the plugin's writes, as audit logs and managedFields show it.
@@ -74,6 +74,20 @@ pub fn annotation_value(action: &ManualAction, now: Timestamp) -> String {
 pub fn check_applicable(ms: &Microservice, action: &ManualAction) -> Result<(), Error> {
     let status = ms.status.as_ref();
     let name = ms.name_any();
+    let takeover = status
+        .and_then(|s| s.migration.as_ref())
+        .filter(|_| ms.spec.migrate_from.is_some())
+        .map(|m| m.phase);
+    match (action, takeover) {
+        (
+            ManualAction::Abort,
+            Some(MigrationPhase::WaitingForPods | MigrationPhase::ScalingDown),
+        )
+        | (ManualAction::Retry, Some(MigrationPhase::RolledBack | MigrationPhase::Aborted)) => {
+            return Ok(());
+        }
+        _ => {}
+    }
     match action {
         ManualAction::Retry if status.and_then(|s| s.aborted_revision.as_ref()).is_none() => {
             Err(Error::NothingToRetry { name })

@@ -53,6 +53,15 @@ pub enum Command {
     /// Print a Microservice written from a running Deployment (and its Service, autoscaler
     /// and disruption budget); what cannot be carried over is listed on stderr.
     Migrate(MigrateArgs),
+    /// Leave Weir without an outage: delete the Microservice and keep its running
+    /// Deployment, Services, route, PDB and autoscaler, unowned and without Weir's labels.
+    Eject(EjectArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EjectArgs {
+    /// Name of the Microservice.
+    pub name: String,
 }
 
 #[derive(Args, Debug)]
@@ -130,6 +139,7 @@ pub enum Request<'a> {
     List(&'a ListArgs),
     Dashboard(&'a DashboardArgs),
     Migrate(&'a MigrateArgs),
+    Eject(&'a EjectArgs),
     Act(ManualAction, &'a ActionArgs),
 }
 
@@ -140,6 +150,7 @@ impl Command {
             Command::List(args) => Request::List(args),
             Command::Dashboard(args) => Request::Dashboard(args),
             Command::Migrate(args) => Request::Migrate(args),
+            Command::Eject(args) => Request::Eject(args),
             Command::Promote(p) if p.full => Request::Act(ManualAction::PromoteFull, &p.action),
             Command::Promote(p) => Request::Act(ManualAction::Promote, &p.action),
             Command::Abort(args) => Request::Act(ManualAction::Abort, args),

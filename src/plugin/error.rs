@@ -63,6 +63,10 @@ pub enum Error {
     #[error("deployment {name:?} not found in namespace {namespace:?}")]
     NoDeployment { name: String, namespace: String },
 
+    /// The request cannot be carried out now; the text says why and what to do.
+    #[error("{0}")]
+    Refused(String),
+
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
 }

@@ -9,6 +9,7 @@ pub mod actions;
 pub mod args;
 pub mod client;
 mod dashboard;
+pub mod eject;
 pub mod error;
 #[cfg(test)]
 mod fixtures;
@@ -44,6 +45,7 @@ async fn execute(cli: Cli) -> Result<(), Error> {
         Request::Status(args) => status::show(&target, args).await,
         Request::List(args) => list::show(&target, args).await,
         Request::Migrate(args) => migrate::run(&target, args).await,
+        Request::Eject(args) => eject::run(&target, args).await,
         Request::Dashboard(args) => {
             dashboard::serve(&target, args, cli.target.namespace.is_some()).await
         }

@@ -103,7 +103,7 @@ pub struct Note {
 }
 
 impl Note {
-    pub(super) fn normal(reason: &'static str, message: String) -> Self {
+    pub fn normal(reason: &'static str, message: String) -> Self {
         Note {
             warning: false,
             reason,
@@ -111,7 +111,7 @@ impl Note {
         }
     }
 
-    pub(super) fn warning(reason: &'static str, message: String) -> Self {
+    pub fn warning(reason: &'static str, message: String) -> Self {
         Note {
             warning: true,
             reason,

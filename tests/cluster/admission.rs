@@ -105,6 +105,10 @@ async fn bad_specs_are_refused_at_admission_with_readable_messages() {
             ("pause longer than the grace period", "a", json!({"image": "x:1", "pod": {"terminationGracePeriodSeconds": 10}, "lifecycle": {"preStopSleepSeconds": 11}}), "lifecycle.preStopSleepSeconds must not be longer than pod.terminationGracePeriodSeconds"),
             ("sleep longer than the default grace period", "a", json!({"image": "x:1", "lifecycle": {"preStop": {"sleep": {"seconds": 31}}}}), "a lifecycle sleep must not be longer than pod.terminationGracePeriodSeconds"),
             ("negative grace period", "a", json!({"image": "x:1", "pod": {"terminationGracePeriodSeconds": -1}}), "should be greater than or equal to 0"),
+            ("taking over its own slot", "a", json!({"image": "x:1", "ports": [port("http", 80)], "migrateFrom": {"deployment": "a-blue"}}), "spec.migrateFrom.deployment may not be <name>-blue or <name>-green"),
+            ("taking over without ports", "a", json!({"image": "x:1", "migrateFrom": {"deployment": "checkout"}}), "spec.migrateFrom needs spec.ports"),
+            ("taking over a name that is not one", "a", json!({"image": "x:1", "ports": [port("http", 80)], "migrateFrom": {"deployment": "Checkout"}}), "migrateFrom.deployment must be a Deployment name"),
+            ("unknown scale-down", "a", json!({"image": "x:1", "ports": [port("http", 80)], "migrateFrom": {"deployment": "checkout", "scaleDown": "Always"}}), "spec.migrateFrom.scaleDown: Unsupported value: \"Always\""),
             ("parent of another kind", "a", json!({"image": "x:1", "ports": [port("http", 80)], "rollout": {"strategy": "Canary", "traffic": {"gatewayAPI": {"parentRefs": [{"name": "p", "kind": "Pod"}]}}}}), "a parentRef's kind is Gateway (north-south) or Service (a mesh)"),
         ];
         for (case, name, spec, expected) in cases {

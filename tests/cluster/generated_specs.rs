@@ -175,6 +175,7 @@ async fn generated_valid_specs_are_accepted_whole() {
             "spec.pod.shareProcessNamespace",
             "spec.pod.automountServiceAccountToken",
             "spec.pod.templatePatch",
+            "spec.migrateFrom.scaleDown",
         ] {
             assert!(
                 features.get(field).is_some_and(|n| *n >= 2),

@@ -42,6 +42,7 @@ mod release_analysis;
 mod release_bluegreen;
 mod release_canary;
 mod release_safety;
+mod takeover;
 mod tenant;
 mod traffic;
 mod traffic_failure;

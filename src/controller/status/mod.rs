@@ -13,7 +13,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::problem::Problem;
 use crate::api::conditions::{self, reason};
-use crate::api::{Microservice, MicroserviceStatus, Phase};
+use crate::api::{Microservice, MicroserviceStatus, MigrationStatus, Phase};
 use crate::build::{effective_replicas, labels};
 use crate::release::ReleaseFields;
 
@@ -35,6 +35,10 @@ pub struct Facts<'a> {
     pub fields: ReleaseFields,
     /// The last `weir.dev/action` value acted on.
     pub handled_action: Option<String>,
+    /// What a takeover under way says; a problem or a release speaks first.
+    pub takeover: Option<Assessment>,
+    /// The takeover as it stands.
+    pub migration: Option<MigrationStatus>,
 }
 
 /// The status that describes `ms` given `facts`. Condition transition times are kept from
@@ -47,6 +51,8 @@ pub fn compute(ms: &Microservice, facts: Facts, now: Timestamp) -> MicroserviceS
         release,
         fields,
         handled_action,
+        takeover,
+        migration,
     } = facts;
     let ReleaseFields {
         active_slot,
@@ -59,10 +65,11 @@ pub fn compute(ms: &Microservice, facts: Facts, now: Timestamp) -> MicroserviceS
     let name = ms.metadata.name.as_deref().unwrap_or_default();
     let generation = ms.metadata.generation;
     let desired = effective_replicas(ms);
-    let mut assessment = match (problem, release) {
-        (Some(problem), _) => assessment::of_problem(problem),
-        (None, Some(release)) => release,
-        (None, None) => assessment::of_rollout(ms, deployment, desired),
+    let mut assessment = match (problem, release, takeover) {
+        (Some(problem), _, _) => assessment::of_problem(problem),
+        (None, Some(release), _) => release,
+        (None, None, Some(takeover)) => takeover,
+        (None, None, None) => assessment::of_rollout(ms, deployment, desired),
     };
     if !replicas_contested_by.is_empty() {
         assessment.message.push_str(&format!(
@@ -95,6 +102,7 @@ pub fn compute(ms: &Microservice, facts: Facts, now: Timestamp) -> MicroserviceS
         template_patch: crate::build::template_patch_report(ms),
         // The queue is the report's: it follows the old one and this decision's moments.
         notifications: None,
+        migration,
     }
 }
 
@@ -305,6 +313,8 @@ mod tests {
             release,
             fields: ReleaseFields::default(),
             handled_action: None,
+            takeover: None,
+            migration: None,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{Breach, breach, routed, spec};
+use super::{Breach, breach, long, routed, spec, with_port};
 
 pub fn breaches() -> Vec<Breach> {
     vec![
@@ -71,6 +71,76 @@ pub fn breaches() -> Vec<Breach> {
         breach(".spec.replicas minimum", "spec.replicas", |o, r, v| {
             spec(o)["replicas"] = (r.number() - 1 - v as i64).into();
         }),
+    ]
+}
+
+/// Breaches of the rules on `spec.migrateFrom`.
+pub fn migrate_from_breaches() -> Vec<Breach> {
+    vec![
+        breach(
+            "spec.migrateFrom.deployment may not be <name>-blue or <name>-green",
+            "",
+            |o, _, v| {
+                with_port(o);
+                let name = o["metadata"]["name"].as_str().unwrap().to_string();
+                let own = format!("{name}-{}", ["blue", "green"][v % 2]);
+                spec(o)["migrateFrom"] = json!({"deployment": own});
+            },
+        ),
+        breach("spec.migrateFrom needs spec.ports", "", |o, _, v| {
+            if v % 2 == 0 {
+                spec(o).as_object_mut().unwrap().remove("ports");
+            } else {
+                spec(o)["ports"] = json!([]);
+            }
+            spec(o)["migrateFrom"] = json!({"deployment": "checkout"});
+        }),
+        breach(
+            "migrateFrom.deployment must be a Deployment name",
+            "",
+            |o, _, v| {
+                with_port(o);
+                let name = ["Checkout", "-x", "a_b"][v % 3];
+                spec(o)["migrateFrom"] = json!({ "deployment": name });
+            },
+        ),
+        Breach {
+            also: &["migrateFrom.deployment must be a Deployment name"],
+            ..breach(
+                ".spec.migrateFrom.deployment minLength",
+                "spec.migrateFrom.deployment",
+                |o, _, _| {
+                    with_port(o);
+                    spec(o)["migrateFrom"] = json!({"deployment": ""});
+                },
+            )
+        },
+        breach(
+            ".spec.migrateFrom.deployment maxLength",
+            "spec.migrateFrom.deployment",
+            |o, r, v| {
+                with_port(o);
+                let name = long("a", r.number() as usize + 1 + v);
+                spec(o)["migrateFrom"] = json!({"deployment": name});
+            },
+        ),
+        breach(
+            ".spec.migrateFrom required:deployment",
+            "spec.migrateFrom.deployment",
+            |o, _, _| {
+                with_port(o);
+                spec(o)["migrateFrom"] = json!({"scaleDown": "Never"});
+            },
+        ),
+        breach(
+            ".spec.migrateFrom.scaleDown enum",
+            "spec.migrateFrom.scaleDown",
+            |o, _, v| {
+                with_port(o);
+                let value = ["progressively", "Always", "Delete"][v % 3];
+                spec(o)["migrateFrom"] = json!({"deployment": "checkout", "scaleDown": value});
+            },
+        ),
     ]
 }
 

@@ -102,13 +102,20 @@ pub fn valid_microservice() -> BoxedStrategy<Value> {
                     prop::option::of(disruption()),
                     prop::option::of(placement()),
                     prop::option::of(pod_options()),
+                    prop::option::of(migrate_from()),
                 ),
             )
         })
         .prop_map(|(first, second, third)| {
             let (name, rollout, image, replicas, autoscaling, ports) = first;
             let (env, env_from, command, args, resources, probes, lifecycle) = second;
-            let (disruption, placement, pod) = third;
+            let (disruption, placement, pod, migrate_from) = third;
+            // A takeover switches the Service Weir builds from the ports.
+            let has_ports = ports
+                .as_ref()
+                .and_then(Value::as_array)
+                .is_some_and(|p| !p.is_empty());
+            let migrate_from = migrate_from.filter(|_| has_ports);
             // Half the routed specs name the port the route goes to: the last one.
             let routed_port = ports
                 .as_ref()
@@ -139,6 +146,7 @@ pub fn valid_microservice() -> BoxedStrategy<Value> {
                 ("placement", placement),
                 ("pod", pod),
                 ("rollout", rollout),
+                ("migrateFrom", migrate_from),
             ]);
             json!({
                 "apiVersion": "weir.dev/v1alpha1",
@@ -146,6 +154,25 @@ pub fn valid_microservice() -> BoxedStrategy<Value> {
                 "metadata": {"name": name},
                 "spec": spec
             })
+        })
+        .boxed()
+}
+
+/// A Deployment to take over (never the Microservice's own `-blue` or `-green`).
+fn migrate_from() -> BoxedStrategy<Value> {
+    (
+        dns_label(40),
+        prop::option::of(prop_oneof![
+            Just("Progressively"),
+            Just("OnSuccess"),
+            Just("Never")
+        ]),
+    )
+        .prop_map(|(deployment, scale_down)| {
+            object(vec![
+                ("deployment", some(format!("old-{deployment}"))),
+                ("scaleDown", scale_down.map(Value::from)),
+            ])
         })
         .boxed()
 }
