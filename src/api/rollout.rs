@@ -55,6 +55,24 @@ pub struct Rollout {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 8))]
     pub notify: Vec<Subscription>,
+    /// Release configuration like code: the ConfigMaps (and, where the operator allows it,
+    /// the Secrets) the pods reference are copied into immutable snapshots named after their
+    /// content, and the pods mount the snapshots. An edit then makes a new revision that is
+    /// released step by step, while the stable pods keep the old content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_config: Option<TrackConfig>,
+}
+
+/// Which referenced objects a release tracks.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackConfig {
+    /// Track referenced ConfigMaps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_maps: Option<bool>,
+    /// Track referenced Secrets; the operator must also run with `--track-secrets`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<bool>,
 }
 
 /// Which moments of a release go to which sink.

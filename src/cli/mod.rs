@@ -93,6 +93,16 @@ pub struct RunArgs {
     #[arg(long, env = "WEIR_DEBOUNCE_MS", default_value_t = 200)]
     pub debounce_ms: u64,
 
+    /// Let Microservices track the ConfigMaps they reference (`rollout.trackConfig`): needs
+    /// get, list, watch, create and delete on ConfigMaps.
+    #[arg(long, env = "WEIR_TRACK_CONFIGMAPS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub track_configmaps: bool,
+
+    /// Let Microservices track the Secrets they reference: needs get, list, watch, create and
+    /// delete on Secrets, which is why it is off unless asked for.
+    #[arg(long, env = "WEIR_TRACK_SECRETS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub track_secrets: bool,
+
     /// Take part in leader election, so only one of several replicas writes.
     #[arg(long, env = "WEIR_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,

@@ -60,8 +60,17 @@ pub async fn apply(
     let mut written_active = None;
     writer.applied.problem = match spec_problem(observation) {
         Some(problem) => Some(problem),
-        None => writer.children(&plan.decision, &mut written_active).await?,
+        None => {
+            let made = super::config::ensure_snapshots(&observation.ms, &observation.config, ctx);
+            writer.applied.created.extend(made.await?);
+            writer.children(&plan.decision, &mut written_active).await?
+        }
     };
+    if writer.applied.problem.is_none() {
+        let ms = &observation.ms;
+        let pruned = super::config::prune(ms, &observation.config, ctx, &observation.uid);
+        writer.applied.deleted.extend(pruned.await?);
+    }
     let mut applied = writer.applied;
     applied.active_deployment = written_active.or_else(|| {
         let name = build::deployment_name(&observation.name, active);

@@ -50,6 +50,8 @@ pub struct Context {
     pub metric_templates: Option<Store<MetricTemplate>>,
     /// Where notifications go, and the client that sends them.
     pub notifier: Notifier,
+    /// The ConfigMaps and Secrets Microservices may track, content hashed.
+    pub config: super::config_watch::ConfigCaches,
 }
 
 /// The operator's notification sinks and an HTTP client for them (no redirects: a sink

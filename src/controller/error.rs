@@ -41,6 +41,9 @@ pub enum Cause {
     MissingNamespace,
     #[error("serializing {0}: {1}")]
     Serialize(&'static str, #[source] serde_json::Error),
+    /// A tracked ConfigMap or Secret changed between the cache and the snapshot's read.
+    #[error("{0}")]
+    ConfigMoved(String),
 }
 
 /// Every value `Error::category` returns, so metrics can start each at zero.
@@ -66,6 +69,7 @@ impl Error {
     pub fn category(&self) -> &'static str {
         match &self.cause {
             Cause::Kube(kube::Error::Api(status)) if status.code == 409 => "conflict",
+            Cause::ConfigMoved(_) => "conflict",
             Cause::Kube(kube::Error::Api(status)) if status.code >= 500 => "server",
             Cause::Kube(kube::Error::Api(_)) => "refused",
             Cause::Kube(_) => "connection",

@@ -2,6 +2,8 @@
 
 mod apply;
 mod children;
+mod config;
+mod config_watch;
 mod context;
 mod decide;
 mod drift;
@@ -32,6 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store};
@@ -250,6 +253,18 @@ async fn run_namespace<S>(
     );
     let own_writes = Arc::new(own_writes::OwnWrites::default());
     let children = ChildWatches::start(&client, namespace.as_deref(), shared.gateway_api);
+    let (config_maps, config_map_changes) = if args.track_configmaps {
+        let (cache, stream) = config_watch::watch::<ConfigMap>(&client, namespace.as_deref());
+        (Some(cache), stream)
+    } else {
+        (None, futures::stream::empty().boxed())
+    };
+    let (secrets, secret_changes) = if args.track_secrets {
+        let (cache, stream) = config_watch::watch::<Secret>(&client, namespace.as_deref());
+        (Some(cache), stream)
+    } else {
+        (None, futures::stream::empty().boxed())
+    };
     let context = Arc::new(Context {
         client,
         metrics: shared.metrics,
@@ -262,6 +277,10 @@ async fn run_namespace<S>(
         own_writes: own_writes.clone(),
         metric_templates: shared.metric_templates,
         notifier: shared.notifier,
+        config: config_watch::ConfigCaches {
+            config_maps,
+            secrets,
+        },
     });
     let triggers = watches::microservices(microservices, ms_writer, own_writes);
     let ChildWatches {
@@ -273,6 +292,14 @@ async fn run_namespace<S>(
         endpoint_slices,
         ..
     } = children;
+    let referencing_config_map = {
+        let cache = ms_cache.clone();
+        move |cm: ConfigMap| config_watch::microservices_referencing(&cache, &cm)
+    };
+    let referencing_secret = {
+        let cache = ms_cache.clone();
+        move |secret: Secret| config_watch::microservices_referencing(&cache, &secret)
+    };
     Controller::for_stream(triggers, ms_cache)
         .owns_stream(deployments)
         .owns_stream(services)
@@ -280,6 +307,8 @@ async fn run_namespace<S>(
         .owns_stream(hpas)
         .owns_stream(http_routes)
         .watches_stream(endpoint_slices, watches::microservice_of_labels)
+        .watches_stream(config_map_changes, referencing_config_map)
+        .watches_stream(secret_changes, referencing_secret)
         .with_config(
             controller::Config::default().debounce(Duration::from_millis(args.debounce_ms)),
         )

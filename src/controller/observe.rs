@@ -82,6 +82,8 @@ pub struct Observation {
     pub templates: Result<Vec<TemplatedMetric>, HoldBack>,
     /// The takeover of `spec.migrateFrom`, while one runs with consent.
     pub takeover: Option<super::takeover::View>,
+    /// The tracked ConfigMaps and Secrets: the snapshots `ms`'s spec now points at.
+    pub config: super::config::View,
 }
 
 impl Observation {
@@ -119,6 +121,7 @@ impl Observation {
             mirror_unsupported_by: None,
             templates: Ok(Vec::new()),
             takeover: None,
+            config: Default::default(),
             ms,
         }
     }
@@ -158,7 +161,11 @@ pub async fn observe(object: &Watched, ctx: &Context) -> Result<Observed, Cause>
         tracing::warn!(name = %ms.name_any(), %namespace, "the MetricTemplate cache is not listed yet; trying later");
         return Ok(Observed::Early(Early::CachesNotListed));
     }
+    // The spec as built: tracked references point at snapshots of their content, so a new
+    // content is a new revision.
+    let (ms, config) = super::config::observe(ms, ctx);
     let mut observation = from_caches(ms, namespace, uid, ctx);
+    observation.config = config;
     observation.mirror_unsupported_by = mirror_unsupported_by(&observation, ctx).await;
     observation.takeover = super::takeover::observe(&observation.ms, &ctx.client).await?;
     Ok(Observed::Microservice(Box::new(observation)))
@@ -236,6 +243,7 @@ fn from_caches(ms: Microservice, namespace: String, uid: String, ctx: &Context) 
             },
         ),
         takeover: None,
+        config: Default::default(),
         ms,
         namespace,
         name,

@@ -45,6 +45,10 @@ pub async fn report(
     let old = observation.last_status();
     let takeover = plan.takeover.as_ref();
     let mut new = next_status(observation, &plan.decision, takeover, applied);
+    if let Some(warning) = untracked_warning(observation) {
+        let message = new.message.get_or_insert_default();
+        message.push_str(&warning);
+    }
     if worth_writing(&old, &new, applied) {
         publish_transition_events(ms, &old, &new, ctx).await;
         record_status(observation, &new, ctx).await?;
@@ -167,6 +171,27 @@ pub fn next_status(
         observation.now,
     );
     new
+}
+
+/// What `rollout.trackConfig` asks for that the operator does not allow, said in the
+/// status message: those objects reach both slots as they would without tracking.
+fn untracked_warning(observation: &Observation) -> Option<String> {
+    let refused = &observation.config.refused;
+    if refused.is_empty() {
+        return None;
+    }
+    let kinds: Vec<_> = refused
+        .iter()
+        .map(|k| match k {
+            crate::build::config::ConfigKind::ConfigMap => "ConfigMaps (--track-configmaps)",
+            crate::build::config::ConfigKind::Secret => "Secrets (--track-secrets)",
+        })
+        .collect();
+    Some(format!(
+        " Warning: rollout.trackConfig asks to track {}, which the operator does not: an edit \
+         reaches every pod without a release.",
+        kinds.join(" and ")
+    ))
 }
 
 /// The takeover as it stands: this reconcile's step, else as recorded while the spec still

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -46,6 +47,7 @@ pub async fn observe(ms: &Microservice, client: &Client) -> Result<Option<View>,
     let service = LiveService {
         consent: service.annotations().get(ADOPT_ANNOTATION) == Some(&name),
         owned: owned_by(&service, &ms.uid().unwrap_or_default()),
+        differs: differences(&service, crate::build::service(ms, &name, None).as_ref()),
         selector: service.spec.and_then(|s| s.selector).unwrap_or_default(),
     };
     if !takeover::engaged(Some(spec), recorded, Some(&service)) {
@@ -72,6 +74,48 @@ pub async fn observe(ms: &Microservice, client: &Client) -> Result<Option<View>,
         pods: d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0),
     });
     Ok(Some(View { service, old, step }))
+}
+
+/// How the live Service differs from the one Weir builds in its type and ports (name,
+/// number, protocol, target), in words; None when it does not.
+pub fn differences(live: &Service, built: Option<&Service>) -> Option<String> {
+    let ports = |s: Option<&Service>| -> Vec<String> {
+        let mut ports: Vec<String> = s
+            .and_then(|s| s.spec.as_ref()?.ports.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| {
+                let target = match p.target_port {
+                    Some(IntOrString::Int(n)) => n.to_string(),
+                    Some(IntOrString::String(name)) => name,
+                    None => p.port.to_string(),
+                };
+                let protocol = p.protocol.unwrap_or_else(|| "TCP".into());
+                let name = p.name.unwrap_or_default();
+                format!("{name} {}/{protocol} to {target}", p.port)
+            })
+            .collect();
+        ports.sort();
+        ports
+    };
+    let kind = live
+        .spec
+        .as_ref()
+        .and_then(|s| s.type_.clone())
+        .unwrap_or_else(|| "ClusterIP".into());
+    let mut found = Vec::new();
+    if kind != "ClusterIP" {
+        found.push(format!("it is of type {kind}, Weir's is ClusterIP"));
+    }
+    let (live_ports, built_ports) = (ports(Some(live)), ports(built));
+    if live_ports != built_ports {
+        found.push(format!(
+            "its ports are [{}], the spec's [{}]",
+            live_ports.join(", "),
+            built_ports.join(", ")
+        ));
+    }
+    (!found.is_empty()).then(|| found.join("; "))
 }
 
 /// The PodDisruptionBudget that guards the old Deployment's pods: one whose selector's
@@ -160,6 +204,29 @@ pub async fn move_old(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_differs_in_its_type_or_its_ports() {
+        let service = |v: serde_json::Value| -> Service { serde_json::from_value(v).unwrap() };
+        let built = service(json!({"spec": {"type": "ClusterIP",
+            "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]}}));
+        let same =
+            service(json!({"spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}));
+        assert_eq!(differences(&same, Some(&built)), None);
+        let renamed =
+            service(json!({"spec": {"ports": [{"name": "web", "port": 80, "targetPort": 8080}]}}));
+        assert_eq!(
+            differences(&renamed, Some(&built)).unwrap(),
+            "its ports are [web 80/TCP to 8080], the spec's [http 80/TCP to 8080]"
+        );
+        let balanced = service(json!({"spec": {"type": "LoadBalancer",
+            "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}));
+        assert!(
+            differences(&balanced, Some(&built))
+                .unwrap()
+                .contains("LoadBalancer")
+        );
+    }
 
     #[test]
     fn the_switch_writes_the_selector_and_nothing_else() {

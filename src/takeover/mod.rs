@@ -39,6 +39,10 @@ pub struct LiveService {
     /// Weir owns it already.
     pub owned: bool,
     pub selector: BTreeMap<String, String>,
+    /// How it differs from the Service Weir builds in what clients and gateways rely on
+    /// (its type, its ports' names, numbers and targets); None when it does not. Taking it
+    /// over as it is would change those under live traffic, so the switch waits.
+    pub differs: Option<String>,
 }
 
 /// The old Deployment, as it is now.
@@ -187,6 +191,15 @@ fn waiting(step: &mut Step, inputs: &Inputs) {
     }
     let wanted = step.status.original_replicas.max(1);
     let slot = inputs.slot;
+    if let Some(differs) = inputs.service.and_then(|s| s.differs.as_ref()) {
+        step.status.message = format!(
+            "Waiting: the Service differs from the one the spec describes ({differs}); make \
+             them the same, or the switch would change it under live traffic. Deployment {} \
+             serves meanwhile.",
+            step.status.deployment
+        );
+        return;
+    }
     if slot.settled && slot.ready >= wanted {
         step.selector = SelectorStep::Set(inputs.slot_selector.clone());
         step.status.phase = MigrationPhase::ScalingDown;

@@ -47,6 +47,7 @@ impl World {
                 consent: true,
                 owned: false,
                 selector: selector("old"),
+                differs: None,
             },
             old: Some(OldDeployment {
                 replicas: 4,
@@ -97,6 +98,7 @@ fn consent_is_the_spec_and_the_service_annotation_together() {
         consent,
         owned,
         selector: selector("old"),
+        differs: None,
     };
     let asked = spec(None);
     assert!(engaged(Some(&asked), None, Some(&service(true, false))));
@@ -135,6 +137,15 @@ fn the_service_switches_only_once_the_slot_is_ready_at_the_old_size() {
     assert!(almost.status.message.contains("3 of 4 ready"));
 
     world.slot = slot(4, 4);
+    world.service.differs = Some("port 80 is named web, not http".into());
+    let different = world.decide(&spec(None), Some(&almost.status));
+    assert_eq!(
+        different.selector,
+        SelectorStep::Leave,
+        "a switch would rename a port in use"
+    );
+    assert!(different.status.message.contains("port 80 is named web"));
+    world.service.differs = None;
     let switched = world.decide(&spec(None), Some(&almost.status));
     assert_eq!(switched.selector, SelectorStep::Set(selector("weir")));
     assert_eq!(

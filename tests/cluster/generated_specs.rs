@@ -176,6 +176,7 @@ async fn generated_valid_specs_are_accepted_whole() {
             "spec.pod.automountServiceAccountToken",
             "spec.pod.templatePatch",
             "spec.migrateFrom.scaleDown",
+            "spec.rollout.trackConfig.secrets",
         ] {
             assert!(
                 features.get(field).is_some_and(|n| *n >= 2),

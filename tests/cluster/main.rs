@@ -44,5 +44,6 @@ mod release_canary;
 mod release_safety;
 mod takeover;
 mod tenant;
+mod track_config;
 mod traffic;
 mod traffic_failure;

@@ -53,11 +53,18 @@ async fn running_service(
     wait_deployment_ready(client, ns, name, replicas).await;
 }
 
-async fn service(client: &Client, ns: &str, name: &str, app: &str, annotations: Value) {
+async fn service(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    app: &str,
+    port_name: &str,
+    annotations: Value,
+) {
     let service: Service = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": name, "annotations": annotations},
-        "spec": {"selector": {"app": app}, "ports": [{"name": "web", "port": 80, "targetPort": 8080}]}
+        "spec": {"selector": {"app": app}, "ports": [{"name": port_name, "port": 80, "targetPort": 8080}]}
     }))
     .expect("a Service");
     Api::<Service>::namespaced(client.clone(), ns)
@@ -148,6 +155,7 @@ async fn a_running_service_is_taken_over_and_ejected_without_one_failed_request(
             &ns,
             "shop",
             "shop",
+            "http",
             json!({ADOPT_ANNOTATION: "shop"}),
         )
         .await;
@@ -335,7 +343,7 @@ async fn a_takeover_waits_for_consent_and_a_failing_slot_puts_the_old_deployment
         support::install_crds(&client).await;
         let _operator = support::operator::Operator::start(&ns, "shop-0", &[]).await;
         running_service(&client, &ns, "legacy", "legacy-shop", 2, V1).await;
-        service(&client, &ns, "shop", "legacy-shop", json!({})).await;
+        service(&client, &ns, "shop", "legacy-shop", "web", json!({})).await;
         let old_selector = BTreeMap::from([("app".to_string(), "legacy-shop".to_string())]);
         let spec = json!({"replicas": 1, "migrateFrom": {"deployment": "legacy"},
             "pod": {"annotations": {"test.weir.dev/ready": "false"}}});
@@ -360,6 +368,25 @@ async fn a_takeover_waits_for_consent_and_a_failing_slot_puts_the_old_deployment
             .patch("shop", &PatchParams::default(), &Patch::Merge(&consent))
             .await
             .expect("consent");
+        // A port named otherwise than the spec names it: renaming it under traffic would
+        // fail requests while gateways catch up, so the switch waits for the team.
+        eventually(DEADLINE, "the port difference reported", || async {
+            let ms = api.get_opt("shop").await.ok()??;
+            let message = ms.status?.migration?.message;
+            message
+                .contains("[web 80/TCP to 8080], the spec's [http 80/TCP to 8080]")
+                .then_some(())
+        })
+        .await;
+        service(
+            &client,
+            &ns,
+            "shop",
+            "legacy-shop",
+            "http",
+            json!({ADOPT_ANNOTATION: "shop"}),
+        )
+        .await;
         let waiting = wait_phase(&api, "shop", MigrationPhase::WaitingForPods).await;
         let migration = waiting
             .status

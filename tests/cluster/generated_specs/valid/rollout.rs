@@ -318,40 +318,55 @@ pub fn rollout(name: String) -> BoxedStrategy<(Value, bool)> {
                 let steps = prop::collection::vec(step(traffic.is_some(), names.clone()), 0..8);
                 let gate =
                     prop::option::of(prop::sample::subsequence(names.clone(), 0..=names.len()));
-                (steps, gate, prop::option::of(notify())).prop_map(move |(steps, gate, notify)| {
-                    let routed = traffic.is_some();
-                    let (strategy, canary_spec, blue_green) = if canary {
-                        let canary = object(vec![
-                            ("steps", (!steps.is_empty()).then(|| Value::from(steps))),
-                            ("scaleDownDelaySeconds", delay.map(Value::from)),
+                let track = prop::option::of((
+                    prop::option::of(any::<bool>()),
+                    prop::option::of(any::<bool>()),
+                ));
+                (steps, gate, prop::option::of(notify()), track).prop_map(
+                    move |(steps, gate, notify, track)| {
+                        let routed = traffic.is_some();
+                        let (strategy, canary_spec, blue_green) = if canary {
+                            let canary = object(vec![
+                                ("steps", (!steps.is_empty()).then(|| Value::from(steps))),
+                                ("scaleDownDelaySeconds", delay.map(Value::from)),
+                            ]);
+                            ("Canary", Some(canary), None)
+                        } else {
+                            let gate = gate.clone().filter(|_| analysis.is_some()).map(|names| {
+                                object(vec![(
+                                    "metrics",
+                                    (!names.is_empty()).then(|| Value::from(names)),
+                                )])
+                            });
+                            let blue_green = object(vec![
+                                ("autoPromotionSeconds", auto_promotion.map(Value::from)),
+                                ("scaleDownDelaySeconds", delay.map(Value::from)),
+                                ("prePromotionAnalysis", gate),
+                            ]);
+                            ("BlueGreen", None, Some(blue_green))
+                        };
+                        let rollout = object(vec![
+                            ("strategy", some(strategy)),
+                            ("maxSurge", surge.clone()),
+                            ("progressDeadlineSeconds", deadline.map(Value::from)),
+                            ("traffic", traffic.clone()),
+                            ("canary", canary_spec),
+                            ("blueGreen", blue_green),
+                            ("analysis", analysis.clone()),
+                            ("notify", notify),
+                            (
+                                "trackConfig",
+                                track.map(|(config_maps, secrets)| {
+                                    object(vec![
+                                        ("configMaps", config_maps.map(Value::from)),
+                                        ("secrets", secrets.map(Value::from)),
+                                    ])
+                                }),
+                            ),
                         ]);
-                        ("Canary", Some(canary), None)
-                    } else {
-                        let gate = gate.clone().filter(|_| analysis.is_some()).map(|names| {
-                            object(vec![(
-                                "metrics",
-                                (!names.is_empty()).then(|| Value::from(names)),
-                            )])
-                        });
-                        let blue_green = object(vec![
-                            ("autoPromotionSeconds", auto_promotion.map(Value::from)),
-                            ("scaleDownDelaySeconds", delay.map(Value::from)),
-                            ("prePromotionAnalysis", gate),
-                        ]);
-                        ("BlueGreen", None, Some(blue_green))
-                    };
-                    let rollout = object(vec![
-                        ("strategy", some(strategy)),
-                        ("maxSurge", surge.clone()),
-                        ("progressDeadlineSeconds", deadline.map(Value::from)),
-                        ("traffic", traffic.clone()),
-                        ("canary", canary_spec),
-                        ("blueGreen", blue_green),
-                        ("analysis", analysis.clone()),
-                        ("notify", notify),
-                    ]);
-                    (rollout, routed)
-                })
+                        (rollout, routed)
+                    },
+                )
             },
         );
     prop_oneof![1 => rolling, 4 => releasing].boxed()
