@@ -59,7 +59,8 @@ fn all_features() -> Value {
         "prometheusRule": {"enabled": true, "labels": {"release": "prometheus"}, "additionalLabels": {"team": "platform"}},
         "grafanaDashboard": {"enabled": true, "annotations": {"grafana_folder": "Platform"}},
         "kubeStateMetrics": {"enabled": true},
-        "metricTemplatePresets": {"enabled": true, "gateway": "traefik"}
+        "metricTemplatePresets": {"enabled": true, "gateway": "traefik"},
+        "trackConfig": {"configMaps": false}
     })
 }
 
@@ -86,6 +87,45 @@ async fn values_become_the_operators_flags_and_objects() {
     the_operator_container_is_hardened(&all);
     watch_namespaces_grant_roles_only_there().await;
     analysis_files_are_mounted_by_the_kubelet().await;
+    tracked_kinds_get_their_rights_and_flags().await;
+}
+
+/// `trackConfig`: ConfigMaps by default, Secrets only when asked, each with its rule and flag.
+async fn tracked_kinds_get_their_rights_and_flags() {
+    let cases = [
+        (json!({}), true, false),
+        (
+            json!({"trackConfig": {"configMaps": false, "secrets": true}}),
+            false,
+            true,
+        ),
+    ];
+    for (values, config_maps, secrets) in cases {
+        let rendered = documents(&template("weir", "weir-system", &values).await);
+        let args = operator_args(&rendered, "weir");
+        for flag in [
+            format!("--track-configmaps={config_maps}"),
+            format!("--track-secrets={secrets}"),
+        ] {
+            assert!(args.contains(&flag), "{flag} in {args:?}");
+        }
+        let rules = find(&rendered, "ClusterRole", "weir")["rules"].to_string();
+        let rule = |kind: &str| {
+            format!(
+                r#"{{"apiGroups":[""],"resources":["{kind}"],"verbs":["get","list","watch","create","delete"]}}"#
+            )
+        };
+        assert_eq!(
+            rules.contains(&rule("configmaps")),
+            config_maps,
+            "{values}: {rules}"
+        );
+        assert_eq!(
+            rules.contains(&rule("secrets")),
+            secrets,
+            "{values}: {rules}"
+        );
+    }
 }
 
 /// The CA bundle and the credentials file come from a ConfigMap and a Secret the kubelet

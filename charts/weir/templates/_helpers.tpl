@@ -130,6 +130,19 @@ exist yet. Nothing is written with update (PUT).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- if .Values.trackConfig.configMaps }}
+# rollout.trackConfig: ConfigMaps watched (content hashed in the cache), read whole when a
+# snapshot is made, snapshots created and, once no slot mounts them, deleted.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+{{- end }}
+{{- if .Values.trackConfig.secrets }}
+# rollout.trackConfig.secrets: the same for Secrets (the cache keeps a hash, never the data).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+{{- end }}
 {{- if .Values.analysis.externalMetrics }}
 # Analysis by Kubernetes external metrics: read through whatever adapter serves them.
 - apiGroups: ["external.metrics.k8s.io"]

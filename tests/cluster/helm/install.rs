@@ -37,6 +37,12 @@ pub fn watch_rules() -> BTreeSet<String> {
         rules("gateway.networking.k8s.io", "httproutes", &children),
         rules("discovery.k8s.io", "endpointslices", &["list", "watch"]),
         rules("events.k8s.io", "events", &["create", "patch"]),
+        // rollout.trackConfig, on by default for ConfigMaps (never Secrets by default).
+        rules(
+            "",
+            "configmaps",
+            &["get", "list", "watch", "create", "delete"],
+        ),
     ]
     .into_iter()
     .flatten()

@@ -123,6 +123,8 @@ pub async fn defaults_render_one_replica_without_election() {
             "--default-memory-limit=256Mi",
             "--log-format=text",
             "--resync-seconds=300",
+            "--track-configmaps=true",
+            "--track-secrets=false",
         ]
     );
     let deployment = find(&defaults, "Deployment", "weir");
@@ -170,6 +172,8 @@ pub fn every_setting_becomes_a_flag_or_an_object(all: &[Value]) {
             "--default-memory-limit=128Mi",
             "--log-format=json",
             "--resync-seconds=120",
+            "--track-configmaps=false",
+            "--track-secrets=false",
         ]
     );
     let deployment = find(all, "Deployment", "weir");
