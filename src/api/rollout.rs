@@ -1,6 +1,7 @@
 //! How a new version reaches users: the strategy, its steps, the traffic router and the
 //! analysis that gates it.
 
+use gateway_api::grpcroutes::{GrpcRouteRulesFilters, GrpcRouteRulesMatches};
 use gateway_api::httproutes::{
     HttpRouteRulesFilters, HttpRouteRulesMatches, HttpRouteRulesTimeouts,
 };
@@ -145,6 +146,10 @@ pub struct Traffic {
 /// the Microservice's own Service as parent.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.kind) || self.kind != 'GRPCRoute' || !has(self.rules)").message("rollout.traffic.gatewayAPI.rules are HTTPRoute rules: a GRPCRoute takes grpcRules"),
+    validation = Rule::new("has(self.kind) && self.kind == 'GRPCRoute' || !has(self.grpcRules)").message("rollout.traffic.gatewayAPI.grpcRules need kind: GRPCRoute")
+)]
 pub struct GatewayApiTraffic {
     /// Gateways the route attaches to, or the Service `<name>` itself for a mesh.
     #[schemars(length(min = 1, max = 32))]
@@ -164,6 +169,45 @@ pub struct GatewayApiTraffic {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 8))]
     pub rules: Vec<RouteRule>,
+    /// The kind of route Weir writes: `HTTPRoute` (the default) or `GRPCRoute`, with the
+    /// same release: weights, header route, mirror, verification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<RouteKind>,
+    /// For a GRPCRoute: the calls the route takes (by service and method, or headers) and
+    /// the filters on the way, Gateway API's own types; Weir adds the backends to each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub grpc_rules: Vec<GrpcRouteRule>,
+}
+
+/// The kind of route a release moves traffic with.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum RouteKind {
+    #[default]
+    #[serde(rename = "HTTPRoute")]
+    HttpRoute,
+    #[serde(rename = "GRPCRoute")]
+    GrpcRoute,
+}
+
+/// A rule of a GRPCRoute, without backends: the split is Weir's.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.filters) || self.filters.all(f, f.type != 'RequestMirror')").message("rollout.traffic.gatewayAPI.grpcRules take no RequestMirror filter: mirroring is a canary step (setMirror)")
+)]
+pub struct GrpcRouteRule {
+    /// Calls the rule takes (service and method, headers); any one matching is enough.
+    /// Empty: every call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub matches: Vec<GrpcRouteRulesMatches>,
+    /// Filters on the way: header modifiers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub filters: Vec<GrpcRouteRulesFilters>,
 }
 
 /// A rule of the route, without backends: the split is Weir's.

@@ -6,6 +6,7 @@ mod defaults;
 mod deployment;
 #[cfg(test)]
 mod golden;
+pub mod grpc_route;
 pub mod labels;
 #[cfg(test)]
 mod properties;

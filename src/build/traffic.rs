@@ -12,7 +12,7 @@ use gateway_api::httproutes::{
 
 use super::{non_empty, object_meta};
 pub use crate::api::HeaderMatch;
-use crate::api::{Microservice, RouteRule, Slot};
+use crate::api::{Microservice, RouteKind, RouteRule, Slot};
 
 /// Where a release's traffic should go right now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,6 +72,23 @@ pub fn route(ms: &Microservice, split: &Split) -> HttpRoute {
     http_route(ms, &parents, &hostnames, routed_port(ms), split)
 }
 
+/// The kind of route the spec asks for.
+pub fn route_kind(ms: &Microservice) -> RouteKind {
+    ms.spec
+        .gateway_api()
+        .and_then(|g| g.kind)
+        .unwrap_or_default()
+}
+
+/// The route of the spec's kind for `split`, as JSON (what verification compares).
+pub fn route_json(ms: &Microservice, split: &Split) -> serde_json::Value {
+    let route = match route_kind(ms) {
+        RouteKind::HttpRoute => serde_json::to_value(route(ms, split)),
+        RouteKind::GrpcRoute => serde_json::to_value(super::grpc_route::route(ms, split)),
+    };
+    route.unwrap_or_default()
+}
+
 /// The Service port the route sends traffic to: the one `gatewayAPI.port` names, else the
 /// first (admission refuses a name that is not a port; such a spec stored earlier routes to
 /// the first).
@@ -110,36 +127,30 @@ pub fn http_route(
         .map(|g| g.rules.clone())
         .filter(|rules| !rules.is_empty())
         .unwrap_or_else(|| vec![RouteRule::default()]);
-    // Backends in slot order, so that a promotion (the candidate becoming stable at 100)
-    // leaves the route unchanged.
-    let mut backends = [
-        (split.stable, 100 - split.weight),
-        (split.candidate, split.weight),
-    ];
-    backends.sort_by_key(|(slot, _)| slot.as_str());
     let mut rules = Vec::new();
     for rule in &spec_rules {
-        let filters = non_empty(rule.filters.clone());
-        if !split.header_route.is_empty() {
+        for planned in split_rules(split) {
+            let mut filters = rule.filters.clone();
+            if planned.mirror {
+                filters.push(mirror(name, port, split));
+            }
             rules.push(HttpRouteRules {
-                matches: Some(with_headers(&rule.matches, &split.header_route)),
-                backend_refs: Some(vec![backend(split.candidate, 1)]),
-                filters: filters.clone(),
+                matches: match planned.header_route {
+                    true => Some(with_headers(&rule.matches, &split.header_route)),
+                    false => non_empty(rule.matches.clone()),
+                },
+                backend_refs: Some(
+                    planned
+                        .backends
+                        .iter()
+                        .map(|(s, w)| backend(*s, *w))
+                        .collect(),
+                ),
+                filters: non_empty(filters),
                 timeouts: rule.timeouts.clone(),
                 ..Default::default()
             });
         }
-        let mut weighted_filters = rule.filters.clone();
-        if split.mirror_percent > 0 {
-            weighted_filters.push(mirror(name, port, split));
-        }
-        rules.push(HttpRouteRules {
-            matches: non_empty(rule.matches.clone()),
-            backend_refs: Some(backends.iter().map(|(s, w)| backend(*s, *w)).collect()),
-            filters: non_empty(weighted_filters),
-            timeouts: rule.timeouts.clone(),
-            ..Default::default()
-        });
     }
     HttpRoute {
         metadata: object_meta(ms, name),
@@ -150,6 +161,42 @@ pub fn http_route(
         },
         status: None,
     }
+}
+
+/// One rule of the split, before it takes a route kind's types.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SplitRule {
+    /// The header rule: the spec rule's matches with the header route's headers.
+    pub header_route: bool,
+    pub backends: Vec<(Slot, i32)>,
+    /// It carries the mirror filter.
+    pub mirror: bool,
+}
+
+/// The rules of a split, inside each spec rule: a header rule first (Gateway API prefers
+/// more specific matches) while the header route is on, then the weighted rule over the two
+/// slot Services, with the mirror while mirroring. Backends are in slot order, so that a
+/// promotion (the candidate becoming stable at 100) leaves the route unchanged.
+pub fn split_rules(split: &Split) -> Vec<SplitRule> {
+    let mut rules = Vec::new();
+    if !split.header_route.is_empty() {
+        rules.push(SplitRule {
+            header_route: true,
+            backends: vec![(split.candidate, 1)],
+            mirror: false,
+        });
+    }
+    let mut backends = vec![
+        (split.stable, 100 - split.weight),
+        (split.candidate, split.weight),
+    ];
+    backends.sort_by_key(|(slot, _)| slot.as_str());
+    rules.push(SplitRule {
+        header_route: false,
+        backends,
+        mirror: split.mirror_percent > 0,
+    });
+    rules
 }
 
 /// `matches` with the header route's headers added to each (a request must match both);

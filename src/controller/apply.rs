@@ -20,10 +20,11 @@ use super::decide::Plan;
 use super::error::Cause;
 use super::observe::Observation;
 use super::problem::Problem;
-use crate::api::{Microservice, MigrationPhase, Slot};
+use crate::api::{Microservice, MigrationPhase, RouteKind, Slot};
 use crate::build::{self, traffic};
 use crate::release::{Decision, Router, SlotPlan, TrafficPlan, other};
 use crate::takeover;
+use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
 
 /// What the apply stage did.
@@ -216,9 +217,20 @@ impl Writer<'_> {
                 return Ok(Some(problem));
             }
         }
+        // The route of the spec's kind; one of the other kind (the kind changed) goes.
+        let kind = traffic::route_kind(self.ms);
+        let split = &decision.traffic.split;
         if let Some(routes) = &ctx.caches.http_routes {
-            let desired = gateway.then(|| traffic::route(self.ms, &decision.traffic.split));
+            let wanted = gateway && kind == RouteKind::HttpRoute;
+            let desired = wanted.then(|| traffic::route(self.ms, split));
             if let Some(problem) = self.sync::<HttpRoute>(routes, &name, desired).await? {
+                return Ok(Some(problem));
+            }
+        }
+        if let Some(routes) = &ctx.caches.grpc_routes {
+            let wanted = gateway && kind == RouteKind::GrpcRoute;
+            let desired = wanted.then(|| build::grpc_route::route(self.ms, split));
+            if let Some(problem) = self.sync::<GrpcRoute>(routes, &name, desired).await? {
                 return Ok(Some(problem));
             }
         }

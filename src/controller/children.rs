@@ -47,6 +47,7 @@ child! {
     k8s_openapi::api::policy::v1::PodDisruptionBudget => "PodDisruptionBudget",
     k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
     gateway_api::httproutes::HttpRoute => "HTTPRoute",
+    gateway_api::grpcroutes::GrpcRoute => "GRPCRoute",
 }
 
 /// What to do with an object of a child's name that Weir does not own.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -31,6 +32,8 @@ pub struct Caches {
     pub endpoint_slices: Store<EndpointSlice>,
     /// None when the cluster does not serve Gateway API HTTPRoutes.
     pub http_routes: Option<Store<HttpRoute>>,
+    /// None when the cluster does not serve Gateway API GRPCRoutes.
+    pub grpc_routes: Option<Store<GrpcRoute>>,
 }
 
 /// Shared by every reconcile, built once at start.
@@ -84,10 +87,20 @@ impl Caches {
     /// would take a running release's candidate for missing (after a restart, say).
     pub async fn wait_until_ready(&self) -> bool {
         let routes = async {
-            match &self.http_routes {
-                Some(routes) => routes.wait_until_ready().await.is_ok(),
-                None => true,
-            }
+            let http = async {
+                match &self.http_routes {
+                    Some(routes) => routes.wait_until_ready().await.is_ok(),
+                    None => true,
+                }
+            };
+            let grpc = async {
+                match &self.grpc_routes {
+                    Some(routes) => routes.wait_until_ready().await.is_ok(),
+                    None => true,
+                }
+            };
+            let (http, grpc) = futures::join!(http, grpc);
+            http && grpc
         };
         let all = async {
             let (d, s, p, h, e, r) = futures::join!(

@@ -178,7 +178,7 @@ struct Shared {
     metrics: Metrics,
     recorder: Recorder,
     measurer: crate::analysis::Measurer,
-    gateway_api: bool,
+    gateway_api: watches::RouteKinds,
     metric_templates: Option<Store<crate::api::MetricTemplate>>,
     notifier: context::Notifier,
 }
@@ -190,7 +190,7 @@ impl Shared {
             instance: Some(identity.to_string()),
         };
         Shared {
-            gateway_api: serves_http_routes(&client).await,
+            gateway_api: serves_routes(&client).await,
             metric_templates: templates::watch(&client).await,
             notifier: context::Notifier::new(args.notification_sinks.clone()),
             recorder: Recorder::new(client.clone(), reporter),
@@ -289,6 +289,7 @@ async fn run_namespace<S>(
         pdbs,
         hpas,
         http_routes,
+        grpc_routes,
         endpoint_slices,
         ..
     } = children;
@@ -306,6 +307,7 @@ async fn run_namespace<S>(
         .owns_stream(pdbs)
         .owns_stream(hpas)
         .owns_stream(http_routes)
+        .owns_stream(grpc_routes)
         .watches_stream(endpoint_slices, watches::microservice_of_labels)
         .watches_stream(config_map_changes, referencing_config_map)
         .watches_stream(secret_changes, referencing_secret)
@@ -389,24 +391,37 @@ async fn finish(
 /// Gateway API CRDs before Weir, or restart it after). The group is looked up in the list
 /// of groups first: asking a server without it for its resources answers a plain-text 404,
 /// which the client would log as a warning of its own.
-async fn serves_http_routes(client: &Client) -> bool {
+async fn serves_routes(client: &Client) -> watches::RouteKinds {
     const GROUP: &str = "gateway.networking.k8s.io";
-    let served = match client.list_api_groups().await {
+    let resources = match client.list_api_groups().await {
         Ok(groups) => {
             let v1 = groups
                 .groups
                 .iter()
                 .any(|g| g.name == GROUP && g.versions.iter().any(|v| v.version == "v1"));
-            v1 && client
-                .list_api_group_resources(&format!("{GROUP}/v1"))
-                .await
-                .is_ok_and(|list| list.resources.iter().any(|r| r.name == "httproutes"))
+            match v1 {
+                true => client
+                    .list_api_group_resources(&format!("{GROUP}/v1"))
+                    .await
+                    .map(|list| list.resources)
+                    .unwrap_or_default(),
+                false => Vec::new(),
+            }
         }
         Err(error) => {
             tracing::warn!(%error, "cannot list the API groups; working without Gateway API");
-            false
+            Vec::new()
         }
     };
+    let served = |name: &str| resources.iter().any(|r| r.name == name);
+    let kinds = watches::RouteKinds {
+        http: served("httproutes"),
+        grpc: served("grpcroutes"),
+    };
+    if kinds.grpc {
+        tracing::info!("Gateway API GRPCRoutes are served: releases can route through them");
+    }
+    let served = kinds.http;
     if served {
         tracing::info!("Gateway API HTTPRoutes are served: releases can route through them");
     } else {
@@ -416,7 +431,7 @@ async fn serves_http_routes(client: &Client) -> bool {
              are installed and Weir restarts"
         );
     }
-    served
+    kinds
 }
 
 /// A client whose requests say who sends them: `weir/<version> (<identity>)`, and whose

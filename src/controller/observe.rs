@@ -2,7 +2,6 @@
 //! newest status this process wrote. Nothing here writes; everything later reads the
 //! `Observation` and not the cluster.
 
-use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -17,7 +16,7 @@ use super::context::{CACHES_READY_WAIT, Context};
 use super::error::Cause;
 use super::gateway_features;
 use super::watches::Watched;
-use crate::api::{Microservice, MicroserviceStatus, Slot, TemplatedMetric};
+use crate::api::{Microservice, MicroserviceStatus, RouteKind, Slot, TemplatedMetric};
 use crate::build::traffic::slot_service_name;
 use crate::build::{self, REVISION_ANNOTATION, deployment_name};
 use crate::release::{ACTION_ANNOTATION, HoldBack, ManualAction, Router, SlotState, parse_action};
@@ -65,11 +64,12 @@ pub struct Observation {
     pub router: Router,
     pub blue: SlotState,
     pub green: SlotState,
-    /// HTTPRoute `<name>`, when the cluster serves HTTPRoutes and it exists.
-    pub live_route: Option<HttpRoute>,
+    /// The route `<name>` of the spec's kind (HTTPRoute or GRPCRoute), as JSON, when the
+    /// cluster serves that kind and it exists.
+    pub live_route: Option<serde_json::Value>,
     /// Service `<name>`.
     pub live_service: Option<Service>,
-    /// Whether the cluster serves Gateway API HTTPRoutes.
+    /// Whether the cluster serves the Gateway API route kind the spec asks for.
     pub gateway_api: bool,
     /// The `weir.dev/action` annotation as set.
     pub pending_action: Option<String>,
@@ -194,10 +194,11 @@ fn traffic_may_move(ms: &Microservice, revision: &str) -> bool {
 fn from_caches(ms: Microservice, namespace: String, uid: String, ctx: &Context) -> Observation {
     let name = ms.name_any();
     let caches = &ctx.caches;
-    let live_route = caches
-        .http_routes
-        .as_ref()
-        .and_then(|routes| cached(routes, &namespace, &name));
+    let kind = crate::build::traffic::route_kind(&ms);
+    let (live_route, gateway_api) = match kind {
+        RouteKind::HttpRoute => live_json(caches.http_routes.as_ref(), &namespace, &name),
+        RouteKind::GrpcRoute => live_json(caches.grpc_routes.as_ref(), &namespace, &name),
+    };
     let router = crate::release::router(&ms);
     let revision = build::revision(&ms, &ctx.defaults);
     // Endpoints matter while traffic moves between slots; reading them only then keeps a
@@ -231,7 +232,7 @@ fn from_caches(ms: Microservice, namespace: String, uid: String, ctx: &Context) 
         green: slot(Slot::Green),
         live_route,
         live_service: cached(&caches.services, &namespace, &name),
-        gateway_api: caches.http_routes.is_some(),
+        gateway_api,
         pending_action: ms.annotations().get(ACTION_ANNOTATION).cloned(),
         action: unhandled_action(&ms),
         mirror_unsupported_by: None,
@@ -249,6 +250,21 @@ fn from_caches(ms: Microservice, namespace: String, uid: String, ctx: &Context) 
         name,
         uid,
     }
+}
+
+/// Route `name` from `cache` as JSON, and whether the cluster serves its kind at all.
+fn live_json<K>(
+    cache: Option<&Store<K>>,
+    namespace: &str,
+    name: &str,
+) -> (Option<serde_json::Value>, bool)
+where
+    K: Resource<DynamicType = ()> + Clone + serde::Serialize,
+{
+    let live = cache
+        .and_then(|routes| cached(routes, namespace, name))
+        .and_then(|route| serde_json::to_value(route).ok());
+    (live, cache.is_some())
 }
 
 fn cached<K>(cache: &Store<K>, namespace: &str, name: &str) -> Option<K>

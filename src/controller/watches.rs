@@ -5,6 +5,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt, TryStreamExt};
+use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -40,22 +41,36 @@ pub struct ChildWatches {
     pub pdbs: ChildStream<PodDisruptionBudget>,
     pub hpas: ChildStream<HorizontalPodAutoscaler>,
     pub http_routes: ChildStream<HttpRoute>,
+    pub grpc_routes: ChildStream<GrpcRoute>,
     /// The slot Services' EndpointSlices (they carry the Service's labels), owned by the
     /// Service rather than the Microservice: mapped back by the instance label.
     pub endpoint_slices: ChildStream<EndpointSlice>,
 }
 
+/// The Gateway API route kinds the cluster serves.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RouteKinds {
+    pub http: bool,
+    pub grpc: bool,
+}
+
 impl ChildWatches {
-    /// Starts the watches; HTTPRoutes only when the cluster serves them (`gateway_api`).
-    pub fn start(client: &Client, namespace: Option<&str>, gateway_api: bool) -> Self {
+    /// Starts the watches; routes only of the kinds the cluster serves.
+    pub fn start(client: &Client, namespace: Option<&str>, routes: RouteKinds) -> Self {
         let (deployments_cache, deployments) = child_watch::<Deployment>(client, namespace);
         let (services_cache, services) = child_watch::<Service>(client, namespace);
         let (pdbs_cache, pdbs) = child_watch::<PodDisruptionBudget>(client, namespace);
         let (hpas_cache, hpas) = child_watch::<HorizontalPodAutoscaler>(client, namespace);
         let (endpoint_slices_cache, endpoint_slices) =
             child_watch::<EndpointSlice>(client, namespace);
-        let (http_routes_cache, http_routes) = if gateway_api {
+        let (http_routes_cache, http_routes) = if routes.http {
             let (cache, stream) = child_watch::<HttpRoute>(client, namespace);
+            (Some(cache), stream)
+        } else {
+            (None, futures::stream::empty().boxed())
+        };
+        let (grpc_routes_cache, grpc_routes) = if routes.grpc {
+            let (cache, stream) = child_watch::<GrpcRoute>(client, namespace);
             (Some(cache), stream)
         } else {
             (None, futures::stream::empty().boxed())
@@ -63,6 +78,7 @@ impl ChildWatches {
         ChildWatches {
             caches: Caches {
                 http_routes: http_routes_cache,
+                grpc_routes: grpc_routes_cache,
                 deployments: deployments_cache,
                 services: services_cache,
                 pod_disruption_budgets: pdbs_cache,
@@ -74,6 +90,7 @@ impl ChildWatches {
             pdbs,
             hpas,
             http_routes,
+            grpc_routes,
             endpoint_slices,
         }
     }

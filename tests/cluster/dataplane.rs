@@ -35,7 +35,7 @@ fn gateway_api_version() -> &'static str {
 
 /// Paths under `sent` whose value does not come back unchanged in `returned` (values the
 /// API server only adds, its defaults, are fine).
-fn changed_fields(sent: &Value, returned: &Value, path: &str) -> Vec<String> {
+pub fn changed_fields(sent: &Value, returned: &Value, path: &str) -> Vec<String> {
     match (sent, returned) {
         (Value::Object(sent), Value::Object(returned)) => sent
             .iter()

@@ -177,6 +177,8 @@ async fn generated_valid_specs_are_accepted_whole() {
             "spec.pod.templatePatch",
             "spec.migrateFrom.scaleDown",
             "spec.rollout.trackConfig.secrets",
+            "spec.rollout.traffic.gatewayAPI.grpcRules[].matches",
+            "spec.rollout.traffic.gatewayAPI.grpcRules[].filters",
         ] {
             assert!(
                 features.get(field).is_some_and(|n| *n >= 2),

@@ -25,6 +25,7 @@ mod external_metrics;
 mod gateway_api;
 mod generated_specs;
 mod gitops;
+mod grpc_route;
 mod helm;
 mod image;
 mod kube_state_metrics;

@@ -119,7 +119,7 @@ exist yet. Nothing is written with update (PUT).
   resources: ["horizontalpodautoscalers"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["gateway.networking.k8s.io"]
-  resources: ["httproutes"]
+  resources: ["httproutes", "grpcroutes"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # The slot Services' endpoints, read only: a weight counts once its pods are endpoints a
 # gateway can reach.

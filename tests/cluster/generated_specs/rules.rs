@@ -22,7 +22,7 @@ pub enum Rule {
 /// Kubernetes types Weir embeds (containers' env, resources, probes, pod settings), whose
 /// rules are Kubernetes' own.
 pub fn rules_in_crd() -> Vec<Rule> {
-    const EMBEDDED: [&str; 22] = [
+    const EMBEDDED: [&str; 24] = [
         ".spec.env",
         ".spec.envFrom",
         ".spec.resources",
@@ -45,6 +45,8 @@ pub fn rules_in_crd() -> Vec<Rule> {
         ".spec.rollout.traffic.gatewayAPI.rules[].filters[]",
         ".spec.rollout.traffic.gatewayAPI.rules[].timeouts",
         ".spec.rollout.traffic.gatewayAPI.rules[].backendRefs",
+        ".spec.rollout.traffic.gatewayAPI.grpcRules[].matches[]",
+        ".spec.rollout.traffic.gatewayAPI.grpcRules[].filters[]",
     ];
     pub fn embedded(path: &str) -> bool {
         EMBEDDED.iter().any(|e| {

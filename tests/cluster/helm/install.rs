@@ -35,6 +35,7 @@ pub fn watch_rules() -> BTreeSet<String> {
         rules("policy", "poddisruptionbudgets", &children),
         rules("autoscaling", "horizontalpodautoscalers", &children),
         rules("gateway.networking.k8s.io", "httproutes", &children),
+        rules("gateway.networking.k8s.io", "grpcroutes", &children),
         rules("discovery.k8s.io", "endpointslices", &["list", "watch"]),
         rules("events.k8s.io", "events", &["create", "patch"]),
         // rollout.trackConfig, on by default for ConfigMaps (never Secrets by default).

@@ -96,6 +96,7 @@ pub fn breaches() -> Vec<Breach> {
     [
         object::breaches(),
         object::route_rule_breaches(),
+        object::grpc_rule_breaches(),
         object::migrate_from_breaches(),
         autoscaling::breaches(),
         ports::breaches(),

@@ -87,14 +87,21 @@ pub fn migrate_from_breaches() -> Vec<Breach> {
                 spec(o)["migrateFrom"] = json!({"deployment": own});
             },
         ),
-        breach("spec.migrateFrom needs spec.ports", "", |o, _, v| {
-            if v % 2 == 0 {
-                spec(o).as_object_mut().unwrap().remove("ports");
-            } else {
-                spec(o)["ports"] = json!([]);
-            }
-            spec(o)["migrateFrom"] = json!({"deployment": "checkout"});
-        }),
+        Breach {
+            // A routed spec loses its port too.
+            also: &[
+                "rollout.traffic.gatewayAPI needs at least one port",
+                "rollout.traffic.gatewayAPI.port must name one of spec.ports",
+            ],
+            ..breach("spec.migrateFrom needs spec.ports", "", |o, _, v| {
+                if v % 2 == 0 {
+                    spec(o).as_object_mut().unwrap().remove("ports");
+                } else {
+                    spec(o)["ports"] = json!([]);
+                }
+                spec(o)["migrateFrom"] = json!({"deployment": "checkout"});
+            })
+        },
         breach(
             "migrateFrom.deployment must be a Deployment name",
             "",
@@ -200,6 +207,91 @@ pub fn route_rule_breaches() -> Vec<Breach> {
                         "requestHeaderModifier": {"add": [{"name": format!("x-{i}"), "value": "1"}]}}))
                     .collect();
                 routed(o)["traffic"]["gatewayAPI"]["rules"] = json!([{ "filters": filters }]);
+            },
+        ),
+    ]
+}
+
+/// A valid gRPC rule: calls to one service.
+fn grpc_rule(i: usize) -> serde_json::Value {
+    json!({"matches": [{"method": {"service": format!("shop.S{i}")}}]})
+}
+
+/// A routed canary through a GRPCRoute.
+fn grpc(o: &mut serde_json::Value) -> &mut serde_json::Value {
+    let gateway = &mut routed(o)["traffic"]["gatewayAPI"];
+    gateway["kind"] = "GRPCRoute".into();
+    gateway
+}
+
+pub fn grpc_rule_breaches() -> Vec<Breach> {
+    vec![
+        breach(
+            "rollout.traffic.gatewayAPI.rules are HTTPRoute rules",
+            "",
+            |o, _, v| {
+                grpc(o)["rules"] = json!([path_rule(v)]);
+            },
+        ),
+        breach(
+            "rollout.traffic.gatewayAPI.grpcRules need kind: GRPCRoute",
+            "",
+            |o, _, v| {
+                let gateway = &mut routed(o)["traffic"]["gatewayAPI"];
+                if v % 2 == 1 {
+                    gateway["kind"] = "HTTPRoute".into();
+                }
+                gateway["grpcRules"] = json!([grpc_rule(v)]);
+            },
+        ),
+        breach(
+            "rollout.traffic.gatewayAPI.grpcRules take no RequestMirror filter",
+            "",
+            |o, _, v| {
+                let mut rule = grpc_rule(v);
+                rule["filters"] = json!([{"type": "RequestMirror",
+                    "requestMirror": {"backendRef": {"name": "elsewhere", "port": 80}}}]);
+                grpc(o)["grpcRules"] = json!([rule]);
+            },
+        ),
+        breach(
+            ".spec.rollout.traffic.gatewayAPI.kind enum",
+            "spec.rollout.traffic.gatewayAPI.kind",
+            |o, _, v| {
+                routed(o)["traffic"]["gatewayAPI"]["kind"] =
+                    ["TCPRoute", "httproute", "GrpcRoute"][v % 3].into();
+            },
+        ),
+        breach(
+            ".spec.rollout.traffic.gatewayAPI.grpcRules maxItems",
+            "spec.rollout.traffic.gatewayAPI.grpcRules",
+            |o, r, v| {
+                let n = r.number() as usize + 1 + v;
+                let rules: Vec<_> = (0..n).map(grpc_rule).collect();
+                grpc(o)["grpcRules"] = rules.into();
+            },
+        ),
+        breach(
+            ".spec.rollout.traffic.gatewayAPI.grpcRules[].matches maxItems",
+            "spec.rollout.traffic.gatewayAPI.grpcRules[0].matches",
+            |o, r, v| {
+                let n = r.number() as usize + 1 + v;
+                let matches: Vec<_> = (0..n)
+                    .map(|i| json!({"method": {"service": format!("shop.S{i}")}}))
+                    .collect();
+                grpc(o)["grpcRules"] = json!([{ "matches": matches }]);
+            },
+        ),
+        breach(
+            ".spec.rollout.traffic.gatewayAPI.grpcRules[].filters maxItems",
+            "spec.rollout.traffic.gatewayAPI.grpcRules[0].filters",
+            |o, r, v| {
+                let n = r.number() as usize + 1 + v;
+                let filters: Vec<_> = (0..n)
+                    .map(|i| json!({"type": "RequestHeaderModifier",
+                        "requestHeaderModifier": {"add": [{"name": format!("x-{i}"), "value": "1"}]}}))
+                    .collect();
+                grpc(o)["grpcRules"] = json!([{ "filters": filters }]);
             },
         ),
     ]

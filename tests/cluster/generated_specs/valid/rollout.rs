@@ -40,15 +40,57 @@ pub fn traffic(name: String) -> BoxedStrategy<Value> {
         prop::collection::vec(parent, 1..4),
         prop::collection::vec(text("[a-z]{1,10}\\.example"), 0..3),
         prop::option::of(prop::collection::vec(route_rule(), 1..3)),
+        prop::option::of(prop::option::of(prop::collection::vec(grpc_rule(), 1..3))),
     )
-        .prop_map(|(parents, hostnames, rules)| {
+        .prop_map(|(parents, hostnames, rules, grpc)| {
+            // A third of the routes are GRPCRoutes, half of those with rules of their own.
+            let (kind, rules, grpc_rules) = match grpc {
+                Some(grpc_rules) => (some("GRPCRoute"), None, grpc_rules),
+                None => (rules.as_ref().map(|_| "HTTPRoute".into()), rules, None),
+            };
             json!({"gatewayAPI": object(vec![
                 ("parentRefs", some(parents)),
                 ("hostnames", (!hostnames.is_empty()).then(|| Value::from(hostnames))),
+                ("kind", kind),
                 ("rules", rules.map(Value::from)),
+                ("grpcRules", grpc_rules.map(Value::from)),
             ])})
         })
         .boxed()
+}
+
+/// A GRPCRoute rule: a service (and maybe a method), maybe a header and a header modifier.
+fn grpc_rule() -> impl Strategy<Value = Value> {
+    (
+        text("[a-z]{1,8}\\.[A-Z][a-z]{1,8}"),
+        prop::option::of(text("[A-Z][a-z]{1,8}")),
+        prop::option::of(text("x-[a-z]{1,8}")),
+    )
+        .prop_map(|(service, method, header)| {
+            let matched = object(vec![
+                (
+                    "method",
+                    Some(object(vec![
+                        ("service", some(service)),
+                        ("method", method.map(Value::from)),
+                    ])),
+                ),
+                (
+                    "headers",
+                    header.as_ref().map(|h| json!([{"name": h, "value": "1"}])),
+                ),
+            ]);
+            object(vec![
+                ("matches", some(json!([matched]))),
+                (
+                    "filters",
+                    header.map(|h| {
+                        json!([{"type": "RequestHeaderModifier",
+                    "requestHeaderModifier": {"set": [{"name": h, "value": "2"}]}}])
+                    }),
+                ),
+            ])
+        })
 }
 
 /// A route rule of Gateway API's own shapes: a path, maybe a header modifier and timeouts.
