@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::traffic::{Split, route};
+use super::traffic::{Split, route_json};
 use super::*;
 use crate::api::{CanaryStep, HeaderMatch, Microservice};
 
@@ -95,7 +95,7 @@ fn built(ms: &Microservice) -> Value {
         },
         "podDisruptionBudget": pod_disruption_budget(ms),
         "horizontalPodAutoscaler": horizontal_pod_autoscaler(ms),
-        "routes": routes.iter().map(|s| route(ms, s)).collect::<Vec<_>>(),
+        "routes": routes.iter().map(|s| route_json(ms, s)).collect::<Vec<_>>(),
     })
 }
 

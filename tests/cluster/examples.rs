@@ -16,7 +16,7 @@ use crate::traffic::RELOAD_ALLOWANCE;
 use weir::api::Slot;
 
 /// The example's Microservice name and spec.
-fn example(file: &str) -> (String, Value) {
+pub fn example(file: &str) -> (String, Value) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples")
         .join(file);
@@ -84,6 +84,17 @@ async fn release_example(file: &'static str) {
         }
     })
     .await;
+}
+
+#[tokio::test]
+async fn takeover_without_a_service_to_take_over() {
+    // No Service carries the consent: the example deploys and releases as any other.
+    release_example("takeover.yaml").await;
+}
+
+#[tokio::test]
+async fn config_tracking() {
+    release_example("config-tracking.yaml").await;
 }
 
 #[tokio::test]

@@ -97,30 +97,33 @@ async fn a_canary_moves_through_a_grpc_route_accepted_by_the_gateway() {
         return;
     };
     with_temp_ns(|client, ns| async move {
+        // examples/grpc.yaml, through the local Gateway for this test's host, with steps that
+        // wait for the test rather than the clock.
         let host = test_host(&ns);
-        let mut traffic = through_local_gateway(&host);
-        traffic["gatewayAPI"]["kind"] = "GRPCRoute".into();
-        let spec = json!({
-            "replicas": 4,
-            "pod": {"terminationGracePeriodSeconds": GRACE_SECONDS},
-            "rollout": {"strategy": "Canary", "traffic": traffic,
-                "canary": {"scaleDownDelaySeconds": SCALE_DOWN_DELAY, "steps": [
-                    {"setHeaderRoute": {"match": [{"name": "x-beta", "value": "yes"}]}},
-                    {"setWeight": 30}, {"pause": {}}]}},
-        });
-        let h = Harness::start_on_data_plane(&client, &ns, "shop", spec, &[]).await;
+        let (_, mut spec) = crate::examples::example("grpc.yaml");
+        let local = through_local_gateway(&host);
+        let gateway = &mut spec["rollout"]["traffic"]["gatewayAPI"];
+        gateway["parentRefs"] = local["gatewayAPI"]["parentRefs"].clone();
+        gateway["hostnames"] = local["gatewayAPI"]["hostnames"].clone();
+        assert_eq!(gateway["kind"], "GRPCRoute");
+        spec["image"] = crate::traffic::V1.into();
+        spec["pod"] = json!({"terminationGracePeriodSeconds": GRACE_SECONDS});
+        spec["rollout"]["canary"] = json!({"scaleDownDelaySeconds": SCALE_DOWN_DELAY, "steps": [
+            {"setHeaderRoute": {"match": [{"name": "x-beta", "value": "yes"}]}},
+            {"setWeight": 30}, {"pause": {}}]});
+        let h = Harness::start_on_data_plane(&client, &ns, "payments", spec, &[]).await;
         let routes: Api<GrpcRoute> = Api::namespaced(client.clone(), &ns);
         let stable = h.status().await.stable_revision.expect("stable");
         h.set_image(V2).await;
         h.wait_release(&[&stable]).await;
         // Paused after the weight: both steps were verified through Traefik's status.
         h.wait_paused_at(2).await;
-        let route = routes.get("shop").await.expect("GRPCRoute shop");
+        let route = routes.get("payments").await.expect("GRPCRoute payments");
         assert_eq!(
             weights(&route),
             [
-                ("shop-blue".to_string(), 70),
-                ("shop-green".to_string(), 30)
+                ("payments-blue".to_string(), 70),
+                ("payments-green".to_string(), 30)
             ]
         );
         let status = serde_json::to_value(&route.status).expect("json");
@@ -138,7 +141,7 @@ async fn a_canary_moves_through_a_grpc_route_accepted_by_the_gateway() {
         }
         let http: Api<gateway_api::httproutes::HttpRoute> = Api::namespaced(client.clone(), &ns);
         assert!(
-            http.get_opt("shop").await.expect("read").is_none(),
+            http.get_opt("payments").await.expect("read").is_none(),
             "no HTTPRoute besides"
         );
 
@@ -156,12 +159,12 @@ async fn a_canary_moves_through_a_grpc_route_accepted_by_the_gateway() {
             .status
             .and_then(|s| s.active_slot)
             .expect("an active slot");
-        let route = routes.get("shop").await.expect("GRPCRoute shop");
+        let route = routes.get("payments").await.expect("GRPCRoute payments");
         let everything: Vec<_> = weights(&route)
             .into_iter()
             .filter(|(_, w)| *w == 100)
             .collect();
-        assert_eq!(everything, [(format!("shop-{}", active.as_str()), 100)]);
+        assert_eq!(everything, [(format!("payments-{}", active.as_str()), 100)]);
     })
     .await;
 }
