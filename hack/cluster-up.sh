@@ -189,9 +189,10 @@ start kube-scheduler "$dir/bin/kube-scheduler" --config "$dir/scheduler.yaml" \
   --authentication-kubeconfig "$dir/kubeconfig" --authorization-kubeconfig "$dir/kubeconfig" \
   --bind-address 127.0.0.1 --secure-port 0
 
-# --- kwok with its fast stages from the module, plus ours for pods told to stay unready, and
-# ours for deletion: a pod stays Terminating until its deletionTimestamp (the end of its grace
-# period) instead of vanishing at once, so a grace period means something.
+# --- kwok with its fast stages from the module, plus ours for pods told to stay unready (or
+# to fail in a named way, hack/kwok/pod-failing.yaml), and ours for deletion: a pod stays
+# Terminating until its deletionTimestamp (the end of its grace period) instead of vanishing
+# at once, so a grace period means something.
 stages=$dir/kwok/stages.yaml
 : > "$stages"
 for stage in "$cache/kwok-$KWOK_VERSION"/stages/*.yaml; do
@@ -207,7 +208,7 @@ awk '/^  name: /{ready = ($2 == "pod-ready")}
        print "      values: [\x27false\x27]"
      }' "$stages" > "$stages.tmp" && mv "$stages.tmp" "$stages"
 grep -q 'test.weir.dev/ready' "$stages" || die "could not patch kwok's pod-ready stage"
-for stage in pod-running-unready pod-delete-at-deadline; do
+for stage in pod-running-unready pod-failing pod-delete-at-deadline; do
   { echo "---"; cat "$root/hack/kwok/$stage.yaml"; } >> "$stages"
 done
 # --cidr is where pod IPs come from (the nodes have no podCIDR: node IPAM is off).

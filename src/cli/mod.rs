@@ -103,6 +103,12 @@ pub struct RunArgs {
     #[arg(long, env = "WEIR_TRACK_SECRETS", default_value_t = false, action = clap::ArgAction::Set)]
     pub track_secrets: bool,
 
+    /// When a release aborts, list the new version's pods once and say in the abort's
+    /// message, event and status what they show (ImagePullBackOff, OOMKilled,
+    /// Unschedulable, ...): needs `list` on Pods.
+    #[arg(long, env = "WEIR_POD_FAILURE_REASONS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub pod_failure_reasons: bool,
+
     /// Take part in leader election, so only one of several replicas writes.
     #[arg(long, env = "WEIR_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,

@@ -53,6 +53,8 @@ pub struct Context {
     pub metric_templates: Option<Store<MetricTemplate>>,
     /// Where notifications go, and the client that sends them.
     pub notifier: Notifier,
+    /// Whether an abort lists the candidate's pods to say why they failed.
+    pub pod_failure_reasons: bool,
     /// The ConfigMaps and Secrets Microservices may track, content hashed.
     pub config: super::config_watch::ConfigCaches,
 }

@@ -9,6 +9,7 @@ mod decide;
 mod drift;
 mod error;
 mod events;
+mod failure_reasons;
 mod gateway_features;
 mod leader;
 pub mod lease;
@@ -277,6 +278,7 @@ async fn run_namespace<S>(
         own_writes: own_writes.clone(),
         metric_templates: shared.metric_templates,
         notifier: shared.notifier,
+        pod_failure_reasons: args.pod_failure_reasons,
         config: config_watch::ConfigCaches {
             config_maps,
             secrets,

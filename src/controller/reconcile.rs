@@ -5,6 +5,7 @@
 //! observe  object → Observation      the Microservice, its newest status, both slots, the live
 //!                                    route and Service, the pending action (or an early stop)
 //! decide   Observation → Plan        measure when due, the release decision
+//!                                    (and when an abort begins, what the candidate's pods show)
 //! apply    Plan → Applied            children written, the active Deployment, problems found
 //! report   Applied → Action          events, the status write, the action cleared, the requeue
 //! ```
@@ -19,7 +20,7 @@ use super::context::Context;
 use super::error::{Cause, Error, Stage};
 use super::observe::{self, Observed};
 use super::watches::Watched;
-use super::{apply, decide, report};
+use super::{apply, decide, failure_reasons, report};
 use crate::telemetry::ReconcileOutcome;
 
 /// Brings the cluster in line with one Microservice.
@@ -47,7 +48,8 @@ async fn run_stages(object: &Watched, ctx: &Context) -> Result<Action, Error> {
         Observed::Microservice(observation) => observation,
         Observed::Early(early) => return Ok(report::early(&early, ctx).await),
     };
-    let plan = decide::decide(&observation, &ctx.measurer).await;
+    let mut plan = decide::decide(&observation, &ctx.measurer).await;
+    failure_reasons::explain(&observation, &mut plan, ctx).await;
     let applied = apply::apply(&observation, &plan, ctx).await;
     let applied = applied.map_err(failed(Stage::Apply))?;
     let reported = report::report(&observation, &plan, &applied, ctx).await;

@@ -23,6 +23,7 @@ mod actions;
 mod analysis;
 mod decision;
 mod machine;
+pub mod pod_failures;
 mod progress;
 mod promotion;
 #[cfg(test)]

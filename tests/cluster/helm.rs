@@ -60,7 +60,8 @@ fn all_features() -> Value {
         "grafanaDashboard": {"enabled": true, "annotations": {"grafana_folder": "Platform"}},
         "kubeStateMetrics": {"enabled": true},
         "metricTemplatePresets": {"enabled": true, "gateway": "traefik"},
-        "trackConfig": {"configMaps": false}
+        "trackConfig": {"configMaps": false},
+        "podFailureReasons": false
     })
 }
 

@@ -22,6 +22,7 @@ mod dashboard;
 mod dataplane;
 mod examples;
 mod external_metrics;
+mod failure_reasons;
 mod gateway_api;
 mod generated_specs;
 mod gitops;

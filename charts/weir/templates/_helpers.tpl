@@ -130,6 +130,12 @@ exist yet. Nothing is written with update (PUT).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- if .Values.podFailureReasons }}
+# When a release aborts: one list of the new version's pods, to say why they failed.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
+{{- end }}
 {{- if .Values.trackConfig.configMaps }}
 # rollout.trackConfig: ConfigMaps watched (content hashed in the cache), read whole when a
 # snapshot is made, snapshots created and, once no slot mounts them, deleted.

@@ -44,6 +44,8 @@ pub fn watch_rules() -> BTreeSet<String> {
             "configmaps",
             &["get", "list", "watch", "create", "delete"],
         ),
+        // An abort lists the candidate's pods to say why they failed.
+        rules("", "pods", &["list"]),
     ]
     .into_iter()
     .flatten()

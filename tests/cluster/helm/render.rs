@@ -125,6 +125,7 @@ pub async fn defaults_render_one_replica_without_election() {
             "--resync-seconds=300",
             "--track-configmaps=true",
             "--track-secrets=false",
+            "--pod-failure-reasons=true",
         ]
     );
     let deployment = find(&defaults, "Deployment", "weir");
@@ -174,6 +175,7 @@ pub fn every_setting_becomes_a_flag_or_an_object(all: &[Value]) {
             "--resync-seconds=120",
             "--track-configmaps=false",
             "--track-secrets=false",
+            "--pod-failure-reasons=false",
         ]
     );
     let deployment = find(all, "Deployment", "weir");
