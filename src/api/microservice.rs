@@ -310,6 +310,19 @@ pub struct Placement {
     /// `[zone, node]`; an empty list turns spreading off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spread_across: Option<Vec<SpreadDomain>>,
+    /// Keep the two versions of a release off each other's nodes, so a bad new version
+    /// (a noisy neighbour, a node-level fault it triggers) cannot take the stable pods with
+    /// it: `Preferred` asks the scheduler, `Required` insists (the new version's pods then
+    /// wait for nodes without stable pods).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub separate_versions: Option<SeparateVersions>,
+}
+
+/// How strictly the two versions keep apart.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum SeparateVersions {
+    Preferred,
+    Required,
 }
 
 /// A failure domain.

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
     validation = Rule::new("!has(self.canary) || (has(self.strategy) && self.strategy == 'Canary')").message("rollout.canary is only used with strategy: Canary"),
     validation = Rule::new("!has(self.blueGreen) || (has(self.strategy) && self.strategy == 'BlueGreen')").message("rollout.blueGreen is only used with strategy: BlueGreen"),
     validation = Rule::new("!has(self.canary) || !has(self.canary.steps) || self.canary.steps.all(s, !has(s.setHeaderRoute) && !has(s.setMirror)) || (has(self.traffic) && has(self.traffic.gatewayAPI))").message("setHeaderRoute and setMirror steps need rollout.traffic.gatewayAPI: replica ratios cannot route by header or mirror traffic"),
+    validation = Rule::new("!has(self.canary) || !has(self.canary.minPods) || (has(self.traffic) && has(self.traffic.gatewayAPI))").message("canary.minPods needs rollout.traffic.gatewayAPI: without a router the ratio of pods is the split"),
     validation = Rule::new("!has(self.canary) || !has(self.canary.steps) || self.canary.steps.all(s, !has(s.analysis)) || has(self.analysis)").message("an analysis step needs rollout.analysis with the metrics to run"),
     validation = Rule::new("!has(self.blueGreen) || !has(self.blueGreen.prePromotionAnalysis) || has(self.analysis)").message("blueGreen.prePromotionAnalysis needs rollout.analysis with the metrics to run"),
     validation = Rule::new("!has(self.canary) || !has(self.canary.steps) || !has(self.analysis) || self.canary.steps.all(s, !has(s.analysis) || !has(s.analysis.metrics) || s.analysis.metrics.all(n, self.analysis.metrics.exists(m, m.name == n)))").message("an analysis step names a metric that rollout.analysis.metrics does not define")
@@ -286,6 +287,13 @@ pub struct Canary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub scale_down_delay_seconds: Option<i32>,
+    /// The fewest pods the new version runs while it takes traffic, whatever its share (a
+    /// 10% canary of five replicas is one pod otherwise, and one drain leaves it none); a
+    /// weight counts only once this many are ready. Needs `traffic.gatewayAPI`: without a
+    /// router the pods are the split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub min_pods: Option<i32>,
 }
 
 /// One step of a canary release: set exactly one field.

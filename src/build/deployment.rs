@@ -4,9 +4,9 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, Lifecycle, LifecycleHandler, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, SleepAction, TCPSocketAction,
-    TopologySpreadConstraint,
+    Affinity, Capabilities, Container, ContainerPort, Lifecycle, LifecycleHandler, PodAffinityTerm,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext,
+    SleepAction, TCPSocketAction, TopologySpreadConstraint, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -15,7 +15,7 @@ use super::template_patch;
 use super::{Defaults, labels, non_empty, object_meta};
 use crate::api::{
     DEFAULT_PRE_STOP_SLEEP_SECONDS, DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS, Microservice,
-    PodOptions, Protocol, Slot, SpreadDomain,
+    PodOptions, Protocol, SeparateVersions, Slot, SpreadDomain,
 };
 
 /// Default seconds a rollout may stall before the Microservice turns Degraded.
@@ -138,7 +138,7 @@ fn pod_spec(
         init_containers: extra(&pod.init_containers),
         security_context: Some(security),
         topology_spread_constraints: Some(spreading),
-        affinity: pod.affinity.clone(),
+        affinity: separated(pod.affinity.clone(), ms, selector),
         priority_class_name: pod.priority_class_name.clone(),
         runtime_class_name: pod.runtime_class_name.clone(),
         dns_config: pod.dns_config.clone(),
@@ -294,4 +294,55 @@ fn spread_constraints(
             }
         })
         .collect()
+}
+
+/// The spec's affinity, with a term that keeps this slot's pods off the nodes running the
+/// other slot's (`placement.separateVersions`): the other slot is the slot selector with
+/// the other slot's name.
+fn separated(
+    affinity: Option<Affinity>,
+    ms: &Microservice,
+    selector: &BTreeMap<String, String>,
+) -> Option<Affinity> {
+    let separate = ms.spec.placement.as_ref().and_then(|p| p.separate_versions);
+    let Some(separate) = separate else {
+        return affinity;
+    };
+    let mut other_slot = selector.clone();
+    let own = other_slot
+        .get(labels::SLOT_LABEL)
+        .cloned()
+        .unwrap_or_default();
+    let other = if own == Slot::Blue.as_str() {
+        Slot::Green
+    } else {
+        Slot::Blue
+    };
+    other_slot.insert(labels::SLOT_LABEL.into(), other.as_str().into());
+    let term = PodAffinityTerm {
+        label_selector: Some(LabelSelector {
+            match_labels: Some(other_slot),
+            ..Default::default()
+        }),
+        topology_key: "kubernetes.io/hostname".into(),
+        ..Default::default()
+    };
+    let mut affinity = affinity.unwrap_or_default();
+    let anti = affinity
+        .pod_anti_affinity
+        .get_or_insert_with(Default::default);
+    match separate {
+        SeparateVersions::Preferred => anti
+            .preferred_during_scheduling_ignored_during_execution
+            .get_or_insert_with(Vec::new)
+            .push(WeightedPodAffinityTerm {
+                weight: 100,
+                pod_affinity_term: term,
+            }),
+        SeparateVersions::Required => anti
+            .required_during_scheduling_ignored_during_execution
+            .get_or_insert_with(Vec::new)
+            .push(term),
+    }
+    Some(affinity)
 }

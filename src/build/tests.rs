@@ -446,3 +446,48 @@ fn a_template_patch_that_breaks_the_template_is_left_out_and_reported() {
         "{report}"
     );
 }
+
+#[test]
+fn each_slot_keeps_off_the_nodes_of_the_other_when_versions_are_separated() {
+    let mut ms = checkout();
+    let affinity = |ms: &Microservice, slot| {
+        let built = slot_deployment(ms, slot, 2, &Defaults::default());
+        serde_json::to_value(built.spec.unwrap().template.spec.unwrap().affinity).unwrap()
+    };
+    assert_eq!(
+        affinity(&ms, Slot::Blue),
+        serde_json::Value::Null,
+        "off by default"
+    );
+    ms.spec.placement =
+        Some(serde_json::from_value(json!({"separateVersions": "Preferred"})).unwrap());
+    ms.spec.pod = Some(
+        serde_json::from_value(json!({"affinity": {"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["web"]}]}]}}}}))
+        .unwrap(),
+    );
+    let blue = affinity(&ms, Slot::Blue);
+    assert_eq!(
+        blue["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"],
+        json!([{"weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+            "labelSelector": {"matchLabels": {"app.kubernetes.io/instance": "checkout", "weir.dev/slot": "green"}}}}])
+    );
+    assert!(
+        blue["nodeAffinity"].is_object(),
+        "the spec's own affinity stays"
+    );
+    let green = affinity(&ms, Slot::Green);
+    assert_eq!(
+        green["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+            ["labelSelector"]["matchLabels"]["weir.dev/slot"],
+        "blue"
+    );
+    ms.spec.placement =
+        Some(serde_json::from_value(json!({"separateVersions": "Required"})).unwrap());
+    let required = affinity(&ms, Slot::Blue);
+    assert_eq!(
+        required["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
+}

@@ -43,6 +43,9 @@ pub(super) struct Wanted {
     pub deadline: Duration,
     /// How long the old slot keeps its pods after a promotion.
     pub scale_down_delay: Duration,
+    /// The fewest pods the candidate runs while it takes traffic (`canary.minPods`, behind
+    /// a router); 0 for no floor.
+    pub min_pods: i32,
 }
 
 impl Wanted {
@@ -58,6 +61,7 @@ impl Wanted {
             total: effective_replicas(ms),
             deadline: progress_deadline(ms),
             scale_down_delay: Duration::from_secs(scale_down_delay(ms).max(0) as u64),
+            min_pods: min_pods(ms),
         }
     }
 }
@@ -339,5 +343,14 @@ impl<'a> Machine<'a> {
         {
             self.fields.scale_down_at = None;
         }
+    }
+}
+
+/// `canary.minPods` when a router splits the traffic (admission refuses it without one).
+fn min_pods(ms: &Microservice) -> i32 {
+    let canary = ms.spec.rollout.as_ref().and_then(|r| r.canary.as_ref());
+    match (router(ms), canary.and_then(|c| c.min_pods)) {
+        (Router::GatewayApi, Some(n)) => n.max(0),
+        _ => 0,
     }
 }

@@ -169,11 +169,14 @@ proptest! {
         target in 0..=100i32, target_mirror in 0..=100i32, target_header in any::<bool>(),
         weight in 0..=100i32, mirror in 0..=100i32, header in any::<bool>(),
         total in 1..500i32, ready in 0..500i32, exists in any::<bool>(), observed in any::<bool>(),
+        min_pods in prop_oneof![Just(0), 1..8i32],
     ) {
         let headers = |on: bool| if on { beta() } else { vec![] };
         let release = applied(weight, headers(header), mirror);
         let candidate = SlotState { exists, revision: Some("r2".into()), replicas: ready, ready, settled: observed, observed };
-        let carried = carried_split(split(target, headers(target_header), target_mirror), &release, &candidate, total);
+        let carried = carried_split(split(target, headers(target_header), target_mirror), &release, &candidate, total, min_pods);
+        // canary.minPods: a weight also waits for that many ready pods.
+        let capacity_for = |total, weight| capacity_for(total, weight).max(min_pods);
         prop_assert!((0..=target).contains(&carried.weight), "{}% beyond the step's {}%", carried.weight, target);
         let known = !exists || observed;
         if known {

@@ -210,6 +210,37 @@ fn no_weight_reaches_a_candidate_without_ready_pods() {
 }
 
 #[test]
+fn an_ha_canary_runs_at_least_min_pods_and_its_weight_waits_for_them() {
+    let mut rollout = gateway_canary(json!([{"setWeight": 10}, {"pause": {}}]));
+    rollout["canary"]["minPods"] = json!(2);
+    let mut cluster = Cluster::running(rollout);
+    cluster.pods_ready = false;
+    cluster.release_revision("r2");
+    let mut decision = cluster.step(None);
+    for _ in 0..5 {
+        if matches!(decision.other_plan, SlotPlan::Template(_)) {
+            break;
+        }
+        decision = cluster.step(None);
+    }
+    assert_eq!(
+        decision.other_plan,
+        SlotPlan::Template(2),
+        "10% of 4 is one pod; minPods is 2"
+    );
+    let candidate = other(decision.fields.active_slot);
+    cluster.slot_mut(candidate).ready = 1;
+    let decision = cluster.step(None);
+    assert_eq!(
+        decision.traffic.split.weight, 0,
+        "one ready pod of the two: no weight yet"
+    );
+    cluster.slot_mut(candidate).ready = 2;
+    let decision = cluster.step(None);
+    assert_eq!(decision.traffic.split.weight, 10);
+}
+
+#[test]
 fn an_indefinite_pause_waits_for_a_promote_and_acts_once() {
     let mut cluster = Cluster::running(gateway_canary(
         json!([{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}]),

@@ -39,19 +39,20 @@ pub(super) fn target_split(release: &Release, steps: &[Step], active: Slot) -> S
 }
 
 /// The part of `target` the candidate can take now: a weight only once its ready pods carry
-/// it (until then the weight already `applied`, lowered if pods were lost), and header
+/// it, and at least `min_pods` of them are ready (until then the weight already `applied`, lowered if pods were lost), and header
 /// routes or a mirror only once it has a ready pod.
 pub(super) fn carried_split(
     mut target: Split,
     applied: &Release,
     candidate: &SlotState,
     total: i32,
+    min_pods: i32,
 ) -> Split {
     // Ready pods are unknown until the Deployment controller has seen the last write
     // (a scale-up, say): meanwhile hold what is applied, whose pods were ready, and never
     // raise it. The candidate's template only changes while it has no traffic.
     let known = !candidate.exists || candidate.observed;
-    let carried = |w: i32| w == 0 || candidate.ready >= capacity_for(total, w);
+    let carried = |w: i32| w == 0 || candidate.ready >= capacity_for(total, w).max(min_pods);
     if !known {
         target.weight = target.weight.min(applied.weight);
         target.header_route = applied.header_route.clone();
@@ -99,7 +100,8 @@ impl Machine<'_> {
     pub(super) fn wanted_traffic(&self, release: &Release, candidate: &SlotState) -> TrafficPlan {
         let active = self.active();
         let target = target_split(release, &self.wanted.steps, active);
-        let split = carried_split(target, release, candidate, self.wanted.total);
+        let wanted = &self.wanted;
+        let split = carried_split(target, release, candidate, wanted.total, wanted.min_pods);
         let blue_green = self.wanted.blue_green;
         // Without a router, full weight is Service `<name>` switching to the candidate,
         // so the old slot's pods stay warm for `scaleDownDelaySeconds`.
@@ -129,7 +131,12 @@ impl Machine<'_> {
         let mut wanted = target_split(release, &self.wanted.steps, self.active());
         wanted.weight = wanted.weight.max(traffic.split.weight);
         let (_, candidate) = capacity(total, &wanted);
-        let candidate = if blue_green { total } else { candidate };
+        let candidate = match (blue_green, candidate) {
+            (true, _) => total,
+            // An HA canary: never fewer than minPods while it takes any traffic.
+            (false, 0) => 0,
+            (false, n) => n.max(self.wanted.min_pods),
+        };
         let stable = match self.wanted.router {
             Router::ReplicaRatio if !blue_green && traffic.split.weight < 100 => {
                 capacity(total, &traffic.split).0

@@ -177,6 +177,8 @@ async fn generated_valid_specs_are_accepted_whole() {
             "spec.pod.templatePatch",
             "spec.migrateFrom.scaleDown",
             "spec.rollout.trackConfig.secrets",
+            "spec.rollout.canary.minPods",
+            "spec.placement.separateVersions",
             "spec.rollout.traffic.gatewayAPI.grpcRules[].matches",
             "spec.rollout.traffic.gatewayAPI.grpcRules[].filters",
         ] {

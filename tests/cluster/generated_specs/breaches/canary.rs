@@ -7,6 +7,28 @@ use super::{Breach, analysed, breach, items, long, routed};
 pub fn breaches() -> Vec<Breach> {
     vec![
         breach(
+            ".spec.rollout.canary.minPods minimum",
+            "spec.rollout.canary.minPods",
+            |o, r, v| {
+                routed(o)["canary"]["minPods"] = (r.number() - 1 - v as i64).into();
+            },
+        ),
+        breach(
+            ".spec.rollout.canary.minPods maximum",
+            "spec.rollout.canary.minPods",
+            |o, r, v| {
+                routed(o)["canary"]["minPods"] = (r.number() + 1 + v as i64).into();
+            },
+        ),
+        breach(
+            "canary.minPods needs rollout.traffic.gatewayAPI",
+            "",
+            |o, _, v| {
+                let rollout = analysed(o);
+                rollout["canary"]["minPods"] = (1 + v as i64).into();
+            },
+        ),
+        breach(
             ".spec.rollout.canary.scaleDownDelaySeconds minimum",
             "spec.rollout.canary.scaleDownDelaySeconds",
             |o, r, v| {

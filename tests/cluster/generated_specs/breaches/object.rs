@@ -22,18 +22,22 @@ pub fn breaches() -> Vec<Breach> {
         breach(".spec required:image", "spec.image", |o, _, _| {
             spec(o).as_object_mut().unwrap().remove("image");
         }),
-        breach(
-            "rollout.traffic.gatewayAPI needs at least one port",
-            "",
-            |o, _, v| {
-                routed(o);
-                if v % 2 == 0 {
-                    spec(o).as_object_mut().unwrap().remove("ports");
-                } else {
-                    spec(o)["ports"] = json!([]);
-                }
-            },
-        ),
+        Breach {
+            // A spec taking over a Deployment loses its port too.
+            also: &["spec.migrateFrom needs spec.ports"],
+            ..breach(
+                "rollout.traffic.gatewayAPI needs at least one port",
+                "",
+                |o, _, v| {
+                    routed(o);
+                    if v % 2 == 0 {
+                        spec(o).as_object_mut().unwrap().remove("ports");
+                    } else {
+                        spec(o)["ports"] = json!([]);
+                    }
+                },
+            )
+        },
         breach(
             "rollout.traffic.gatewayAPI.port must name one of spec.ports",
             "",

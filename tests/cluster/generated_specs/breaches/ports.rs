@@ -107,5 +107,13 @@ pub fn breaches() -> Vec<Breach> {
                 spec(o)["placement"] = json!({"spreadAcross": [domain]});
             },
         ),
+        breach(
+            ".spec.placement.separateVersions enum",
+            "spec.placement.separateVersions",
+            |o, _, v| {
+                let how = ["required", "Always", "Never"][v % 3];
+                spec(o)["placement"] = json!({"separateVersions": how});
+            },
+        ),
     ]
 }

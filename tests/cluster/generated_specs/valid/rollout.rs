@@ -368,9 +368,13 @@ pub fn rollout(name: String) -> BoxedStrategy<(Value, bool)> {
                     move |(steps, gate, notify, track)| {
                         let routed = traffic.is_some();
                         let (strategy, canary_spec, blue_green) = if canary {
+                            // Half the routed canaries run a floor of pods.
+                            let min_pods =
+                                delay.filter(|d| routed && d % 2 == 0).map(|d| d % 5 + 1);
                             let canary = object(vec![
                                 ("steps", (!steps.is_empty()).then(|| Value::from(steps))),
                                 ("scaleDownDelaySeconds", delay.map(Value::from)),
+                                ("minPods", min_pods.map(Value::from)),
                             ]);
                             ("Canary", Some(canary), None)
                         } else {

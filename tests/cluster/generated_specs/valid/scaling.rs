@@ -34,7 +34,16 @@ pub fn disruption() -> BoxedStrategy<Value> {
 }
 
 pub fn placement() -> BoxedStrategy<Value> {
-    prop::sample::subsequence(vec!["zone", "node"], 0..=2)
-        .prop_map(|domains| json!({"spreadAcross": domains}))
+    (
+        prop::sample::subsequence(vec!["zone", "node"], 0..=2),
+        prop::option::of(prop_oneof![Just("Preferred"), Just("Required")]),
+    )
+        .prop_map(|(domains, separate)| {
+            let mut placement = json!({"spreadAcross": domains});
+            if let Some(separate) = separate {
+                placement["separateVersions"] = separate.into();
+            }
+            placement
+        })
         .boxed()
 }
