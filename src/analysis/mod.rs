@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{Measurement, Metric, Outcome, PrometheusMetric};
+use crate::api::{Measurement, Metric, OnFailure, Outcome, PrometheusMetric};
 
 /// What a query template or a webhook may know about the release.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -187,6 +187,12 @@ impl Measurer {
 
     /// One measurement of `metric`; never fails: an unreachable source is Inconclusive.
     pub async fn measure(&self, metric: &Metric, facts: &ReleaseFacts, at: Time) -> Measurement {
+        let mut measured = self.measure_value(metric, facts, at).await;
+        measured.dry_run = metric.on_failure == Some(OnFailure::Record);
+        measured
+    }
+
+    async fn measure_value(&self, metric: &Metric, facts: &ReleaseFacts, at: Time) -> Measurement {
         let target = match (&metric.prometheus, &metric.webhook) {
             (Some(query), _) => query.address.clone().or(self.default_prometheus.clone()),
             (None, Some(webhook)) => Some(webhook.url.clone()),
@@ -411,6 +417,7 @@ impl Verdict {
             outcome: self.outcome,
             message: Some(self.message),
             at,
+            dry_run: false,
         }
     }
 }

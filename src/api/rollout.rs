@@ -478,6 +478,21 @@ pub struct Metric {
     /// The value must be at most this. With a template, replaces the template's `max`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+    /// What a failure of this metric does: `Abort` (the default) counts it against the
+    /// limits and aborts the release; `Record` measures it, shows it in status and events,
+    /// and never acts on it, so a team can see how a metric behaves before it gates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnFailure>,
+}
+
+/// What a metric's failure does.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum OnFailure {
+    #[default]
+    Abort,
+    Record,
 }
 
 /// An external metric: its name and the labels that select its series.

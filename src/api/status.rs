@@ -263,6 +263,10 @@ pub struct Measurement {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub at: Time,
+    /// Measured for the record only (`onFailure: Record`): never counted for or against
+    /// the release.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// What a measurement said.
@@ -275,6 +279,16 @@ pub enum Outcome {
     Failed,
     /// No data, or the source could not be reached: neither a pass nor a failure.
     Inconclusive,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Passed => "Passed",
+            Outcome::Failed => "Failed",
+            Outcome::Inconclusive => "Inconclusive",
+        }
+    }
 }
 
 /// One word for where the service stands.

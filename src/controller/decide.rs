@@ -12,7 +12,7 @@ use super::observe::Observation;
 use super::verify;
 use crate::analysis::resolve;
 use crate::analysis::{Measurer, ReleaseFacts};
-use crate::api::{Metric, Microservice, TemplatedMetric};
+use crate::api::{Measurement, Metric, Microservice, Outcome, TemplatedMetric};
 use crate::build;
 use crate::release::{self, Decision, ManualAction, SlotPlan, other};
 use crate::takeover;
@@ -43,17 +43,39 @@ async fn decide_release(observation: &Observation, measurer: &Measurer) -> Decis
         (_, action) => action.clone(),
     };
     if let Some(names) = release::due_measurement(&ms, now) {
-        measure_round(&mut ms, &names, measurer, now).await;
-        return decide_once(&ms, observation, action);
+        let round = measure_round(&mut ms, &names, measurer, now).await;
+        let mut decision = decide_once(&ms, observation, action);
+        decision.notes.extend(dry_run_notes(&round));
+        return decision;
     }
     let first = decide_once(&ms, observation, action);
     let Some((mut at_gate, names)) = gate_round_due(&ms, &first, now) else {
         return first;
     };
-    measure_round(&mut at_gate, &names, measurer, now).await;
+    let round = measure_round(&mut at_gate, &names, measurer, now).await;
     // The action was acted on by the first decision.
-    let second = decide_once(&at_gate, observation, None);
+    let mut second = decide_once(&at_gate, observation, None);
+    second.notes.extend(dry_run_notes(&round));
     after_gate(first, second)
+}
+
+/// An event for each metric measured for the record only (`onFailure: Record`) that did
+/// not pass: what would have stopped the release, had it gated.
+pub fn dry_run_notes(round: &[Measurement]) -> Vec<release::Note> {
+    round
+        .iter()
+        .filter(|m| m.dry_run && m.outcome != Outcome::Passed)
+        .map(|m| {
+            let seen = m.message.clone().unwrap_or_else(|| m.metric.clone());
+            release::Note::normal(
+                "AnalysisRecorded",
+                format!(
+                    "{seen} ({}, recorded only: onFailure is Record, so the release goes on)",
+                    m.outcome.as_str()
+                ),
+            )
+        })
+        .collect()
 }
 
 /// The takeover's next step, while one runs; the active slot is raised to the old
@@ -161,7 +183,7 @@ async fn measure_round(
     names: &[String],
     measurer: &Measurer,
     now: Timestamp,
-) {
+) -> Vec<Measurement> {
     let measured = match measurement_of(ms, names) {
         Some((metrics, facts)) => {
             let at = Time(Timestamp::now());
@@ -173,8 +195,9 @@ async fn measure_round(
         None => Vec::new(),
     };
     if let Some(release) = ms.status.as_mut().and_then(|s| s.release.as_mut()) {
-        release::record_round(release, measured, now);
+        release::record_round(release, measured.clone(), now);
     }
+    measured
 }
 
 /// The metrics to measure and the facts their queries may name, while a release with

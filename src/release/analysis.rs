@@ -104,7 +104,13 @@ pub fn at_gate(ms: &Microservice) -> bool {
 /// Adds a round of measurements to the release's analysis status.
 pub fn record_round(release: &mut Release, measurements: Vec<Measurement>, at: Timestamp) {
     let status = release.analysis.get_or_insert_with(AnalysisStatus::default);
-    let outcome = round_outcome(&measurements);
+    // Metrics measured for the record only count neither for nor against the release.
+    let counted: Vec<Measurement> = measurements
+        .iter()
+        .filter(|m| !m.dry_run)
+        .cloned()
+        .collect();
+    let outcome = round_outcome(&counted);
     match outcome {
         Outcome::Passed => {
             status.consecutive_failures = 0;
@@ -185,7 +191,7 @@ pub(super) fn failure_message(status: &AnalysisStatus, outcome: Outcome) -> Stri
         .last
         .iter()
         // A round is measured after the reconcile that records it began.
-        .filter(|m| at.is_some_and(|at| m.at.0 >= at) && m.outcome == outcome)
+        .filter(|m| at.is_some_and(|at| m.at.0 >= at) && m.outcome == outcome && !m.dry_run)
         .map(|m| {
             m.message.clone().unwrap_or_else(|| match m.value {
                 Some(value) => format!("{} = {value}", m.metric),

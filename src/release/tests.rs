@@ -415,6 +415,49 @@ fn the_first_deploy_runs_no_release() {
 }
 
 #[test]
+fn a_metric_recorded_only_never_stops_the_release() {
+    use crate::api::{Measurement, Outcome};
+    let mut cluster = Cluster::running(json!({
+        "strategy": "Canary",
+        "traffic": {"gatewayAPI": {"parentRefs": [{"name": "public"}]}},
+        "canary": {"steps": [{"setWeight": 50}, {"pause": {}}]},
+        "analysis": {"interval": "1s", "metrics": [
+            {"name": "latency", "prometheus": {"query": "q"}, "max": 0.5, "onFailure": "Record"}]}
+    }));
+    cluster.release_revision("r2");
+    cluster.run(6);
+    let started = cluster.now;
+    let release = cluster
+        .ms
+        .status
+        .as_mut()
+        .unwrap()
+        .release
+        .as_mut()
+        .unwrap();
+    let failed = Measurement {
+        metric: "latency".into(),
+        value: Some(2.0),
+        baseline: None,
+        passed: false,
+        outcome: Outcome::Failed,
+        message: Some("latency = 2, above the maximum 0.5".into()),
+        at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(started),
+        dry_run: true,
+    };
+    record_round(release, vec![failed.clone(), failed], started);
+    let analysis = release.analysis.clone().unwrap();
+    assert_eq!(
+        (analysis.last_round, analysis.consecutive_failures),
+        (Some(Outcome::Passed), 0)
+    );
+    assert_eq!(analysis.last.len(), 2, "shown in status all the same");
+    let decision = cluster.step(None);
+    assert_eq!(decision.traffic.split.weight, 50, "the release goes on");
+    assert!(decision.fields.release.unwrap().returning.is_none());
+}
+
+#[test]
 fn an_analysis_failure_names_the_metric_and_value() {
     use crate::api::{Measurement, Outcome};
     let mut cluster = Cluster::running(json!({
@@ -449,6 +492,7 @@ fn an_analysis_failure_names_the_metric_and_value() {
             outcome: Outcome::Failed,
             message: Some("error-rate = 0.5, above the maximum 0.05".into()),
             at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(measured_at),
+            dry_run: false,
         }],
         started,
     );

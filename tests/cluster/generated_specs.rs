@@ -179,6 +179,7 @@ async fn generated_valid_specs_are_accepted_whole() {
             "spec.rollout.trackConfig.secrets",
             "spec.rollout.canary.minPods",
             "spec.placement.separateVersions",
+            "spec.rollout.analysis.metrics[].onFailure",
             "spec.rollout.traffic.gatewayAPI.grpcRules[].matches",
             "spec.rollout.traffic.gatewayAPI.grpcRules[].filters",
         ] {

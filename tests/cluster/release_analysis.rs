@@ -171,6 +171,45 @@ async fn a_release_whose_error_rate_stays_low_is_promoted_after_a_passing_round(
     .await;
 }
 
+/// `onFailure: Record`: a metric far out of bounds is measured, shown and told in an event,
+/// and the release is promoted all the same; the gating metric beside it decides.
+#[tokio::test]
+async fn a_metric_recorded_only_is_shown_and_never_stops_the_release() {
+    let (_exporter, prometheus) = prometheus_measuring(0.5).await;
+    let address = format!("http://{}", prometheus.addr);
+    with_temp_ns(|client, ns| async move {
+        let flags = ["--prometheus-address", address.as_str()];
+        let spec = analysed(json!([
+            {"name": "error-rate", "prometheus": {"query": ERROR_RATE}, "max": 0.05, "onFailure": "Record"},
+            {"name": "up", "prometheus": {"query": "vector(1)"}, "min": 1},
+        ]));
+        let h = Harness::start_with_flags(&client, &ns, "trial", spec, &flags).await;
+        let stable = h.status().await.stable_revision.unwrap();
+        h.set_image(V2).await;
+        let started = h.wait_release(&[&stable]).await;
+        h.wait_healthy_on(&started.revision).await;
+        let recorded = h
+            .log
+            .find(0, |s| {
+                s.analysis.as_ref().is_some_and(|a| {
+                    a.last.iter().any(|(metric, value, outcome)| {
+                        metric == "error-rate" && *value == Some(0.5) && *outcome == Outcome::Failed
+                    })
+                })
+            })
+            .is_some();
+        assert!(recorded, "the recorded metric's failure is in status");
+        let events = h.events().await;
+        assert!(
+            events.iter().any(|(_, reason, message)| reason == "AnalysisRecorded"
+                && message.contains("error-rate")
+                && message.contains("recorded only")),
+            "{events:?}"
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_release_whose_error_rate_is_too_high_is_aborted_traffic_first() {
     let (_exporter, prometheus) = prometheus_measuring(0.5).await;

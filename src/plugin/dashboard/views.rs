@@ -290,6 +290,7 @@ mod tests {
             },
             message: None,
             at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(second)),
+            dry_run: false,
         }
     }
 

@@ -7,6 +7,13 @@ use super::{Breach, analysed, breach, items, long, metric_at};
 pub fn breaches() -> Vec<Breach> {
     vec![
         breach(
+            ".spec.rollout.analysis.metrics[].onFailure enum",
+            "spec.rollout.analysis.metrics[0].onFailure",
+            |o, _, v| {
+                metric_at(o)["onFailure"] = ["record", "Ignore", "Hold"][v % 3].into();
+            },
+        ),
+        breach(
             ".spec.rollout.analysis required:metrics",
             "spec.rollout.analysis.metrics",
             |o, _, _| {

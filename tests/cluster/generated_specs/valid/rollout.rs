@@ -219,7 +219,18 @@ pub fn metric(index: usize) -> BoxedStrategy<Value> {
                 ("max", max.map(Value::from)),
             ])
         });
-    prop_oneof![prometheus, webhook, templated, external].boxed()
+    let on_failure = prop::option::of(prop_oneof![Just("Abort"), Just("Record")]);
+    (
+        prop_oneof![prometheus, webhook, templated, external],
+        on_failure,
+    )
+        .prop_map(|(mut metric, on_failure)| {
+            if let Some(on_failure) = on_failure {
+                metric["onFailure"] = on_failure.into();
+            }
+            metric
+        })
+        .boxed()
 }
 
 /// Limits against the stable version: a percentage or an absolute difference.
