@@ -76,20 +76,20 @@ pub fn observe(ms: Microservice, ctx: &Context) -> (Microservice, View) {
 }
 
 fn cached_hash(ctx: &Context, kind: ConfigKind, namespace: &str, name: &str) -> Option<String> {
-    let key = |n: &str| (n.to_string(), namespace.to_string());
-    let (n, ns) = key(name);
-    let hash_of =
-        |annotations: &BTreeMap<String, String>| annotations.get(CONTENT_HASH_ANNOTATION).cloned();
     match kind {
-        ConfigKind::ConfigMap => {
-            let store = ctx.config.config_maps.as_ref()?;
-            hash_of(store.get(&ObjectRef::new(&n).within(&ns))?.annotations())
-        }
-        ConfigKind::Secret => {
-            let store = ctx.config.secrets.as_ref()?;
-            hash_of(store.get(&ObjectRef::new(&n).within(&ns))?.annotations())
-        }
+        ConfigKind::ConfigMap => hash_in(ctx.config.config_maps.as_ref()?, namespace, name),
+        ConfigKind::Secret => hash_in(ctx.config.secrets.as_ref()?, namespace, name),
     }
+}
+
+/// The content hash the cache keeps for object `name`.
+fn hash_in<K: Resource<DynamicType = ()> + Clone>(
+    store: &Store<K>,
+    namespace: &str,
+    name: &str,
+) -> Option<String> {
+    let object = store.get(&ObjectRef::new(name).within(namespace))?;
+    object.annotations().get(CONTENT_HASH_ANNOTATION).cloned()
 }
 
 /// Creates the snapshots that do not exist yet, from their sources as they are now. A source

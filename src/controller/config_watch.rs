@@ -80,6 +80,27 @@ pub fn watch<K: Tracked>(client: &Client, namespace: Option<&str>) -> (Store<K>,
     (cache, stream)
 }
 
+/// The watch of kind `K` when the operator tracks it; else no cache and no changes.
+pub fn watch_if<K: Tracked>(
+    tracked: bool,
+    client: &Client,
+    namespace: Option<&str>,
+) -> (Option<Store<K>>, ChildStream<K>) {
+    if !tracked {
+        return (None, futures::stream::empty().boxed());
+    }
+    let (cache, stream) = watch::<K>(client, namespace);
+    (Some(cache), stream)
+}
+
+/// The controller's mapper from a change of kind `K` to the Microservices it concerns.
+pub fn referencing<K: Tracked>(
+    microservices: &Store<Watched>,
+) -> impl Fn(K) -> Vec<ObjectRef<Watched>> + Send + Sync + 'static {
+    let microservices = microservices.clone();
+    move |object| microservices_referencing(&microservices, &object)
+}
+
 /// The Microservices of `object`'s namespace that track its kind and reference it.
 pub fn microservices_referencing<K: Tracked>(
     microservices: &Store<Watched>,

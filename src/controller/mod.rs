@@ -254,18 +254,10 @@ async fn run_namespace<S>(
     );
     let own_writes = Arc::new(own_writes::OwnWrites::default());
     let children = ChildWatches::start(&client, namespace.as_deref(), shared.gateway_api);
-    let (config_maps, config_map_changes) = if args.track_configmaps {
-        let (cache, stream) = config_watch::watch::<ConfigMap>(&client, namespace.as_deref());
-        (Some(cache), stream)
-    } else {
-        (None, futures::stream::empty().boxed())
-    };
-    let (secrets, secret_changes) = if args.track_secrets {
-        let (cache, stream) = config_watch::watch::<Secret>(&client, namespace.as_deref());
-        (Some(cache), stream)
-    } else {
-        (None, futures::stream::empty().boxed())
-    };
+    let (config_maps, config_map_changes) =
+        config_watch::watch_if::<ConfigMap>(args.track_configmaps, &client, namespace.as_deref());
+    let (secrets, secret_changes) =
+        config_watch::watch_if::<Secret>(args.track_secrets, &client, namespace.as_deref());
     let context = Arc::new(Context {
         client,
         metrics: shared.metrics,
@@ -295,14 +287,8 @@ async fn run_namespace<S>(
         endpoint_slices,
         ..
     } = children;
-    let referencing_config_map = {
-        let cache = ms_cache.clone();
-        move |cm: ConfigMap| config_watch::microservices_referencing(&cache, &cm)
-    };
-    let referencing_secret = {
-        let cache = ms_cache.clone();
-        move |secret: Secret| config_watch::microservices_referencing(&cache, &secret)
-    };
+    let referencing_config_map = config_watch::referencing::<ConfigMap>(&ms_cache);
+    let referencing_secret = config_watch::referencing::<Secret>(&ms_cache);
     Controller::for_stream(triggers, ms_cache)
         .owns_stream(deployments)
         .owns_stream(services)

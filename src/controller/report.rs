@@ -45,10 +45,6 @@ pub async fn report(
     let old = observation.last_status();
     let takeover = plan.takeover.as_ref();
     let mut new = next_status(observation, &plan.decision, takeover, applied);
-    if let Some(warning) = untracked_warning(observation) {
-        let message = new.message.get_or_insert_default();
-        message.push_str(&warning);
-    }
     if worth_writing(&old, &new, applied) {
         publish_transition_events(ms, &old, &new, ctx).await;
         record_status(observation, &new, ctx).await?;
@@ -160,6 +156,7 @@ pub fn next_status(
         handled_action: handled_action(observation, &old),
         takeover: takeover.and_then(takeover_assessment),
         migration: migration(observation, takeover),
+        untracked_config: untracked_warning(observation),
     };
     let mut new = status::compute(ms, facts, observation.now);
     let moments = queue::moments(decision, &old, &new);

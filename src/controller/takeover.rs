@@ -63,11 +63,13 @@ pub async fn observe(ms: &Microservice, client: &Client) -> Result<Option<View>,
         },
         |r| r.original_replicas,
     );
+    // Only a scale-down step uses the budget: no list of PDBs before the switch.
+    let scaling_down = recorded.is_some_and(|r| r.phase == MigrationPhase::ScalingDown);
     let step = match &old {
-        Some(old) => {
+        Some(old) if scaling_down => {
             takeover::step_size(original, budget_of(client, &namespace, old).await?.as_ref())
         }
-        None => 1,
+        _ => 1,
     };
     let old = old.map(|d| OldDeployment {
         replicas: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),

@@ -147,7 +147,9 @@ pub async fn run(target: &Target, args: &EjectArgs) -> Result<(), Error> {
         kept.extend(release::<Service>(client, ns, service, &uid).await?);
     }
     if plan.route {
-        kept.extend(release_route(client, ns, &args.name, &uid).await?);
+        use gateway_api::{grpcroutes::GrpcRoute, httproutes::HttpRoute};
+        kept.extend(release_route::<HttpRoute>(client, ns, &args.name, &uid).await?);
+        kept.extend(release_route::<GrpcRoute>(client, ns, &args.name, &uid).await?);
     }
     kept.extend(release::<PodDisruptionBudget>(client, ns, &args.name, &uid).await?);
     kept.extend(release::<HorizontalPodAutoscaler>(client, ns, &args.name, &uid).await?);
@@ -249,14 +251,14 @@ async fn release<K: Kept>(
     Ok(Some(format!("{kind} {name}")))
 }
 
-/// HTTPRoute `name`, when the cluster serves HTTPRoutes.
-async fn release_route(
+/// Route `name` of kind `K`, when the cluster serves that kind (a 404 says it does not).
+async fn release_route<K: Kept>(
     client: &kube::Client,
     ns: &str,
     name: &str,
     uid: &str,
 ) -> Result<Option<String>, Error> {
-    match release::<gateway_api::httproutes::HttpRoute>(client, ns, name, uid).await {
+    match release::<K>(client, ns, name, uid).await {
         Err(Error::Api { source, .. }) if matches!(&*source, kube::Error::Api(s) if s.code == 404) => {
             Ok(None)
         }

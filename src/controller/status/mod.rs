@@ -39,6 +39,8 @@ pub struct Facts<'a> {
     pub takeover: Option<Assessment>,
     /// The takeover as it stands.
     pub migration: Option<MigrationStatus>,
+    /// A warning that `rollout.trackConfig` asks for kinds the operator does not track.
+    pub untracked_config: Option<String>,
 }
 
 /// The status that describes `ms` given `facts`. Condition transition times are kept from
@@ -53,6 +55,7 @@ pub fn compute(ms: &Microservice, facts: Facts, now: Timestamp) -> MicroserviceS
         handled_action,
         takeover,
         migration,
+        untracked_config,
     } = facts;
     let ReleaseFields {
         active_slot,
@@ -77,6 +80,9 @@ pub fn compute(ms: &Microservice, facts: Facts, now: Timestamp) -> MicroserviceS
              from that manifest so it and the autoscaler do not fight.",
             replicas_contested_by.join(", ")
         ));
+    }
+    if let Some(warning) = untracked_config {
+        assessment.message.push_str(&warning);
     }
     let old_conditions = ms.status.as_ref().map_or(&[][..], |s| &s.conditions[..]);
     let conditions = conditions_for(&assessment, generation, old_conditions, now);
@@ -315,6 +321,7 @@ mod tests {
             handled_action: None,
             takeover: None,
             migration: None,
+            untracked_config: None,
         }
     }
 
