@@ -116,6 +116,16 @@ pub fn after(time: &Time, duration: Duration) -> Timestamp {
         .unwrap_or(Timestamp::MAX)
 }
 
+/// `duration` after `time`, rounded up to the whole second: status keeps times to the second,
+/// and a deadline read back from it must not come early.
+pub fn deadline_after(time: &Time, duration: Duration) -> Timestamp {
+    let at = after(time, duration);
+    if at.subsec_nanosecond() == 0 {
+        return at;
+    }
+    Timestamp::from_second(at.as_second() + 1).unwrap_or(at)
+}
+
 /// How long from `now` to `then`; zero once it has passed.
 pub fn until(now: Timestamp, then: Timestamp) -> Duration {
     Duration::try_from(then.duration_since(now)).unwrap_or(Duration::ZERO)

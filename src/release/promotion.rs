@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::decision::{Note, Plan, SlotPlan};
 use super::machine::Machine;
-use super::{after, other};
+use super::{deadline_after, other};
 use crate::api::{Release, conditions::reason};
 
 impl Machine<'_> {
@@ -16,7 +16,7 @@ impl Machine<'_> {
         self.fields.stable_revision = Some(release.revision.clone());
         self.fields.candidate_revision = None;
         let delay = self.wanted.scale_down_delay;
-        let at = after(&Time(self.now), delay);
+        let at = deadline_after(&Time(self.now), delay);
         self.fields.scale_down_at = Some(Time(at));
         self.wake_at(at);
         self.note(Note::normal(

@@ -592,3 +592,13 @@ fn a_template_that_cannot_be_resolved_holds_the_release_back_until_it_can() {
     let release = cluster.status().release.clone().unwrap();
     assert_eq!(release.analysis.unwrap().templates, vec![resolved]);
 }
+
+#[test]
+fn a_deadline_kept_to_the_second_never_comes_early() {
+    let now: Timestamp = "2026-01-01T00:00:00.999Z".parse().unwrap();
+    let at = deadline_after(&Time(now), std::time::Duration::from_secs(3));
+    assert_eq!(at, "2026-01-01T00:00:04Z".parse::<Timestamp>().unwrap());
+    let whole: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let at = deadline_after(&Time(whole), std::time::Duration::from_secs(3));
+    assert_eq!(at, "2026-01-01T00:00:03Z".parse::<Timestamp>().unwrap());
+}
