@@ -44,6 +44,13 @@ pub mod reason {
     pub const ABORTED: &str = "Aborted";
     /// The analysis failed (or stayed inconclusive) beyond its limits.
     pub const ANALYSIS_FAILED: &str = "AnalysisFailed";
+    /// The analysis after the promotion failed: traffic went back to the old version.
+    pub const POST_PROMOTION_ANALYSIS_FAILED: &str = "PostPromotionAnalysisFailed";
+    /// The post-promotion analysis began or passed.
+    pub const VERIFYING: &str = "Verifying";
+    pub const VERIFIED: &str = "Verified";
+    /// A failed metric with `onFailure: Hold` holds the release for a person.
+    pub const HELD: &str = "Held";
     /// The spec changed during a release, which restarts with the newest revision.
     pub const SPEC_CHANGED: &str = "SpecChanged";
     /// Manual actions received through the `weir.dev/action` annotation.

@@ -9,9 +9,11 @@ mod microservice;
 mod migration;
 mod rollout;
 mod status;
+mod window;
 
 pub use metric_template::*;
 pub use microservice::*;
 pub use migration::*;
 pub use rollout::*;
 pub use status::*;
+pub use window::*;

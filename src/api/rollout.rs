@@ -10,6 +10,8 @@ use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use super::window::ReleaseWindow;
+
 /// How a new version replaces the old one.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -20,7 +22,10 @@ use std::collections::BTreeMap;
     validation = Rule::new("!has(self.canary) || !has(self.canary.minPods) || (has(self.traffic) && has(self.traffic.gatewayAPI))").message("canary.minPods needs rollout.traffic.gatewayAPI: without a router the ratio of pods is the split"),
     validation = Rule::new("!has(self.canary) || !has(self.canary.steps) || self.canary.steps.all(s, !has(s.analysis)) || has(self.analysis)").message("an analysis step needs rollout.analysis with the metrics to run"),
     validation = Rule::new("!has(self.blueGreen) || !has(self.blueGreen.prePromotionAnalysis) || has(self.analysis)").message("blueGreen.prePromotionAnalysis needs rollout.analysis with the metrics to run"),
-    validation = Rule::new("!has(self.canary) || !has(self.canary.steps) || !has(self.analysis) || self.canary.steps.all(s, !has(s.analysis) || !has(s.analysis.metrics) || s.analysis.metrics.all(n, self.analysis.metrics.exists(m, m.name == n)))").message("an analysis step names a metric that rollout.analysis.metrics does not define")
+    validation = Rule::new("!has(self.canary) || !has(self.canary.steps) || !has(self.analysis) || self.canary.steps.all(s, !has(s.analysis) || !has(s.analysis.metrics) || s.analysis.metrics.all(n, self.analysis.metrics.exists(m, m.name == n)))").message("an analysis step names a metric that rollout.analysis.metrics does not define"),
+    validation = Rule::new("!has(self.after) || has(self.group)").message("rollout.after names members of a release group: set rollout.group"),
+    validation = Rule::new("(!has(self.canary) || !has(self.canary.postPromotionAnalysis)) && (!has(self.blueGreen) || !has(self.blueGreen.postPromotionAnalysis)) || has(self.analysis)").message("postPromotionAnalysis needs rollout.analysis with the metrics to run"),
+    validation = Rule::new("!has(self.canary) || !has(self.canary.stableScale) || self.canary.stableScale != 'Dynamic' || (has(self.traffic) && has(self.traffic.gatewayAPI))").message("canary.stableScale: Dynamic needs rollout.traffic.gatewayAPI: without a router the ratio of pods is the split")
 )]
 pub struct Rollout {
     /// `RollingUpdate` (default): the pods are replaced in place, a few at a time.
@@ -63,6 +68,27 @@ pub struct Rollout {
     /// released step by step, while the stable pods keep the old content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub track_config: Option<TrackConfig>,
+    /// When a release may add exposure (a higher weight, a header route, a mirror, the
+    /// promotion): outside every window those steps wait, with phase Paused and reason
+    /// OutsideWindow, until the next window opens. Steps that reduce exposure and aborts
+    /// never wait. Empty: any time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub windows: Vec<ReleaseWindow>,
+    /// A release group in this namespace: its members' releases move in lockstep. A member
+    /// passes a step only once every member with a release in progress has reached the same
+    /// step with its traffic confirmed, and an abort of any member aborts them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub group: Option<String>,
+    /// Members of the same group whose releases must be promoted before this one starts
+    /// (a frontend after its backend, say).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub after: Vec<String>,
 }
 
 /// Which referenced objects a release tracks.
@@ -294,6 +320,43 @@ pub struct Canary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
     pub min_pods: Option<i32>,
+    /// `Full` (default): the stable version keeps all its pods during the release, so an
+    /// abort is instant. `Dynamic`: once the new version's pods are ready for its share, the
+    /// stable version shrinks to what its own share needs; an abort then raises the stable
+    /// version first and moves traffic back only as fast as its pods become ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_scale: Option<StableScale>,
+    /// After the promotion, while the old version keeps its pods, the analysis goes on
+    /// measuring the new version with all the traffic; a failure switches back to the old
+    /// version (reason PostPromotionAnalysisFailed). The old version is scaled down only
+    /// after it passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_promotion_analysis: Option<PostPromotionAnalysis>,
+}
+
+/// How many pods the stable version keeps during a canary release.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum StableScale {
+    #[default]
+    Full,
+    Dynamic,
+}
+
+/// The analysis that goes on after the promotion, with the old version warm.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!self.duration.matches('^([0-9]+(ms|s|m|h))+$') || duration(self.duration) <= duration('168h')").message("postPromotionAnalysis.duration must be at most 168h (a week)"))]
+pub struct PostPromotionAnalysis {
+    /// How long the new version is measured with all the traffic, for example `5m`. It
+    /// passes when this is over and its last round passed.
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"), length(max = 32))]
+    pub duration: String,
+    /// Names of the metrics to run; empty runs all of `rollout.analysis.metrics`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub metrics: Vec<String>,
 }
 
 /// One step of a canary release: set exactly one field.
@@ -402,6 +465,12 @@ pub struct BlueGreen {
     /// switch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_promotion_analysis: Option<AnalysisGate>,
+    /// After the switch, while the old version keeps its pods, the analysis goes on
+    /// measuring the new version with all the traffic; a failure switches back to the old
+    /// version (reason PostPromotionAnalysisFailed). The old version is scaled down only
+    /// after it passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_promotion_analysis: Option<PostPromotionAnalysis>,
 }
 
 /// Metrics that judge the new version.
@@ -479,7 +548,9 @@ pub struct Metric {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
     /// What a failure of this metric does: `Abort` (the default) counts it against the
-    /// limits and aborts the release; `Record` measures it, shows it in status and events,
+    /// limits and aborts the release; `Hold` returns traffic to the stable version but
+    /// keeps the new version's pods for a person to look at (phase Paused, until `retry`
+    /// resumes at the failing step or `abort` ends the release); `Record` measures it, shows it in status and events,
     /// and never acts on it, so a team can see how a metric behaves before it gates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<OnFailure>,
@@ -492,6 +563,7 @@ pub struct Metric {
 pub enum OnFailure {
     #[default]
     Abort,
+    Hold,
     Record,
 }
 

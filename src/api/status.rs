@@ -167,6 +167,15 @@ pub struct Release {
     /// Measurements of the analysis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisStatus>,
+    /// Why the release is held: a metric with `onFailure: Hold` failed, traffic went back to
+    /// the stable version, and the new version keeps its pods until `retry` (which resumes
+    /// at this step) or `abort`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
+    /// When the post-promotion analysis began: all traffic is on the new version, the old
+    /// version keeps its pods, and the new one becomes stable once the analysis passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifying_since: Option<Time>,
 }
 
 /// The start of one step of a release.

@@ -2,6 +2,7 @@
 //! and each value is acted on once (see `status.handledAction`).
 
 use super::decision::{Abort, Note};
+use super::hold;
 use super::machine::Machine;
 use super::progress::{Move, move_release};
 use super::steps::StepNumber;
@@ -59,6 +60,16 @@ impl Machine<'_> {
     pub(super) fn act(&mut self, release: Option<&mut Release>, action: ManualAction) {
         let in_progress = release.filter(|r| r.returning.is_none());
         let note = match (action, in_progress) {
+            (ManualAction::Retry, Some(release)) if release.held.is_some() => {
+                hold::resume(release, self.now);
+                Note::normal(
+                    reason::RETRY_REQUESTED,
+                    match StepNumber::of(release) {
+                        Some(step) => format!("Retrying the held release at {step}."),
+                        None => "Retrying the held release's promotion.".into(),
+                    },
+                )
+            }
             (ManualAction::Retry, _) => match self.fields.aborted_revision.take() {
                 Some(revision) => Note::normal(
                     reason::RETRY_REQUESTED,
@@ -82,6 +93,9 @@ impl Machine<'_> {
             ),
             (ManualAction::Promote, Some(release)) => {
                 release.paused = false;
+                if release.held.is_some() {
+                    hold::resume(release, self.now);
+                }
                 if release.step_index < release.step_count {
                     move_release(release, Move::NextStep, self.now);
                 }
@@ -93,6 +107,9 @@ impl Machine<'_> {
             }
             (ManualAction::PromoteFull, Some(release)) => {
                 release.paused = false;
+                if release.held.is_some() {
+                    hold::resume(release, self.now);
+                }
                 move_release(release, Move::SkipToPromotion, self.now);
                 Note::normal(
                     reason::PROMOTE_REQUESTED,

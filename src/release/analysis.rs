@@ -8,7 +8,10 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::{Step, after, steps, strategy};
 use crate::analysis::{parse_duration, round_outcome};
-use crate::api::{AnalysisStatus, Measurement, Microservice, Outcome, Release, Strategy};
+use crate::api::{
+    AnalysisStatus, Measurement, Microservice, OnFailure, Outcome, PostPromotionAnalysis, Release,
+    Strategy,
+};
 
 /// Measurements kept in status, newest last.
 const KEPT_MEASUREMENTS: usize = 10;
@@ -33,9 +36,56 @@ fn interval(ms: &Microservice) -> Duration {
         .unwrap_or(DEFAULT_INTERVAL)
 }
 
+/// `postPromotionAnalysis` of the strategy, when there are metrics to run.
+fn post_promotion(ms: &Microservice) -> Option<&PostPromotionAnalysis> {
+    let rollout = ms.spec.rollout.as_ref()?;
+    let post = match strategy(ms) {
+        Strategy::Canary => rollout.canary.as_ref()?.post_promotion_analysis.as_ref(),
+        Strategy::BlueGreen => rollout
+            .blue_green
+            .as_ref()?
+            .post_promotion_analysis
+            .as_ref(),
+        Strategy::RollingUpdate => None,
+    };
+    post.filter(|_| configured(ms))
+}
+
+/// How long the analysis goes on after the promotion, if the spec asks for it.
+pub(super) fn verify_for(ms: &Microservice) -> Option<Duration> {
+    post_promotion(ms).map(|p| parse_duration(&p.duration).unwrap_or(Duration::ZERO))
+}
+
+/// The post-promotion analysis passed: its time is over and its last round, measured
+/// since it began, passed.
+pub(super) fn verified(release: &Release, verify_for: Duration, now: Timestamp) -> bool {
+    let Some(since) = &release.verifying_since else {
+        return false;
+    };
+    after(since, verify_for) <= now
+        && release.analysis.as_ref().is_some_and(|a| {
+            a.last_round == Some(Outcome::Passed)
+                && a.measured_at.as_ref().is_some_and(|at| at.0 >= since.0)
+        })
+}
+
+/// A fresh count of rounds, for an analysis that starts again (after the promotion, or
+/// when a held release resumes); the measurements shown and the templates stay.
+pub(super) fn restart_counting(release: &mut Release) {
+    if let Some(analysis) = release.analysis.as_mut() {
+        analysis.consecutive_failures = 0;
+        analysis.consecutive_inconclusive = 0;
+        analysis.last_round = None;
+        analysis.measured_at = None;
+    }
+}
+
 /// The candidate receives traffic of some kind, or every step is done and the promotion
-/// waits for a passing round.
+/// waits for a passing round, or the promotion is being verified.
 fn background_running(ms: &Microservice, release: &Release) -> bool {
+    if release.verifying_since.is_some() {
+        return post_promotion(ms).is_some();
+    }
     strategy(ms) == Strategy::Canary
         && configured(ms)
         && !release.promoting
@@ -57,7 +107,7 @@ fn gate_metrics<'a>(release: &Release, steps: &'a [Step]) -> Option<&'a Vec<Stri
 
 /// When the next round is due, if the analysis runs now.
 pub(super) fn next_due(ms: &Microservice, release: &Release, steps: &[Step]) -> Option<Timestamp> {
-    if release.returning.is_some() || !configured(ms) {
+    if release.returning.is_some() || release.held.is_some() || !configured(ms) {
         return None;
     }
     let status = release.analysis.clone().unwrap_or_default();
@@ -88,6 +138,9 @@ pub fn due_measurement(ms: &Microservice, now: Timestamp) -> Option<Vec<String>>
     let due = next_due(ms, release, &steps)?;
     if due > now {
         return None;
+    }
+    if release.verifying_since.is_some() {
+        return Some(post_promotion(ms)?.metrics.clone());
     }
     Some(gate_metrics(release, &steps).cloned().unwrap_or_default())
 }
@@ -136,14 +189,57 @@ pub(super) fn last_round_passed(release: &Release) -> bool {
         .is_some_and(|a| a.last_round == Some(Outcome::Passed))
 }
 
-/// A message when the analysis says the release must stop: an analysis step fails at its
-/// first failed round, background rounds past `failureLimit` (or `inconclusiveLimit`).
+/// The analysis says the release must stop: why, and whether every metric that stops it
+/// asks for a hold (`onFailure: Hold`) rather than an abort.
+pub(super) struct Verdict {
+    pub message: String,
+    pub hold: bool,
+}
+
+/// When the analysis says the release must stop: an analysis step fails at its first
+/// failed round, background rounds (and those after the promotion) past `failureLimit` (or
+/// `inconclusiveLimit`).
 pub(super) fn verdict(
     ms: &Microservice,
     release: &Release,
     steps: &[Step],
     background: bool,
-) -> Option<String> {
+) -> Option<Verdict> {
+    let outcome = failing_outcome(ms, release, steps, background)?;
+    let status = release.analysis.as_ref()?;
+    let names = culprits(status, outcome);
+    let metrics = &ms.spec.rollout.as_ref()?.analysis.as_ref()?.metrics;
+    let holds = |name: &String| {
+        metrics
+            .iter()
+            .any(|m| &m.name == name && m.on_failure == Some(OnFailure::Hold))
+    };
+    Some(Verdict {
+        message: failure_message(status, outcome),
+        hold: !names.is_empty() && names.iter().all(holds),
+    })
+}
+
+/// The metrics of the last round that ended with `outcome`, and count.
+fn culprits(status: &AnalysisStatus, outcome: Outcome) -> Vec<String> {
+    let at = status.measured_at.as_ref().map(|t| t.0);
+    status
+        .last
+        .iter()
+        // A round is measured after the reconcile that records it began.
+        .filter(|m| at.is_some_and(|at| m.at.0 >= at) && m.outcome == outcome && !m.dry_run)
+        .map(|m| m.metric.clone())
+        .collect()
+}
+
+/// The outcome that stops the release, if any.
+fn failing_outcome(
+    ms: &Microservice,
+    release: &Release,
+    steps: &[Step],
+    background: bool,
+) -> Option<Outcome> {
+    let background = background || release.verifying_since.is_some();
     let spec = ms.spec.rollout.as_ref()?.analysis.as_ref()?;
     let status = release.analysis.as_ref()?;
     let current = usize::try_from(release.step_index)
@@ -164,12 +260,12 @@ pub(super) fn verdict(
         return None;
     }
     if status.consecutive_failures > failure_limit && status.last_round == Some(Outcome::Failed) {
-        return Some(failure_message(status, Outcome::Failed));
+        return Some(Outcome::Failed);
     }
     if status.consecutive_inconclusive > inconclusive_limit
         && status.last_round == Some(Outcome::Inconclusive)
     {
-        return Some(failure_message(status, Outcome::Inconclusive));
+        return Some(Outcome::Inconclusive);
     }
     None
 }

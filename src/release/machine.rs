@@ -46,6 +46,9 @@ pub(super) struct Wanted {
     /// The fewest pods the candidate runs while it takes traffic (`canary.minPods`, behind
     /// a router); 0 for no floor.
     pub min_pods: i32,
+    /// How long the analysis goes on after the promotion (`postPromotionAnalysis`), with
+    /// all traffic on the new version and the old slot warm.
+    pub verify_for: Option<Duration>,
 }
 
 impl Wanted {
@@ -62,6 +65,7 @@ impl Wanted {
             deadline: progress_deadline(ms),
             scale_down_delay: Duration::from_secs(scale_down_delay(ms).max(0) as u64),
             min_pods: min_pods(ms),
+            verify_for: analysis::verify_for(ms),
         }
     }
 }
@@ -132,12 +136,14 @@ impl<'a> Machine<'a> {
                 (Stage::ReturningAfterAbort | Stage::ReturningAfterSpecChange, Some(current)) => {
                     self.return_traffic(current)
                 }
+                (Stage::Held, Some(current)) => self.hold_for_a_person(current),
                 (
                     Stage::Stepping { .. }
                     | Stage::Paused
                     | Stage::AwaitingAnalysis
                     | Stage::StepsDone
-                    | Stage::Promoting,
+                    | Stage::Promoting
+                    | Stage::Verifying,
                     Some(current),
                 ) => self.progress(current),
                 (_, None) => unreachable!("{stage:?} is only derived from a release"),
@@ -304,6 +310,8 @@ impl<'a> Machine<'a> {
                 templates,
                 ..AnalysisStatus::default()
             }),
+            held: None,
+            verifying_since: None,
         }
     }
 

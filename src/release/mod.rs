@@ -22,6 +22,9 @@
 mod actions;
 mod analysis;
 mod decision;
+mod hold;
+#[cfg(test)]
+mod holds_tests;
 mod machine;
 pub mod pod_failures;
 mod progress;
@@ -34,6 +37,8 @@ mod steps;
 #[cfg(test)]
 mod tests;
 mod traffic;
+mod verification;
+pub mod window;
 
 pub use actions::{ACTION_ANNOTATION, ManualAction, parse_action};
 pub use analysis::{at_gate, due_measurement, record_round};

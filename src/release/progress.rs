@@ -21,6 +21,16 @@ pub(super) enum Move {
     SkipToPromotion,
 }
 
+/// The current step starts again now (a held release resumed): its pause, gate and
+/// deadline count afresh.
+pub(super) fn restart_step(release: &mut Release, now: Timestamp) {
+    release.step_started_at = Time(now);
+    release.step_history.push(StepStart {
+        step: release.step_index,
+        started_at: Time(now),
+    });
+}
+
 /// Every change of a release's step index, and the start of its promotion, goes through
 /// here. What it moves to starts now: pauses, gates and the progress deadline count from
 /// `stepStartedAt`.
@@ -45,12 +55,15 @@ impl Machine<'_> {
     /// once), then plans its slots and traffic.
     pub(super) fn progress(&mut self, release: &mut Release) -> Next {
         let candidate = self.candidate_state(release);
-        for _ in 0..=self.wanted.steps.len() + 1 {
+        for _ in 0..=self.wanted.steps.len() + 2 {
             let stage = stage(&self.fields, Some(release), &self.wanted);
             let traffic = self.wanted_traffic(release, &candidate);
             let verified = (self.inputs.verified)(&traffic);
-            if let Some(abort) = self.reason_to_abort(release, stage) {
-                self.begin_abort(release, abort);
+            if let Some((abort, hold)) = self.reason_to_stop(release, stage) {
+                match hold {
+                    true => self.hold(release, abort.message),
+                    false => self.begin_abort(release, abort),
+                }
                 return Next::Again;
             }
             self.wake_for(release, stage);
@@ -61,23 +74,28 @@ impl Machine<'_> {
                     done.then_some(Move::NextStep)
                 }
                 Stage::StepsDone => Some(Move::Promotion),
-                Stage::Promoting => {
-                    if verified
-                        && traffic.split.weight == 100
-                        && candidate.ready >= self.wanted.total
-                    {
+                Stage::Promoting if self.carries_all(&traffic, verified, &candidate) => {
+                    if self.wanted.verify_for.is_none() {
                         self.finish_promotion(release);
                         return Next::StopWithoutRelease;
                     }
+                    self.begin_verifying(release);
+                    continue;
+                }
+                Stage::Verifying if self.verified(release, &traffic, verified, &candidate) => {
+                    self.finish_promotion(release);
+                    return Next::StopWithoutRelease;
+                }
+                Stage::Promoting | Stage::Verifying | Stage::Paused | Stage::AwaitingAnalysis => {
                     None
                 }
-                Stage::Paused | Stage::AwaitingAnalysis => None,
                 // Not reached: moving on keeps a release at the stages above.
                 Stage::Steady
                 | Stage::Aborted
                 | Stage::Starting
                 | Stage::ReturningAfterAbort
-                | Stage::ReturningAfterSpecChange => None,
+                | Stage::ReturningAfterSpecChange
+                | Stage::Held => None,
             };
             match to {
                 Some(to) => move_release(release, to, self.now),
@@ -100,14 +118,30 @@ impl Machine<'_> {
         state
     }
 
-    /// The analysis failed, or the stage made no progress within the deadline.
-    fn reason_to_abort(&self, release: &Release, stage: Stage) -> Option<Abort> {
+    /// The new version's pods carry all the traffic, confirmed.
+    pub(super) fn carries_all(
+        &self,
+        traffic: &TrafficPlan,
+        verified: bool,
+        candidate: &SlotState,
+    ) -> bool {
+        verified && traffic.split.weight == 100 && candidate.ready >= self.wanted.total
+    }
+
+    /// Why the release stops: the analysis failed (true when it is to be held rather than
+    /// aborted), or the stage made no progress within the deadline.
+    fn reason_to_stop(&self, release: &Release, stage: Stage) -> Option<(Abort, bool)> {
         let steps = &self.wanted.steps;
-        if let Some(message) = analysis::verdict(self.ms, release, steps, self.wanted.background) {
-            return Some(Abort {
-                reason: reason::ANALYSIS_FAILED.into(),
-                message,
-            });
+        if let Some(verdict) = analysis::verdict(self.ms, release, steps, self.wanted.background) {
+            let reason = match release.verifying_since {
+                Some(_) => reason::POST_PROMOTION_ANALYSIS_FAILED,
+                None => reason::ANALYSIS_FAILED,
+            };
+            let abort = Abort {
+                reason: reason.into(),
+                message: verdict.message,
+            };
+            return Some((abort, verdict.hold));
         }
         let deadline = self.wanted.deadline;
         if stage.pauses(steps) || after(&release.step_started_at, deadline) > self.now {
@@ -118,13 +152,14 @@ impl Machine<'_> {
             (_, Some(step)) => format!("at {step}"),
             (_, None) => "after the last step".to_string(),
         };
-        Some(Abort {
+        let abort = Abort {
             reason: reason::PROGRESS_DEADLINE_EXCEEDED.into(),
             message: format!(
                 "The release made no progress for {}s {at}.",
                 deadline.as_secs()
             ),
-        })
+        };
+        Some((abort, false))
     }
 
     /// Wakes at the progress deadline, and when the next analysis round is due.

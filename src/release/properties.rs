@@ -7,6 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
+use super::holds_tests::measure;
 use super::tests::Cluster;
 use super::traffic::carried_split;
 use super::{ManualAction, SlotState, Step, capacity_for, steps};
@@ -32,6 +33,9 @@ enum Event {
     Abort,
     PodsStall,
     PodsRecover,
+    /// A round of the analysis (when one is due) passes, or fails.
+    MetricPasses,
+    MetricFails,
 }
 
 fn event() -> impl Strategy<Value = Event> {
@@ -41,6 +45,8 @@ fn event() -> impl Strategy<Value = Event> {
         1 => Just(Event::PodsStall),
         2 => Just(Event::PodsRecover),
         1 => Just(Event::Abort),
+        2 => Just(Event::MetricPasses),
+        1 => Just(Event::MetricFails),
     ]
 }
 
@@ -53,11 +59,18 @@ proptest! {
         replicas in 1..12i32,
         router in any::<bool>(),
         events in prop::collection::vec(event(), 0..60),
+        on_failure in prop_oneof![Just("Abort"), Just("Hold"), Just("Record")],
+        verify_for in prop::option::of(1..8u32),
     ) {
         let mut rollout = json!({
             "strategy": "Canary", "progressDeadlineSeconds": 30,
-            "canary": {"steps": steps, "scaleDownDelaySeconds": 2}
+            "canary": {"steps": steps, "scaleDownDelaySeconds": 2},
+            "analysis": {"interval": "1s", "metrics": [{"name": "errors",
+                "prometheus": {"query": "q"}, "max": 0.05, "onFailure": on_failure}]}
         });
+        if let Some(seconds) = verify_for {
+            rollout["canary"]["postPromotionAnalysis"] = json!({"duration": format!("{seconds}s")});
+        }
         if router {
             rollout["traffic"] = json!({"gatewayAPI": {"parentRefs": [{"name": "public"}]}});
         } else {
@@ -76,7 +89,12 @@ proptest! {
         // Then as long as it takes, with pods healthy and a promote at every pause.
         reconciles.extend(std::iter::repeat_n(None, 200));
         for event in reconciles {
+            let due = super::due_measurement(&cluster.ms, cluster.now).is_some();
             let action = match event {
+                Some(Event::MetricFails) if due => { measure(&mut cluster, 0.5); None }
+                // Afterwards every round passes.
+                Some(Event::MetricPasses) | None if due => { measure(&mut cluster, 0.01); None }
+                Some(Event::MetricPasses | Event::MetricFails) => None,
                 Some(Event::Promote) => Some(ManualAction::Promote),
                 Some(Event::Abort) => Some(ManualAction::Abort),
                 Some(Event::PodsStall) => { cluster.pods_ready = false; None }
@@ -86,8 +104,19 @@ proptest! {
             let waiting = cluster.status().release.as_ref().is_some_and(|r| {
                 r.paused || matches!(steps_of(&cluster).get(r.step_index as usize), Some(Step::Pause(None)))
             });
-            let action = action.or((event.is_none() && waiting).then_some(ManualAction::Promote));
+            let held = cluster.status().release.as_ref().is_some_and(|r| r.held.is_some());
+            let action = action
+                .or((event.is_none() && waiting).then_some(ManualAction::Promote))
+                .or((event.is_none() && held).then_some(ManualAction::Retry));
+            let before = cluster.live.clone();
             let decision = cluster.step(action);
+            // Traffic leaves a candidate before its pods do.
+            if let Some(before) = before.filter(|b| b.split.weight > 0 && router) {
+                let slot = before.split.candidate;
+                let state = match slot { Slot::Blue => &cluster.blue, Slot::Green => &cluster.green };
+                let still = decision.traffic.split.candidate == slot && decision.traffic.split.weight > 0;
+                prop_assert!(!still || state.ready >= capacity_for(replicas, decision.traffic.split.weight));
+            }
             let split = &decision.traffic.split;
             prop_assert!((0..=100).contains(&split.weight));
             let candidate = match split.candidate { Slot::Blue => &cluster.blue, Slot::Green => &cluster.green };
@@ -138,6 +167,8 @@ fn applied(weight: i32, header_route: Vec<HeaderMatch>, mirror_percent: i32) -> 
         promoting: false,
         returning: None,
         analysis: None,
+        held: None,
+        verifying_since: None,
     }
 }
 

@@ -29,8 +29,15 @@ pub(super) enum Stage {
     AwaitingAnalysis,
     /// Every step is done and nothing is left to wait for: the promotion begins.
     StepsDone,
-    /// All traffic moves to the new version; over once its pods carry all of it.
+    /// All traffic moves to the new version; over once its pods carry all of it (or, with
+    /// a post-promotion analysis, once that passes).
     Promoting,
+    /// All traffic is on the new version and the old slot keeps its pods while the
+    /// post-promotion analysis runs; the new version becomes stable when it passes.
+    Verifying,
+    /// A metric with `onFailure: Hold` failed: traffic is back on the stable version and
+    /// the candidate keeps its pods until `retry` resumes the step or `abort` ends it.
+    Held,
     /// Traffic goes back to the stable version after an abort (by hand, a failed analysis or
     /// the progress deadline); then the candidate scales down.
     ReturningAfterAbort,
@@ -42,7 +49,7 @@ pub(super) enum Stage {
 #[cfg(test)]
 impl Stage {
     /// Every stage, in the order the diagram in docs/concepts.md introduces them.
-    const ALL: [Stage; 10] = [
+    const ALL: [Stage; 12] = [
         Stage::Steady,
         Stage::Starting,
         Stage::Stepping { index: 0 },
@@ -50,6 +57,8 @@ impl Stage {
         Stage::AwaitingAnalysis,
         Stage::StepsDone,
         Stage::Promoting,
+        Stage::Verifying,
+        Stage::Held,
         Stage::ReturningAfterAbort,
         Stage::ReturningAfterSpecChange,
         Stage::Aborted,
@@ -66,6 +75,8 @@ impl Stage {
             Stage::AwaitingAnalysis => "AwaitingAnalysis",
             Stage::StepsDone => "StepsDone",
             Stage::Promoting => "Promoting",
+            Stage::Verifying => "Verifying",
+            Stage::Held => "Held",
             Stage::ReturningAfterAbort => "ReturningAfterAbort",
             Stage::ReturningAfterSpecChange => "ReturningAfterSpecChange",
         }
@@ -74,10 +85,11 @@ impl Stage {
 
 impl Stage {
     /// The release stands still on purpose, so the progress deadline does not run: a
-    /// `pause` action, or a pause step, timed or until a promote.
+    /// `pause` action, a pause step (timed or until a promote), a hold, or the analysis
+    /// after the promotion (it ends by its own rounds).
     pub(super) fn pauses(self, steps: &[Step]) -> bool {
         match self {
-            Stage::Paused => true,
+            Stage::Paused | Stage::Held | Stage::Verifying => true,
             Stage::Stepping { index } => matches!(steps.get(index), Some(Step::Pause(_))),
             _ => false,
         }
@@ -112,8 +124,12 @@ pub(super) fn stage(fields: &ReleaseFields, release: Option<&Release>, wanted: &
     };
     // A negative index (a status written by hand) reads as past the last step.
     let index = usize::try_from(release.step_index).unwrap_or(usize::MAX);
-    if release.paused {
+    if release.held.is_some() {
+        Stage::Held
+    } else if release.paused {
         Stage::Paused
+    } else if release.promoting && release.verifying_since.is_some() {
+        Stage::Verifying
     } else if release.promoting {
         Stage::Promoting
     } else if index < wanted.steps.len() {

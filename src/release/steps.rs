@@ -141,6 +141,8 @@ mod tests {
             promoting: false,
             returning: None,
             analysis: None,
+            held: None,
+            verifying_since: None,
         }
     }
 

@@ -135,7 +135,11 @@ pub fn of_release(
 fn running(ms: &Microservice, release: &crate::api::Release) -> Assessment {
     let steps = release::steps(ms);
     let step = steps.get(release.step_index.max(0) as usize);
-    let at = if release.promoting {
+    let at = if release.verifying_since.is_some() {
+        "verifying after the promotion: all traffic on the new version while the old one \
+         keeps its pods"
+            .to_string()
+    } else if release.promoting {
         "promoting: moving all traffic to the new version".to_string()
     } else {
         match step {
@@ -159,6 +163,18 @@ fn running(ms: &Microservice, release: &crate::api::Release) -> Assessment {
     );
     let image = &ms.spec.image;
     let progress = format!("Releasing {image}: {at}.");
+    if let Some(why) = &release.held {
+        let next = "Retry (weir.dev/action=retry) resumes this step; abort ends the release.";
+        let message = format!(
+            "Releasing {image}: held at {at}. {why} Traffic is back on the stable version; \
+             the new version keeps its pods. {next}"
+        );
+        return Assessment::new(Phase::Paused, reason::ANALYSIS_FAILED, message).with_parts(
+            STABLE_SERVES_ALL.into(),
+            format!("Held at {at}: {why}"),
+            Some(next.into()),
+        );
+    }
     let waiting = !release.promoting && matches!(step, Some(Step::Pause(None)));
     if release.paused || waiting {
         let why = if release.paused {
@@ -281,6 +297,8 @@ mod tests {
             promoting: false,
             returning: None,
             analysis: None,
+            held: None,
+            verifying_since: None,
         }
     }
 
