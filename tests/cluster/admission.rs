@@ -114,6 +114,19 @@ async fn bad_specs_are_refused_at_admission_with_readable_messages() {
             ("taking over without ports", "a", json!({"image": "x:1", "migrateFrom": {"deployment": "checkout"}}), "spec.migrateFrom needs spec.ports"),
             ("taking over a name that is not one", "a", json!({"image": "x:1", "ports": [port("http", 80)], "migrateFrom": {"deployment": "Checkout"}}), "migrateFrom.deployment must be a Deployment name"),
             ("unknown scale-down", "a", json!({"image": "x:1", "ports": [port("http", 80)], "migrateFrom": {"deployment": "checkout", "scaleDown": "Always"}}), "spec.migrateFrom.scaleDown: Unsupported value: \"Always\""),
+            ("after without a group", "a", json!({"image": "x:1", "rollout": {"strategy": "Canary", "after": ["backend"]}}), "rollout.after names members of a release group: set rollout.group"),
+            ("a group that is not a DNS label", "a", json!({"image": "x:1", "rollout": {"group": "Shop"}}), "spec.rollout.group in body should match"),
+            ("post-promotion analysis without analysis", "a", json!({"image": "x:1", "rollout": {"strategy": "Canary", "canary": {"postPromotionAnalysis": {"duration": "5m"}}}}), "postPromotionAnalysis needs rollout.analysis with the metrics to run"),
+            ("blue/green post-promotion analysis without analysis", "a", json!({"image": "x:1", "rollout": {"strategy": "BlueGreen", "blueGreen": {"postPromotionAnalysis": {"duration": "5m"}}}}), "postPromotionAnalysis needs rollout.analysis with the metrics to run"),
+            ("post-promotion analysis longer than a week", "a", { let mut spec = analysed(json!([{"setWeight": 10}])); spec["rollout"]["canary"]["postPromotionAnalysis"] = json!({"duration": "169h"}); spec }, "postPromotionAnalysis.duration must be at most 168h (a week)"),
+            ("post-promotion analysis without a duration", "a", { let mut spec = analysed(json!([{"setWeight": 10}])); spec["rollout"]["canary"]["postPromotionAnalysis"] = json!({"metrics": ["errors"]}); spec }, "spec.rollout.canary.postPromotionAnalysis.duration: Required value"),
+            ("a dynamic stable version without a router", "a", json!({"image": "x:1", "rollout": {"strategy": "Canary", "canary": {"stableScale": "Dynamic", "steps": [{"setWeight": 10}]}}}), "canary.stableScale: Dynamic needs rollout.traffic.gatewayAPI"),
+            ("an unknown stableScale", "a", { let mut spec = routed(json!([{"setWeight": 10}])); spec["rollout"]["canary"]["stableScale"] = json!("Half"); spec }, "spec.rollout.canary.stableScale: Unsupported value: \"Half\""),
+            ("a window listing a day twice", "a", json!({"image": "x:1", "rollout": {"windows": [{"days": ["Mon", "Tue", "Mon"], "start": "09:00", "end": "17:00"}]}}), "a window lists each day once"),
+            ("a window opening at 24:00", "a", json!({"image": "x:1", "rollout": {"windows": [{"start": "24:00", "end": "06:00"}]}}), "spec.rollout.windows[0].start in body should match"),
+            ("a window without an end", "a", json!({"image": "x:1", "rollout": {"windows": [{"start": "09:00"}]}}), "spec.rollout.windows[0].end: Required value"),
+            ("a window on an unknown day", "a", json!({"image": "x:1", "rollout": {"windows": [{"days": ["Monday"], "start": "09:00", "end": "17:00"}]}}), "spec.rollout.windows[0].days[0]: Unsupported value: \"Monday\""),
+            ("a time zone with a space", "a", json!({"image": "x:1", "rollout": {"windows": [{"start": "09:00", "end": "17:00", "timeZone": "Europe Berlin"}]}}), "spec.rollout.windows[0].timeZone in body should match"),
             ("parent of another kind", "a", json!({"image": "x:1", "ports": [port("http", 80)], "rollout": {"strategy": "Canary", "traffic": {"gatewayAPI": {"parentRefs": [{"name": "p", "kind": "Pod"}]}}}}), "a parentRef's kind is Gateway (north-south) or Service (a mesh)"),
         ];
         for (case, name, spec, expected) in cases {
@@ -145,6 +158,22 @@ async fn bad_specs_are_refused_at_admission_with_readable_messages() {
             "blueGreen": {"autoPromotionSeconds": 0, "scaleDownDelaySeconds": 30, "prePromotionAnalysis": {}},
             "analysis": {"metrics": [{"name": "smoke", "webhook": {"url": "http://smoke"}}]}}});
         assert_eq!(refusal(&api, "bg", blue_green).await, None, "a blue/green with a gate must be accepted");
+        let mut held = routed(json!([{"setWeight": 10}, {"analysis": {}}, {"setWeight": 50}]));
+        held["rollout"]["analysis"] = json!({"metrics": [
+            {"name": "errors", "prometheus": {"query": "up"}, "max": 1, "onFailure": "Hold"},
+            {"name": "latency", "prometheus": {"query": "up"}, "max": 1, "onFailure": "Record"}]});
+        held["rollout"]["canary"]["stableScale"] = json!("Dynamic");
+        held["rollout"]["canary"]["postPromotionAnalysis"] = json!({"duration": "168h", "metrics": ["errors"]});
+        held["rollout"]["windows"] = json!([
+            {"days": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], "start": "00:00", "end": "23:59", "timeZone": "America/Argentina/Buenos_Aires"},
+            {"start": "22:00", "end": "06:00"}]);
+        held["rollout"]["group"] = json!("shop");
+        held["rollout"]["after"] = json!(["backend", "payments"]);
+        assert_eq!(refusal(&api, "held", held).await, None, "windows, a group, a dynamic stable version, Hold and post-promotion analysis must be accepted");
+        let watched = json!({"image": "x:1", "rollout": {"strategy": "BlueGreen",
+            "blueGreen": {"postPromotionAnalysis": {"duration": "10m"}},
+            "analysis": {"metrics": [{"name": "smoke", "webhook": {"url": "http://smoke"}}]}}});
+        assert_eq!(refusal(&api, "watched", watched).await, None, "a blue/green with post-promotion analysis must be accepted");
     })
     .await;
 }

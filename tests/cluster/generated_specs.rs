@@ -100,8 +100,10 @@ async fn generated_valid_specs_are_accepted_whole() {
         };
         let mut problems = Vec::new();
         let mut features = BTreeMap::<String, usize>::new();
+        let mut values = BTreeMap::<String, usize>::new();
         for (i, sent) in specs.into_iter().enumerate() {
             count_features(&sent["spec"], "spec", &mut features);
+            count_values(&sent["spec"]["rollout"], "spec.rollout", &mut values);
             if let Err(e) = serde_json::from_value::<Microservice>(sent.clone()) {
                 problems.push(format!("#{i}: Weir cannot read it: {e}\n{sent:#}"));
                 continue;
@@ -182,10 +184,30 @@ async fn generated_valid_specs_are_accepted_whole() {
             "spec.rollout.analysis.metrics[].onFailure",
             "spec.rollout.traffic.gatewayAPI.grpcRules[].matches",
             "spec.rollout.traffic.gatewayAPI.grpcRules[].filters",
+            "spec.rollout.windows[].days",
+            "spec.rollout.windows[].timeZone",
+            "spec.rollout.group",
+            "spec.rollout.after",
+            "spec.rollout.canary.stableScale",
+            "spec.rollout.canary.postPromotionAnalysis.metrics",
+            "spec.rollout.blueGreen.postPromotionAnalysis.duration",
+            "spec.rollout.blueGreen.postPromotionAnalysis.metrics",
         ] {
             assert!(
                 features.get(field).is_some_and(|n| *n >= 2),
                 "the generated specs hardly reach {field}: {features:#?}"
+            );
+        }
+        // And each value of the enums that change what a release does.
+        for value in [
+            "spec.rollout.analysis.metrics[].onFailure=Hold",
+            "spec.rollout.analysis.metrics[].onFailure=Record",
+            "spec.rollout.canary.stableScale=Dynamic",
+            "spec.rollout.canary.stableScale=Full",
+        ] {
+            assert!(
+                values.get(value).is_some_and(|n| *n >= 2),
+                "the generated specs hardly reach {value}: {values:#?}"
             );
         }
     })
@@ -206,6 +228,27 @@ fn count_features(value: &Value, at: &str, counts: &mut BTreeMap<String, usize>)
             for item in items {
                 count_features(item, &format!("{at}[]"), counts);
             }
+        }
+        _ => {}
+    }
+}
+
+/// Counts each string value of the rollout's enums the generated specs set, as
+/// `path=value`.
+fn count_values(value: &Value, at: &str, counts: &mut BTreeMap<String, usize>) {
+    match value {
+        Value::Object(fields) => {
+            for (key, value) in fields {
+                count_values(value, &format!("{at}.{key}"), counts);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                count_values(item, &format!("{at}[]"), counts);
+            }
+        }
+        Value::String(s) if at.ends_with(".onFailure") || at.ends_with(".stableScale") => {
+            *counts.entry(format!("{at}={s}")).or_default() += 1;
         }
         _ => {}
     }

@@ -10,7 +10,7 @@ pub fn breaches() -> Vec<Breach> {
             ".spec.rollout.analysis.metrics[].onFailure enum",
             "spec.rollout.analysis.metrics[0].onFailure",
             |o, _, v| {
-                metric_at(o)["onFailure"] = ["record", "Ignore", "Hold"][v % 3].into();
+                metric_at(o)["onFailure"] = ["record", "Ignore", "hold"][v % 3].into();
             },
         ),
         breach(

@@ -7,6 +7,66 @@ use super::{Breach, analysed, breach, items, long, routed};
 pub fn breaches() -> Vec<Breach> {
     vec![
         breach(
+            ".spec.rollout.canary.stableScale enum",
+            "spec.rollout.canary.stableScale",
+            |o, _, v| {
+                routed(o)["canary"]["stableScale"] = ["dynamic", "Half", "None"][v % 3].into();
+            },
+        ),
+        breach(
+            "canary.stableScale: Dynamic needs rollout.traffic.gatewayAPI",
+            "",
+            |o, _, v| {
+                let rollout = analysed(o);
+                rollout["canary"]["stableScale"] = "Dynamic".into();
+                if v % 2 == 1 {
+                    rollout["canary"]["steps"] = json!([{"setWeight": 20}, {"analysis": {}}]);
+                }
+            },
+        ),
+        breach(
+            ".spec.rollout.canary.postPromotionAnalysis required:duration",
+            "spec.rollout.canary.postPromotionAnalysis.duration",
+            |o, _, v| {
+                let names = vec!["errors"; v % 2];
+                analysed(o)["canary"]["postPromotionAnalysis"] = json!({ "metrics": names });
+            },
+        ),
+        breach(
+            ".spec.rollout.canary.postPromotionAnalysis.duration maxLength",
+            "spec.rollout.canary.postPromotionAnalysis.duration",
+            |o, r, v| {
+                // Whole `1m` units, so only the length is wrong.
+                let n = (r.number() as usize + 2 + v) / 2 * 2;
+                analysed(o)["canary"]["postPromotionAnalysis"] = json!({"duration": long("1m", n)});
+            },
+        ),
+        breach(
+            ".spec.rollout.canary.postPromotionAnalysis.duration pattern",
+            "spec.rollout.canary.postPromotionAnalysis.duration",
+            |o, _, v| {
+                let duration = ["a week", "1d", "5"][v % 3];
+                analysed(o)["canary"]["postPromotionAnalysis"] = json!({ "duration": duration });
+            },
+        ),
+        breach(
+            ".spec.rollout.canary.postPromotionAnalysis.metrics maxItems",
+            "spec.rollout.canary.postPromotionAnalysis.metrics",
+            |o, r, v| {
+                let names = vec!["errors"; r.number() as usize + 1 + v];
+                analysed(o)["canary"]["postPromotionAnalysis"] =
+                    json!({"duration": "5m", "metrics": names});
+            },
+        ),
+        breach(
+            "postPromotionAnalysis.duration must be at most 168h (a week)",
+            "",
+            |o, _, v| {
+                let duration = ["169h", "10081m", "168h1ms"][v % 3];
+                analysed(o)["canary"]["postPromotionAnalysis"] = json!({ "duration": duration });
+            },
+        ),
+        breach(
             ".spec.rollout.canary.minPods minimum",
             "spec.rollout.canary.minPods",
             |o, r, v| {

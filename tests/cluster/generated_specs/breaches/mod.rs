@@ -11,6 +11,7 @@ mod pod;
 mod ports;
 mod rollout;
 mod traffic;
+mod windows;
 
 use serde_json::{Value, json};
 
@@ -104,6 +105,8 @@ pub fn breaches() -> Vec<Breach> {
         pod::breaches(),
         rollout::breaches(),
         rollout::notify_breaches(),
+        windows::breaches(),
+        windows::group_breaches(),
         analysis::breaches(),
         blue_green::breaches(),
         canary::breaches(),

@@ -61,6 +61,20 @@ pub fn breaches() -> Vec<Breach> {
             },
         ),
         breach(
+            "postPromotionAnalysis needs rollout.analysis with the metrics to run",
+            "",
+            |o, _, v| {
+                let rollout = if v % 2 == 0 {
+                    &mut analysed(o)["canary"]
+                } else {
+                    &mut blue_green(o)["blueGreen"]
+                };
+                rollout["postPromotionAnalysis"] = json!({"duration": format!("{}m", v + 1)});
+                let rollout = &mut spec(o)["rollout"];
+                rollout.as_object_mut().unwrap().remove("analysis");
+            },
+        ),
+        breach(
             "an analysis step names a metric that rollout.analysis.metrics does not define",
             "",
             |o, _, v| {

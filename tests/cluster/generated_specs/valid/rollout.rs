@@ -219,7 +219,7 @@ pub fn metric(index: usize) -> BoxedStrategy<Value> {
                 ("max", max.map(Value::from)),
             ])
         });
-    let on_failure = prop::option::of(prop_oneof![Just("Abort"), Just("Record")]);
+    let on_failure = prop::option::of(prop_oneof![Just("Abort"), Just("Hold"), Just("Record")]);
     (
         prop_oneof![prometheus, webhook, templated, external],
         on_failure,
@@ -285,6 +285,54 @@ fn notify() -> impl Strategy<Value = Value> {
     )
         .prop_map(|(on, sink)| json!({"moments": on, "sink": sink}));
     prop::collection::vec(subscription, 1..4).prop_map(Value::from)
+}
+
+/// Release windows: some days (or every day), a start and an end, maybe a time zone.
+fn windows() -> impl Strategy<Value = Value> {
+    let week = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let clock = || text("([01][0-9]|2[0-3]):[0-5][0-9]");
+    let zone = prop_oneof![
+        Just("UTC"),
+        Just("Europe/Berlin"),
+        Just("America/Argentina/Buenos_Aires"),
+        Just("America/Port-au-Prince"),
+        Just("Etc/GMT+5"),
+    ];
+    let window = (
+        prop::sample::subsequence(week.to_vec(), 0..=7).prop_shuffle(),
+        clock(),
+        clock(),
+        prop::option::of(zone),
+    )
+        .prop_map(|(days, start, end, zone)| {
+            object(vec![
+                ("days", (!days.is_empty()).then(|| Value::from(days))),
+                ("start", some(start)),
+                ("end", some(end)),
+                ("timeZone", zone.map(Value::from)),
+            ])
+        });
+    prop::collection::vec(window, 1..4).prop_map(Value::from)
+}
+
+/// A release group, and the members released before this one.
+fn group() -> impl Strategy<Value = (String, Vec<String>)> {
+    (dns_label(63), prop::collection::vec(dns_label(40), 0..4))
+}
+
+/// Analysis after the promotion, within the week admission allows, on some of `metrics`.
+fn post_promotion(metrics: Vec<String>) -> impl Strategy<Value = Value> {
+    let count = metrics.len();
+    (
+        text("([1-9][0-9]{0,1}(ms|s|m)){1,2}|[1-9][0-9]{0,1}h([1-9][0-9]?m)?"),
+        prop::sample::subsequence(metrics, 0..=count),
+    )
+        .prop_map(|(duration, names)| {
+            object(vec![
+                ("duration", some(duration)),
+                ("metrics", (!names.is_empty()).then(|| Value::from(names))),
+            ])
+        })
 }
 
 pub fn metric_names(analysis: &Option<Value>) -> Vec<String> {
@@ -375,17 +423,42 @@ pub fn rollout(name: String) -> BoxedStrategy<(Value, bool)> {
                     prop::option::of(any::<bool>()),
                     prop::option::of(any::<bool>()),
                 ));
-                (steps, gate, prop::option::of(notify()), track).prop_map(
-                    move |(steps, gate, notify, track)| {
+                // Analysis after the promotion only with the metrics to run.
+                let post = if analysis.is_some() {
+                    prop::option::of(post_promotion(names.clone())).boxed()
+                } else {
+                    Just(None).boxed()
+                };
+                let release = (
+                    prop::option::of(windows()),
+                    prop::option::of(group()),
+                    post,
+                    any::<bool>(),
+                );
+                (steps, gate, prop::option::of(notify()), track, release).prop_map(
+                    move |(steps, gate, notify, track, release)| {
+                        let (windows, group, post, dynamic) = release;
                         let routed = traffic.is_some();
+                        let (group, after) = match group {
+                            Some((group, after)) => (
+                                Some(Value::from(group)),
+                                (!after.is_empty()).then(|| Value::from(after)),
+                            ),
+                            None => (None, None),
+                        };
                         let (strategy, canary_spec, blue_green) = if canary {
                             // Half the routed canaries run a floor of pods.
                             let min_pods =
                                 delay.filter(|d| routed && d % 2 == 0).map(|d| d % 5 + 1);
+                            // A stable version that shrinks only behind a router.
+                            let stable_scale = auto_promotion
+                                .map(|_| if dynamic && routed { "Dynamic" } else { "Full" });
                             let canary = object(vec![
                                 ("steps", (!steps.is_empty()).then(|| Value::from(steps))),
                                 ("scaleDownDelaySeconds", delay.map(Value::from)),
                                 ("minPods", min_pods.map(Value::from)),
+                                ("stableScale", stable_scale.map(Value::from)),
+                                ("postPromotionAnalysis", post),
                             ]);
                             ("Canary", Some(canary), None)
                         } else {
@@ -399,6 +472,7 @@ pub fn rollout(name: String) -> BoxedStrategy<(Value, bool)> {
                                 ("autoPromotionSeconds", auto_promotion.map(Value::from)),
                                 ("scaleDownDelaySeconds", delay.map(Value::from)),
                                 ("prePromotionAnalysis", gate),
+                                ("postPromotionAnalysis", post),
                             ]);
                             ("BlueGreen", None, Some(blue_green))
                         };
@@ -411,6 +485,9 @@ pub fn rollout(name: String) -> BoxedStrategy<(Value, bool)> {
                             ("blueGreen", blue_green),
                             ("analysis", analysis.clone()),
                             ("notify", notify),
+                            ("windows", windows),
+                            ("group", group),
+                            ("after", after),
                             (
                                 "trackConfig",
                                 track.map(|(config_maps, secrets)| {
