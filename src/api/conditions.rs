@@ -51,6 +51,10 @@ pub mod reason {
     pub const VERIFIED: &str = "Verified";
     /// A failed metric with `onFailure: Hold` holds the release for a person.
     pub const HELD: &str = "Held";
+    /// A release waits for its next release window.
+    pub const OUTSIDE_WINDOW: &str = "OutsideWindow";
+    /// Releases are frozen in the namespace or the cluster.
+    pub const FROZEN: &str = "Frozen";
     /// The spec changed during a release, which restarts with the newest revision.
     pub const SPEC_CHANGED: &str = "SpecChanged";
     /// Manual actions received through the `weir.dev/action` annotation.

@@ -176,6 +176,10 @@ pub struct Release {
     /// version keeps its pods, and the new one becomes stable once the analysis passes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verifying_since: Option<Time>,
+    /// The old slot still ran this revision, warm: the release switches back at once (a
+    /// rollback), and neither a freeze nor a release window holds it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warm: bool,
 }
 
 /// The start of one step of a release.

@@ -109,6 +109,15 @@ pub struct RunArgs {
     #[arg(long, env = "WEIR_POD_FAILURE_REASONS", default_value_t = true, action = clap::ArgAction::Set)]
     pub pod_failure_reasons: bool,
 
+    /// Freeze every release in the cluster, with this reason in their status: none starts,
+    /// none adds exposure; aborts and steps that reduce exposure go on.
+    #[arg(long, env = "WEIR_FREEZE")]
+    pub freeze: Option<String>,
+
+    /// Honour the `weir.dev/freeze` annotation on namespaces: needs `get` on Namespaces.
+    #[arg(long, env = "WEIR_NAMESPACE_FREEZE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub namespace_freeze: bool,
+
     /// Take part in leader election, so only one of several replicas writes.
     #[arg(long, env = "WEIR_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,

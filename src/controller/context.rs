@@ -55,6 +55,10 @@ pub struct Context {
     pub notifier: Notifier,
     /// Whether an abort lists the candidate's pods to say why they failed.
     pub pod_failure_reasons: bool,
+    /// Why every release is frozen (`--freeze`), if they are.
+    pub freeze: Option<String>,
+    /// Whether a namespace's `weir.dev/freeze` annotation freezes its releases.
+    pub namespace_freeze: bool,
     /// The ConfigMaps and Secrets Microservices may track, content hashed.
     pub config: super::config_watch::ConfigCaches,
 }

@@ -131,6 +131,7 @@ pub fn decide_once(
     let inputs = release::Inputs {
         now: observation.now,
         revision: observation.revision.clone(),
+        freeze: observation.freeze.clone(),
         blue: observation.blue.clone(),
         green: observation.green.clone(),
         verified: &carried,

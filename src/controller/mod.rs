@@ -271,6 +271,8 @@ async fn run_namespace<S>(
         metric_templates: shared.metric_templates,
         notifier: shared.notifier,
         pod_failure_reasons: args.pod_failure_reasons,
+        freeze: args.freeze.clone().filter(|reason| !reason.is_empty()),
+        namespace_freeze: args.namespace_freeze,
         config: config_watch::ConfigCaches {
             config_maps,
             secrets,

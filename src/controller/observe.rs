@@ -84,6 +84,9 @@ pub struct Observation {
     pub takeover: Option<super::takeover::View>,
     /// The tracked ConfigMaps and Secrets: the snapshots `ms`'s spec now points at.
     pub config: super::config::View,
+    /// Why releases are frozen here: the operator's `--freeze`, or the namespace's
+    /// `weir.dev/freeze` annotation.
+    pub freeze: Option<String>,
 }
 
 impl Observation {
@@ -122,6 +125,7 @@ impl Observation {
             templates: Ok(Vec::new()),
             takeover: None,
             config: Default::default(),
+            freeze: None,
             ms,
         }
     }
@@ -168,7 +172,34 @@ pub async fn observe(object: &Watched, ctx: &Context) -> Result<Observed, Cause>
     observation.config = config;
     observation.mirror_unsupported_by = mirror_unsupported_by(&observation, ctx).await;
     observation.takeover = super::takeover::observe(&observation.ms, &ctx.client).await?;
+    observation.freeze = freeze(&observation, ctx).await?;
     Ok(Observed::Microservice(Box::new(observation)))
+}
+
+/// The annotation on a namespace that freezes its releases; its value is the reason.
+pub const FREEZE_ANNOTATION: &str = "weir.dev/freeze";
+
+/// Why releases are frozen for this Microservice: the operator's flag, else its namespace's
+/// annotation, read only while traffic may move (no read at rest).
+async fn freeze(observation: &Observation, ctx: &Context) -> Result<Option<String>, Cause> {
+    if let Some(reason) = &ctx.freeze {
+        return Ok(Some(reason.clone()));
+    }
+    let releasing = crate::release::is_progressive(&observation.ms)
+        && traffic_may_move(&observation.ms, &observation.revision);
+    if !ctx.namespace_freeze || !releasing {
+        return Ok(None);
+    }
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(ctx.client.clone());
+    let namespace = namespaces.get_metadata(&observation.namespace).await?;
+    Ok(namespace
+        .annotations()
+        .get(FREEZE_ANNOTATION)
+        .map(|reason| match reason.trim() {
+            "" => "the namespace carries weir.dev/freeze".to_string(),
+            reason => reason.to_string(),
+        }))
 }
 
 /// The GatewayClass that lacks the mirror, asked only while a release of a spec with mirror
@@ -245,6 +276,7 @@ fn from_caches(ms: Microservice, namespace: String, uid: String, ctx: &Context) 
         ),
         takeover: None,
         config: Default::default(),
+        freeze: None,
         ms,
         namespace,
         name,

@@ -392,6 +392,7 @@ mod tests {
             notes: vec![],
             abort: None,
             held_back: None,
+            gate: None,
         }
     }
 

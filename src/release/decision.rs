@@ -50,6 +50,8 @@ pub struct Inputs<'a> {
     pub now: Timestamp,
     /// The revision the spec asks for.
     pub revision: String,
+    /// Why releases are frozen (the namespace's `weir.dev/freeze`, or the operator's flag).
+    pub freeze: Option<String>,
     pub blue: SlotState,
     pub green: SlotState,
     /// True when the live route (or Service) already carries `traffic`, confirmed.
@@ -185,6 +187,9 @@ pub struct Decision {
     pub abort: Option<(String, String)>,
     /// Set when the wanted revision's release cannot start: why, for the conditions.
     pub held_back: Option<HoldBack>,
+    /// Set when a freeze or the release windows hold the release where it is (or keep it
+    /// from starting): the reason and a sentence, for phase Paused.
+    pub gate: Option<HoldBack>,
 }
 
 #[cfg(test)]
@@ -210,6 +215,7 @@ impl Decision {
             notes: vec![],
             abort: None,
             held_back: None,
+            gate: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::decision::{
     Abort, Decision, HoldBack, Inputs, Note, Plan, ReleaseFields, Router, SlotPlan, TrafficPlan,
 };
+use super::gate;
 use super::stage::{Stage, stage};
 use super::steps::{Step, steps};
 use super::{
@@ -97,6 +98,10 @@ pub(super) struct Machine<'a> {
     pub abort: Option<Abort>,
     pub held_back: Option<HoldBack>,
     pub plan: Option<Plan>,
+    /// Why exposure may not grow now, if it may not.
+    pub closed: Option<gate::Closed>,
+    /// Why the release waits at the gate, when it does.
+    pub gate: Option<HoldBack>,
 }
 
 impl<'a> Machine<'a> {
@@ -112,6 +117,8 @@ impl<'a> Machine<'a> {
             abort: None,
             held_back: None,
             plan: None,
+            closed: gate::closed(ms, inputs.freeze.as_deref(), inputs.now),
+            gate: None,
         }
     }
 
@@ -130,6 +137,7 @@ impl<'a> Machine<'a> {
                 (Stage::Steady, _) => self.steady(),
                 (Stage::Aborted, _) => self.hold_aborted(),
                 (Stage::Starting, _) => match self.inputs.templates.clone() {
+                    _ if self.start_gated() => self.wait_to_start(),
                     Ok(templates) => Next::AgainWith(Box::new(self.start(templates))),
                     Err(why) => self.hold_back(why),
                 },
@@ -177,6 +185,7 @@ impl<'a> Machine<'a> {
             notes: self.notes,
             abort: self.abort.map(|abort| (abort.reason, abort.message)),
             held_back: self.held_back,
+            gate: self.gate,
         }
     }
 
@@ -262,6 +271,40 @@ impl<'a> Machine<'a> {
         Next::StopWithoutRelease
     }
 
+    /// A release may not start while the gate is closed, unless it returns to the revision
+    /// the old slot still runs, warm (a rollback).
+    fn start_gated(&mut self) -> bool {
+        let Some(closed) = self.closed.clone() else {
+            return false;
+        };
+        if self.starts_warm() {
+            return false;
+        }
+        let what = format!("The release of revision {} waits", self.wanted.revision);
+        self.wait_for_gate(&closed, &what);
+        true
+    }
+
+    /// `Starting` at a closed gate: the stable slot serves as it is; nothing new runs.
+    fn wait_to_start(&mut self) -> Next {
+        self.fields.candidate_revision = None;
+        let other = self.old_slot_plan();
+        self.plan = Some(Plan {
+            active: SlotPlan::Scale(self.wanted.total),
+            other,
+            traffic: self.resting_traffic(),
+        });
+        Next::StopWithoutRelease
+    }
+
+    /// The old slot still runs the wanted revision, warm, with all its pods ready.
+    fn starts_warm(&self) -> bool {
+        let state = self.inputs.slot(other(self.active()));
+        self.fields.scale_down_at.is_some()
+            && state.revision.as_deref() == Some(&self.wanted.revision)
+            && state.ready >= self.wanted.total
+    }
+
     /// `Starting`: the release of the revision the spec asks for begins, at its first step,
     /// or past the last when the old slot still runs that revision, warm. The metrics'
     /// templates, resolved now, are what the release measures.
@@ -269,10 +312,7 @@ impl<'a> Machine<'a> {
         let revision = self.wanted.revision.clone();
         let step_count = self.wanted.steps.len();
         let candidate = other(self.active());
-        let state = self.inputs.slot(candidate);
-        let warm = self.fields.scale_down_at.is_some()
-            && state.revision.as_deref() == Some(&revision)
-            && state.ready >= self.wanted.total;
+        let warm = self.starts_warm();
         self.fields.scale_down_at = None;
         self.fields.candidate_revision = Some(revision.clone());
         self.fields.aborted_revision = None;
@@ -312,6 +352,7 @@ impl<'a> Machine<'a> {
             }),
             held: None,
             verifying_since: None,
+            warm,
         }
     }
 

@@ -22,6 +22,9 @@
 mod actions;
 mod analysis;
 mod decision;
+mod gate;
+#[cfg(test)]
+mod gate_tests;
 mod hold;
 #[cfg(test)]
 mod holds_tests;

@@ -12,6 +12,7 @@ use super::{after, analysis, other};
 use crate::api::{Release, StepStart, conditions::reason};
 
 /// Where a release moves on to.
+#[derive(Clone, Copy, Debug)]
 pub(super) enum Move {
     /// The next step.
     NextStep,
@@ -98,8 +99,8 @@ impl Machine<'_> {
                 | Stage::Held => None,
             };
             match to {
-                Some(to) => move_release(release, to, self.now),
-                None => break,
+                Some(to) if !self.gated(release, to) => move_release(release, to, self.now),
+                _ => break,
             }
         }
         self.plan_release(release, &candidate);
@@ -144,7 +145,9 @@ impl Machine<'_> {
             return Some((abort, verdict.hold));
         }
         let deadline = self.wanted.deadline;
-        if stage.pauses(steps) || after(&release.step_started_at, deadline) > self.now {
+        // A release held by a freeze or outside its windows stands still on purpose.
+        let gated = self.closed.is_some();
+        if gated || stage.pauses(steps) || after(&release.step_started_at, deadline) > self.now {
             return None;
         }
         let at = match (stage, StepNumber::of(release)) {

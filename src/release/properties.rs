@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::holds_tests::measure;
 use super::tests::Cluster;
-use super::traffic::carried_split;
+use super::traffic::{carried_split, target_split};
 use super::{ManualAction, SlotState, Step, capacity_for, steps};
 use crate::api::{HeaderMatch, Release, Slot};
 use crate::build::traffic::{Split, capacity};
@@ -36,6 +36,9 @@ enum Event {
     /// A round of the analysis (when one is due) passes, or fails.
     MetricPasses,
     MetricFails,
+    /// Releases freeze, or thaw.
+    Freeze,
+    Thaw,
 }
 
 fn event() -> impl Strategy<Value = Event> {
@@ -47,6 +50,8 @@ fn event() -> impl Strategy<Value = Event> {
         1 => Just(Event::Abort),
         2 => Just(Event::MetricPasses),
         1 => Just(Event::MetricFails),
+        1 => Just(Event::Freeze),
+        1 => Just(Event::Thaw),
     ]
 }
 
@@ -95,6 +100,8 @@ proptest! {
                 // Afterwards every round passes.
                 Some(Event::MetricPasses) | None if due => { measure(&mut cluster, 0.01); None }
                 Some(Event::MetricPasses | Event::MetricFails) => None,
+                Some(Event::Freeze) => { cluster.freeze = Some("freeze".into()); None }
+                Some(Event::Thaw) => { cluster.freeze = None; None }
                 Some(Event::Promote) => Some(ManualAction::Promote),
                 Some(Event::Abort) => Some(ManualAction::Abort),
                 Some(Event::PodsStall) => { cluster.pods_ready = false; None }
@@ -108,8 +115,20 @@ proptest! {
             let action = action
                 .or((event.is_none() && waiting).then_some(ManualAction::Promote))
                 .or((event.is_none() && held).then_some(ManualAction::Retry));
+            if event.is_none() {
+                cluster.freeze = None;
+            }
             let before = cluster.live.clone();
+            let frozen = cluster.freeze.is_some() && action.is_none();
+            let aimed = cluster.status().release.clone();
             let decision = cluster.step(action);
+            // A freeze never lets a release aim higher (a person's promote may).
+            if let (true, Some(was), Some(now)) = (frozen, aimed, cluster.status().release.clone()) {
+                let active = cluster.status().active_slot.unwrap_or_default();
+                let steps = steps_of(&cluster);
+                let (was, now) = (target_split(&was, &steps, active), target_split(&now, &steps, active));
+                prop_assert!(now.weight <= was.weight, "frozen, yet aimed at {}% after {}%", now.weight, was.weight);
+            }
             // Traffic leaves a candidate before its pods do.
             if let Some(before) = before.filter(|b| b.split.weight > 0 && router) {
                 let slot = before.split.candidate;
@@ -169,6 +188,7 @@ fn applied(weight: i32, header_route: Vec<HeaderMatch>, mirror_percent: i32) -> 
         analysis: None,
         held: None,
         verifying_since: None,
+        warm: false,
     }
 }
 

@@ -143,6 +143,7 @@ mod tests {
             analysis: None,
             held: None,
             verifying_since: None,
+            warm: false,
         }
     }
 

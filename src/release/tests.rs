@@ -23,6 +23,8 @@ pub(super) struct Cluster {
     pub notes: Vec<Note>,
     /// The metric templates as the operator resolves them now.
     pub templates: Result<Vec<TemplatedMetric>, HoldBack>,
+    /// Why releases are frozen, if they are.
+    pub freeze: Option<String>,
 }
 
 pub(super) fn microservice(rollout: Value) -> Microservice {
@@ -62,6 +64,7 @@ impl Cluster {
             pods_ready: true,
             notes: vec![],
             templates: Ok(vec![]),
+            freeze: None,
         }
     }
 
@@ -79,6 +82,7 @@ impl Cluster {
         let observed = Inputs {
             now: self.now,
             revision: self.revision.clone(),
+            freeze: self.freeze.clone(),
             blue: self.blue.clone(),
             green: self.green.clone(),
             verified: &verified,

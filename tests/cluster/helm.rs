@@ -61,7 +61,8 @@ fn all_features() -> Value {
         "kubeStateMetrics": {"enabled": true},
         "metricTemplatePresets": {"enabled": true, "gateway": "traefik"},
         "trackConfig": {"configMaps": false},
-        "podFailureReasons": false
+        "podFailureReasons": false,
+        "freeze": {"reason": "the annual audit", "namespaces": false}
     })
 }
 

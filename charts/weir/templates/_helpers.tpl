@@ -136,6 +136,12 @@ exist yet. Nothing is written with update (PUT).
   resources: ["pods"]
   verbs: ["list"]
 {{- end }}
+{{- if .Values.freeze.namespaces }}
+# A namespace's weir.dev/freeze annotation, read while a release may add exposure.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get"]
+{{- end }}
 {{- if .Values.trackConfig.configMaps }}
 # rollout.trackConfig: ConfigMaps watched (content hashed in the cache), read whole when a
 # snapshot is made, snapshots created and, once no slot mounts them, deleted.

@@ -90,6 +90,13 @@ pub fn of_release(
         ));
     }
     let fields = &decision.fields;
+    if let Some((reason, why)) = &decision.gate {
+        let serving = match fields.release.as_ref().filter(|r| r.returning.is_none()) {
+            Some(release) => running(ms, release),
+            None => Assessment::new(Phase::Paused, *reason, STABLE_SERVES_ALL),
+        };
+        return Some(gated(serving, reason, why));
+    }
     if let Some(release) = &fields.release {
         if let Some(returning) = &release.returning {
             let phase = if returning.abort {
@@ -197,6 +204,14 @@ fn running(ms: &Microservice, release: &crate::api::Release) -> Assessment {
     )
 }
 
+/// A release a freeze or the release windows hold where it is: Paused, saying why.
+fn gated(serving: Assessment, reason: &str, why: &str) -> Assessment {
+    let message = format!("{} {why}", serving.message);
+    let now = serving.serving.unwrap_or(serving.message);
+    let progress = serving.progress.unwrap_or_else(|| why.to_string());
+    Assessment::new(Phase::Paused, reason, message).with_parts(now, progress, Some(why.into()))
+}
+
 /// `text` as a sentence: capitalised, with a full stop.
 fn sentence(text: &str) -> String {
     let mut chars = text.chars();
@@ -299,6 +314,7 @@ mod tests {
             analysis: None,
             held: None,
             verifying_since: None,
+            warm: false,
         }
     }
 

@@ -46,6 +46,8 @@ pub fn watch_rules() -> BTreeSet<String> {
         ),
         // An abort lists the candidate's pods to say why they failed.
         rules("", "pods", &["list"]),
+        // A namespace's weir.dev/freeze annotation.
+        rules("", "namespaces", &["get"]),
     ]
     .into_iter()
     .flatten()

@@ -126,6 +126,7 @@ pub async fn defaults_render_one_replica_without_election() {
             "--track-configmaps=true",
             "--track-secrets=false",
             "--pod-failure-reasons=true",
+            "--namespace-freeze=true",
         ]
     );
     let deployment = find(&defaults, "Deployment", "weir");
@@ -176,6 +177,8 @@ pub fn every_setting_becomes_a_flag_or_an_object(all: &[Value]) {
             "--track-configmaps=false",
             "--track-secrets=false",
             "--pod-failure-reasons=false",
+            "--namespace-freeze=false",
+            "--freeze=\"the annual audit\"",
         ]
     );
     let deployment = find(all, "Deployment", "weir");
