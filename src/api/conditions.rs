@@ -55,6 +55,10 @@ pub mod reason {
     pub const OUTSIDE_WINDOW: &str = "OutsideWindow";
     /// Releases are frozen in the namespace or the cluster.
     pub const FROZEN: &str = "Frozen";
+    /// A member of a release group waits for the others.
+    pub const WAITING_FOR_GROUP: &str = "WaitingForGroup";
+    /// Another member of the release group aborted.
+    pub const GROUP_ABORTED: &str = "GroupAborted";
     /// The spec changed during a release, which restarts with the newest revision.
     pub const SPEC_CHANGED: &str = "SpecChanged";
     /// Manual actions received through the `weir.dev/action` annotation.

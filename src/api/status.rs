@@ -180,6 +180,10 @@ pub struct Release {
     /// rollback), and neither a freeze nor a release window holds it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub warm: bool,
+    /// The current step is done and the release waits for the rest of its release group
+    /// to finish the same step.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub step_done: bool,
 }
 
 /// The start of one step of a release.

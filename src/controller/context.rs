@@ -59,6 +59,8 @@ pub struct Context {
     pub freeze: Option<String>,
     /// Whether a namespace's `weir.dev/freeze` annotation freezes its releases.
     pub namespace_freeze: bool,
+    /// The Microservices of this controller, for the other members of a release group.
+    pub microservices: Store<super::watches::Watched>,
     /// The ConfigMaps and Secrets Microservices may track, content hashed.
     pub config: super::config_watch::ConfigCaches,
 }

@@ -132,6 +132,7 @@ pub fn decide_once(
         now: observation.now,
         revision: observation.revision.clone(),
         freeze: observation.freeze.clone(),
+        group: observation.group.clone(),
         blue: observation.blue.clone(),
         green: observation.green.clone(),
         verified: &carried,

@@ -11,6 +11,7 @@ mod error;
 mod events;
 mod failure_reasons;
 mod gateway_features;
+mod groups;
 mod leader;
 pub mod lease;
 mod observe;
@@ -273,12 +274,14 @@ async fn run_namespace<S>(
         pod_failure_reasons: args.pod_failure_reasons,
         freeze: args.freeze.clone().filter(|reason| !reason.is_empty()),
         namespace_freeze: args.namespace_freeze,
+        microservices: ms_cache.clone(),
         config: config_watch::ConfigCaches {
             config_maps,
             secrets,
         },
     });
-    let triggers = watches::microservices(microservices, ms_writer, own_writes);
+    let (group_trigger, group_changes) = futures::channel::mpsc::unbounded();
+    let triggers = watches::microservices(microservices, ms_writer, own_writes, group_trigger);
     let ChildWatches {
         deployments,
         services,
@@ -291,6 +294,7 @@ async fn run_namespace<S>(
     } = children;
     let referencing_config_map = config_watch::referencing::<ConfigMap>(&ms_cache);
     let referencing_secret = config_watch::referencing::<Secret>(&ms_cache);
+    let ms_cache_for_groups = ms_cache.clone();
     Controller::for_stream(triggers, ms_cache)
         .owns_stream(deployments)
         .owns_stream(services)
@@ -301,6 +305,10 @@ async fn run_namespace<S>(
         .watches_stream(endpoint_slices, watches::microservice_of_labels)
         .watches_stream(config_map_changes, referencing_config_map)
         .watches_stream(secret_changes, referencing_secret)
+        .watches_stream(
+            group_changes.map(Ok::<_, kube::runtime::watcher::Error>),
+            groups::other_members(ms_cache_for_groups),
+        )
         .with_config(
             controller::Config::default().debounce(Duration::from_millis(args.debounce_ms)),
         )

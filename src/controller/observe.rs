@@ -87,6 +87,8 @@ pub struct Observation {
     /// Why releases are frozen here: the operator's `--freeze`, or the namespace's
     /// `weir.dev/freeze` annotation.
     pub freeze: Option<String>,
+    /// The other members of the spec's release group.
+    pub group: Option<crate::release::group::Group>,
 }
 
 impl Observation {
@@ -126,6 +128,7 @@ impl Observation {
             takeover: None,
             config: Default::default(),
             freeze: None,
+            group: None,
             ms,
         }
     }
@@ -173,6 +176,7 @@ pub async fn observe(object: &Watched, ctx: &Context) -> Result<Observed, Cause>
     observation.mirror_unsupported_by = mirror_unsupported_by(&observation, ctx).await;
     observation.takeover = super::takeover::observe(&observation.ms, &ctx.client).await?;
     observation.freeze = freeze(&observation, ctx).await?;
+    observation.group = super::groups::view(&observation.ms, &ctx.microservices, &ctx.own_writes);
     Ok(Observed::Microservice(Box::new(observation)))
 }
 
@@ -277,6 +281,7 @@ fn from_caches(ms: Microservice, namespace: String, uid: String, ctx: &Context) 
         takeover: None,
         config: Default::default(),
         freeze: None,
+        group: None,
         ms,
         namespace,
         name,

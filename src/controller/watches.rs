@@ -4,6 +4,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use futures::channel::mpsc::UnboundedSender;
 use futures::{Stream, StreamExt, TryStreamExt};
 use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
@@ -164,6 +165,7 @@ pub fn microservices(
     api: Api<Watched>,
     writer: reflector::store::Writer<Watched>,
     own_writes: Arc<OwnWrites>,
+    group_trigger: UnboundedSender<Watched>,
 ) -> impl Stream<Item = Result<Watched, watcher::Error>> + Send {
     let watch = watcher(api, watcher::Config::default()).modify(slim);
     let stream = reflector(writer, watch)
@@ -171,6 +173,12 @@ pub fn microservices(
         .inspect_ok(move |event| {
             if let watcher::Event::Delete(gone) = event {
                 own_writes.forget(&gone.uid().unwrap_or_default());
+            }
+            // A member of a release group that changes (its status too) concerns the others.
+            if let watcher::Event::Apply(ms) | watcher::Event::Delete(ms) = event
+                && super::groups::group_of(ms).is_some()
+            {
+                let _ = group_trigger.unbounded_send(ms.clone());
             }
         })
         .applied_objects()

@@ -52,6 +52,8 @@ pub struct Inputs<'a> {
     pub revision: String,
     /// Why releases are frozen (the namespace's `weir.dev/freeze`, or the operator's flag).
     pub freeze: Option<String>,
+    /// The other members of the spec's release group, as their statuses show them.
+    pub group: Option<super::group::Group>,
     pub blue: SlotState,
     pub green: SlotState,
     /// True when the live route (or Service) already carries `traffic`, confirmed.

@@ -130,6 +130,9 @@ impl<'a> Machine<'a> {
         if let Some(action) = self.inputs.action.clone() {
             self.act(release.as_mut(), action);
         }
+        if let Some(current) = release.as_mut() {
+            self.abort_with_group(current);
+        }
         self.expire_old_slot();
         loop {
             let stage = stage(&self.fields, release.as_ref(), &self.wanted);
@@ -137,7 +140,7 @@ impl<'a> Machine<'a> {
                 (Stage::Steady, _) => self.steady(),
                 (Stage::Aborted, _) => self.hold_aborted(),
                 (Stage::Starting, _) => match self.inputs.templates.clone() {
-                    _ if self.start_gated() => self.wait_to_start(),
+                    _ if self.start_gated() || self.waits_for_after() => self.wait_to_start(),
                     Ok(templates) => Next::AgainWith(Box::new(self.start(templates))),
                     Err(why) => self.hold_back(why),
                 },
@@ -353,6 +356,7 @@ impl<'a> Machine<'a> {
             held: None,
             verifying_since: None,
             warm,
+            step_done: false,
         }
     }
 

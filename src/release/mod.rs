@@ -25,6 +25,9 @@ mod decision;
 mod gate;
 #[cfg(test)]
 mod gate_tests;
+pub mod group;
+#[cfg(test)]
+mod group_tests;
 mod hold;
 #[cfg(test)]
 mod holds_tests;

@@ -25,6 +25,7 @@ pub(super) enum Move {
 /// The current step starts again now (a held release resumed): its pause, gate and
 /// deadline count afresh.
 pub(super) fn restart_step(release: &mut Release, now: Timestamp) {
+    release.step_done = false;
     release.step_started_at = Time(now);
     release.step_history.push(StepStart {
         step: release.step_index,
@@ -36,6 +37,7 @@ pub(super) fn restart_step(release: &mut Release, now: Timestamp) {
 /// here. What it moves to starts now: pauses, gates and the progress deadline count from
 /// `stepStartedAt`.
 pub(super) fn move_release(release: &mut Release, to: Move, now: Timestamp) {
+    release.step_done = false;
     match to {
         Move::NextStep => release.step_index += 1,
         Move::Promotion => release.promoting = true,
@@ -75,7 +77,12 @@ impl Machine<'_> {
                     done.then_some(Move::NextStep)
                 }
                 Stage::StepsDone => Some(Move::Promotion),
-                Stage::Promoting if self.carries_all(&traffic, verified, &candidate) => {
+                // A group's members become stable together: each waits, all traffic on its
+                // new version, until every other member's is too.
+                Stage::Promoting
+                    if self.carries_all(&traffic, verified, &candidate)
+                        && !self.waits_for_group(release) =>
+                {
                     if self.wanted.verify_for.is_none() {
                         self.finish_promotion(release);
                         return Next::StopWithoutRelease;
@@ -99,7 +106,9 @@ impl Machine<'_> {
                 | Stage::Held => None,
             };
             match to {
-                Some(to) if !self.gated(release, to) => move_release(release, to, self.now),
+                Some(to) if !self.gated(release, to) && !self.waits_for_group(release) => {
+                    move_release(release, to, self.now)
+                }
                 _ => break,
             }
         }
@@ -146,7 +155,7 @@ impl Machine<'_> {
         }
         let deadline = self.wanted.deadline;
         // A release held by a freeze or outside its windows stands still on purpose.
-        let gated = self.closed.is_some();
+        let gated = self.closed.is_some() || !self.group_behind(release).is_empty();
         if gated || stage.pauses(steps) || after(&release.step_started_at, deadline) > self.now {
             return None;
         }

@@ -189,6 +189,7 @@ fn applied(weight: i32, header_route: Vec<HeaderMatch>, mirror_percent: i32) -> 
         held: None,
         verifying_since: None,
         warm: false,
+        step_done: false,
     }
 }
 

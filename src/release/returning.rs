@@ -26,6 +26,9 @@ impl Machine<'_> {
             });
             return Next::Stop;
         }
+        if returning.abort && !self.group_still_exposed().is_empty() {
+            return self.wait_for_group_return(release);
+        }
         self.fields.candidate_revision = None;
         if !returning.abort {
             return Next::AgainWithoutRelease;
@@ -48,6 +51,32 @@ impl Machine<'_> {
             traffic,
         });
         Next::StopWithoutRelease
+    }
+
+    /// Traffic is back on stable here, not yet on every member of the group: the candidate
+    /// keeps its pods until it is.
+    fn wait_for_group_return(&mut self, release: &mut Release) -> Next {
+        let exposed = self.group_still_exposed();
+        release.weight = 0;
+        release.mirror_percent = 0;
+        release.header_route.clear();
+        release.weight_verified = true;
+        let candidate_replicas = self.inputs.slot(other(self.active())).replicas;
+        self.gate = Some((
+            reason::WAITING_FOR_GROUP,
+            format!(
+                "Traffic is back on the stable version; the candidate scales down once {} of \
+                 the release group have theirs back too.",
+                exposed.join(", ")
+            ),
+        ));
+        self.wake_in(std::time::Duration::from_secs(10));
+        self.plan = Some(Plan {
+            active: SlotPlan::Scale(self.wanted.total),
+            other: SlotPlan::Scale(candidate_replicas),
+            traffic: self.resting_traffic(),
+        });
+        Next::Stop
     }
 
     /// Why traffic goes back: what the release says, or for a release of a revision the spec

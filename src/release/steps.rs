@@ -144,6 +144,7 @@ mod tests {
             held: None,
             verifying_since: None,
             warm: false,
+            step_done: false,
         }
     }
 

@@ -25,6 +25,8 @@ pub(super) struct Cluster {
     pub templates: Result<Vec<TemplatedMetric>, HoldBack>,
     /// Why releases are frozen, if they are.
     pub freeze: Option<String>,
+    /// The other members of its release group.
+    pub group: Option<group::Group>,
 }
 
 pub(super) fn microservice(rollout: Value) -> Microservice {
@@ -65,6 +67,7 @@ impl Cluster {
             notes: vec![],
             templates: Ok(vec![]),
             freeze: None,
+            group: None,
         }
     }
 
@@ -83,6 +86,7 @@ impl Cluster {
             now: self.now,
             revision: self.revision.clone(),
             freeze: self.freeze.clone(),
+            group: self.group.clone(),
             blue: self.blue.clone(),
             green: self.green.clone(),
             verified: &verified,

@@ -90,7 +90,11 @@ pub fn of_release(
         ));
     }
     let fields = &decision.fields;
-    if let Some((reason, why)) = &decision.gate {
+    let returning = fields
+        .release
+        .as_ref()
+        .is_some_and(|r| r.returning.is_some());
+    if let Some((reason, why)) = decision.gate.as_ref().filter(|_| !returning) {
         let serving = match fields.release.as_ref().filter(|r| r.returning.is_none()) {
             Some(release) => running(ms, release),
             None => Assessment::new(Phase::Paused, *reason, STABLE_SERVES_ALL),
@@ -209,7 +213,12 @@ fn gated(serving: Assessment, reason: &str, why: &str) -> Assessment {
     let message = format!("{} {why}", serving.message);
     let now = serving.serving.unwrap_or(serving.message);
     let progress = serving.progress.unwrap_or_else(|| why.to_string());
-    Assessment::new(Phase::Paused, reason, message).with_parts(now, progress, Some(why.into()))
+    // Waiting for the rest of a release group is progress; a freeze or a window is a pause.
+    let phase = match reason {
+        reason::WAITING_FOR_GROUP => Phase::Progressing,
+        _ => Phase::Paused,
+    };
+    Assessment::new(phase, reason, message).with_parts(now, progress, Some(why.into()))
 }
 
 /// `text` as a sentence: capitalised, with a full stop.
@@ -315,6 +324,7 @@ mod tests {
             held: None,
             verifying_since: None,
             warm: false,
+            step_done: false,
         }
     }
 
