@@ -180,8 +180,8 @@ pub struct Release {
     /// rollback), and neither a freeze nor a release window holds it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub warm: bool,
-    /// The current step is done and the release waits for the rest of its release group
-    /// to finish the same step.
+    /// The current step is done and the release waits: for the rest of its release group to
+    /// finish the same step, or for a release window or the end of a freeze.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub step_done: bool,
 }

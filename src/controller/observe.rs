@@ -196,7 +196,15 @@ async fn freeze(observation: &Observation, ctx: &Context) -> Result<Option<Strin
     }
     let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
         kube::Api::all(ctx.client.clone());
-    let namespace = namespaces.get_metadata(&observation.namespace).await?;
+    // A namespace that cannot be read freezes nothing: aborts and rollbacks must never wait
+    // on a missing right.
+    let namespace = match namespaces.get_metadata(&observation.namespace).await {
+        Ok(namespace) => namespace,
+        Err(error) => {
+            tracing::warn!(namespace = %observation.namespace, %error, "cannot read the namespace's weir.dev/freeze annotation; not frozen");
+            return Ok(None);
+        }
+    };
     Ok(namespace
         .annotations()
         .get(FREEZE_ANNOTATION)

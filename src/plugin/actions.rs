@@ -1,5 +1,7 @@
 //! `promote`, `abort`, `retry`, `pause`, `resume`: the `weir.dev/action` annotation, set by
 //! a JSON merge patch, then a wait until Weir has acted on it (the annotation is gone).
+//! `promote --group` and `abort --group` set the same value on every member of a release
+//! group (`spec.rollout.group`) in the namespace.
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -7,7 +9,7 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::wait::{self, await_condition};
 use serde_json::json;
 
-use super::args::ActionArgs;
+use super::args::{Act, Subject};
 use super::client::Target;
 use super::error::Error;
 use crate::api::{Microservice, MigrationPhase};
@@ -16,17 +18,131 @@ use crate::release::{ACTION_ANNOTATION, ManualAction, StepNumber, steps};
 /// The field manager of the plugin's writes, as audit logs and managedFields show it.
 pub const FIELD_MANAGER: &str = "kubectl-weir";
 
-/// Requests `action` on the Microservice and, unless told not to wait, reports what Weir
-/// did with it.
-pub async fn request(
+/// Requests `action` on the Microservice, or on every member of a release group, and,
+/// unless told not to wait, reports what Weir did with it: one line per Microservice.
+pub async fn request<'a>(
     target: &Target,
     action: ManualAction,
-    args: &ActionArgs,
+    act: impl Into<Act<'a>>,
 ) -> Result<String, Error> {
-    let name = args.name.as_str();
+    let act = act.into();
+    let name = match act.subject {
+        Subject::Microservice(name) => name,
+        Subject::Group(group) => return request_group(target, action, group, &act).await,
+    };
     let ms = target.microservice(name).await?;
     check_applicable(&ms, &action)?;
     let value = annotation_value(&action, Timestamp::now());
+    set(target, name, &value).await?;
+    settle(target, &action, name, value, &act).await
+}
+
+/// The same action on every member of `group` that can take it, the others left out with
+/// a warning. The annotations are all set before any wait, so the members act together.
+/// When some member fails, the lines of the others are printed before the error.
+async fn request_group(
+    target: &Target,
+    action: ManualAction,
+    group: &str,
+    act: &Act<'_>,
+) -> Result<String, Error> {
+    let listed = target.list(false).await?;
+    for unreadable in &listed.unreadable {
+        eprintln!("warning: not a readable Microservice, its group unknown: {unreadable}");
+    }
+    let plan = plan(&listed.items, group, &target.namespace, &action)?;
+    for reason in &plan.left_out {
+        eprintln!("warning: left out: {reason}");
+    }
+    let value = annotation_value(&action, Timestamp::now());
+    let mut requested = Vec::new();
+    let mut failed = Vec::new();
+    for name in &plan.members {
+        match set(target, name, &value).await {
+            Ok(()) => requested.push(name.as_str()),
+            Err(error) => failed.push(error),
+        }
+    }
+    let waits = requested
+        .iter()
+        .map(|name| settle(target, &action, name, value.clone(), act));
+    let mut lines = Vec::new();
+    for outcome in futures::future::join_all(waits).await {
+        match outcome {
+            Ok(line) => lines.push(line),
+            Err(error) => failed.push(error),
+        }
+    }
+    if failed.is_empty() {
+        return Ok(lines.join("\n"));
+    }
+    if !lines.is_empty() {
+        super::print(&format!("{}\n", lines.join("\n")))?;
+    }
+    Err(Error::GroupIncomplete {
+        group: group.into(),
+        action: action.as_str().into(),
+        members: plan.members.len(),
+        failed,
+    })
+}
+
+/// The members of a release group an action goes to, by name, and why the others are
+/// left out.
+#[derive(Debug)]
+pub struct Plan {
+    pub members: Vec<String>,
+    pub left_out: Vec<Error>,
+}
+
+/// Picks, from the Microservices of `namespace`, the members of `group` that can take
+/// `action`. No member at all, or none that can take it, is an error.
+pub fn plan(
+    items: &[Microservice],
+    group: &str,
+    namespace: &str,
+    action: &ManualAction,
+) -> Result<Plan, Error> {
+    let mut members: Vec<&Microservice> = items
+        .iter()
+        .filter(|ms| {
+            ms.spec
+                .rollout
+                .as_ref()
+                .and_then(|r| r.group.as_deref())
+                .is_some_and(|g| g == group)
+        })
+        .collect();
+    if members.is_empty() {
+        return Err(Error::NoGroupMembers {
+            group: group.into(),
+            namespace: namespace.into(),
+        });
+    }
+    members.sort_by_key(|ms| ms.name_any());
+    let mut plan = Plan {
+        members: Vec::new(),
+        left_out: Vec::new(),
+    };
+    for ms in members {
+        match check_applicable(ms, action) {
+            Ok(()) => plan.members.push(ms.name_any()),
+            Err(reason) => plan.left_out.push(reason),
+        }
+    }
+    if plan.members.is_empty() {
+        return Err(Error::NoMemberCanTake {
+            group: group.into(),
+            namespace: namespace.into(),
+            action: action.as_str().into(),
+            reasons: plan.left_out,
+        });
+    }
+    Ok(plan)
+}
+
+/// Sets the annotation to `value` on `name`.
+async fn set(target: &Target, name: &str, value: &str) -> Result<(), Error> {
     let patch = json!({"metadata": {"annotations": {ACTION_ANNOTATION: value}}});
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
@@ -36,12 +152,24 @@ pub async fn request(
         .microservices()
         .patch(name, &params, &Patch::Merge(&patch))
         .await
-        .map_err(|e| target.not_found(name, e, &format!("cannot request {value} on")))?;
-    if args.no_wait {
+        .map(drop)
+        .map_err(|e| target.not_found(name, e, &format!("cannot request {value} on")))
+}
+
+/// Unless told not to wait, waits until Weir has acted on `value` on `name`, and says what
+/// it did.
+async fn settle(
+    target: &Target,
+    action: &ManualAction,
+    name: &str,
+    value: String,
+    act: &Act<'_>,
+) -> Result<String, Error> {
+    if act.no_wait {
         return Ok(format!("{name}: requested {value}."));
     }
     let acted_on = tokio::time::timeout(
-        args.timeout,
+        act.timeout,
         await_condition(target.microservices(), name, consumed(value.clone())),
     );
     match acted_on.await {
@@ -49,7 +177,7 @@ pub async fn request(
             name: name.into(),
             namespace: target.namespace.clone(),
             value,
-            waited: args.timeout,
+            waited: act.timeout,
         }),
         Ok(Err(wait::Error::ProbeFailed(source))) => Err(Error::Watch {
             name: name.into(),
@@ -59,7 +187,7 @@ pub async fn request(
             name: name.into(),
             namespace: target.namespace.clone(),
         }),
-        Ok(Ok(Some(ms))) => Ok(outcome(&action, &ms)),
+        Ok(Ok(Some(ms))) => Ok(outcome(action, &ms)),
     }
 }
 
@@ -164,6 +292,70 @@ mod tests {
     use super::*;
     use crate::api::Returning;
     use crate::plugin::fixtures::{at, canary, paused_at_second_step};
+
+    /// `ms` renamed `name`, in release group `group` (none for None).
+    fn member(mut ms: Microservice, name: &str, group: Option<&str>) -> Microservice {
+        ms.metadata.name = Some(name.into());
+        ms.spec.rollout.as_mut().unwrap().group = group.map(String::from);
+        ms
+    }
+
+    fn names(plan: &Plan) -> Vec<&str> {
+        plan.members.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn a_group_action_goes_to_the_members_of_that_group_only_by_name() {
+        let releasing = paused_at_second_step;
+        let items = [
+            member(releasing(), "payments", Some("shop")),
+            member(releasing(), "cart", Some("shop")),
+            member(releasing(), "search", Some("catalog")),
+            member(releasing(), "checkout", None),
+        ];
+        let plan = plan(&items, "shop", "prod", &ManualAction::Abort).unwrap();
+        assert_eq!(names(&plan), ["cart", "payments"]);
+        assert!(plan.left_out.is_empty(), "{plan:?}");
+        let plan = super::plan(&items, "catalog", "prod", &ManualAction::Promote).unwrap();
+        assert_eq!(names(&plan), ["search"]);
+    }
+
+    #[test]
+    fn a_member_that_cannot_take_the_action_is_left_out_with_the_reason() {
+        // frontend waits for backend (`after`): no release of its own yet.
+        let items = [
+            member(canary(), "frontend", Some("shop")),
+            member(paused_at_second_step(), "backend", Some("shop")),
+        ];
+        let plan = plan(&items, "shop", "prod", &ManualAction::Promote).unwrap();
+        assert_eq!(names(&plan), ["backend"]);
+        let reasons: Vec<String> = plan.left_out.iter().map(|e| e.to_string()).collect();
+        assert_eq!(reasons, ["frontend has no release in progress"]);
+    }
+
+    #[test]
+    fn a_group_without_members_is_an_error_that_names_it_and_the_namespace() {
+        let items = [member(paused_at_second_step(), "checkout", Some("shop"))];
+        let error = plan(&items, "shoes", "prod", &ManualAction::Abort).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r#"no microservice in namespace "prod" is in release group "shoes" (spec.rollout.group)"#
+        );
+        assert!(plan(&[], "shop", "prod", &ManualAction::Abort).is_err());
+    }
+
+    #[test]
+    fn a_group_none_of_whose_members_can_take_the_action_is_refused() {
+        let items = [
+            member(canary(), "frontend", Some("shop")),
+            member(canary(), "backend", Some("shop")),
+        ];
+        let error = plan(&items, "shop", "prod", &ManualAction::Abort).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r#"no member of release group "shop" in namespace "prod" can take abort: backend has no release in progress; frontend has no release in progress"#
+        );
+    }
 
     #[test]
     fn the_value_is_the_verb_and_a_nonce() {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use crate::release::ManualAction;
 
@@ -36,10 +36,11 @@ pub enum Command {
     /// Show where a Microservice and its release stand.
     Status(StatusArgs),
     /// End the current step (for example `pause: {}`); with --full, skip every remaining
-    /// step and the analysis.
+    /// step and the analysis. With --group, of every member of a release group.
     Promote(PromoteArgs),
     /// Stop the release: traffic back to the stable version, then the new one scales down.
-    Abort(ActionArgs),
+    /// With --group, of every member of a release group.
+    Abort(GroupActionArgs),
     /// Release the aborted revision again, from the first step.
     Retry(ActionArgs),
     /// Hold the release at its current step.
@@ -91,7 +92,7 @@ pub struct PromoteArgs {
     #[arg(long)]
     pub full: bool,
     #[command(flatten)]
-    pub action: ActionArgs,
+    pub action: GroupActionArgs,
 }
 
 #[derive(Args, Debug)]
@@ -104,6 +105,66 @@ pub struct ActionArgs {
     /// How long to wait for Weir to act on the request, for example `10s` or `1m`.
     #[arg(long, default_value = "10s", value_parser = parse_timeout)]
     pub timeout: Duration,
+}
+
+/// An action on one Microservice, or on every member of a release group: NAME or --group,
+/// not both.
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("subject").required(true).args(["name", "group"])))]
+pub struct GroupActionArgs {
+    /// Name of the Microservice.
+    pub name: Option<String>,
+    /// Act on every Microservice of the namespace whose `spec.rollout.group` is GROUP.
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+    /// Return once the action is requested, without waiting for Weir to act on it.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for Weir to act on the request, for example `10s` or `1m`.
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+}
+
+/// What a release action applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject<'a> {
+    /// The Microservice of this name.
+    Microservice(&'a str),
+    /// Every Microservice of the namespace whose `spec.rollout.group` is this name.
+    Group(&'a str),
+}
+
+/// A release action's subject, and how long to wait for Weir to act on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Act<'a> {
+    pub subject: Subject<'a>,
+    pub no_wait: bool,
+    pub timeout: Duration,
+}
+
+impl<'a> From<&'a ActionArgs> for Act<'a> {
+    fn from(args: &'a ActionArgs) -> Act<'a> {
+        Act {
+            subject: Subject::Microservice(&args.name),
+            no_wait: args.no_wait,
+            timeout: args.timeout,
+        }
+    }
+}
+
+impl<'a> From<&'a GroupActionArgs> for Act<'a> {
+    /// clap's `subject` group makes exactly one of NAME and --group present.
+    fn from(args: &'a GroupActionArgs) -> Act<'a> {
+        let subject = match (&args.group, &args.name) {
+            (Some(group), _) => Subject::Group(group),
+            (None, name) => Subject::Microservice(name.as_deref().unwrap_or_default()),
+        };
+        Act {
+            subject,
+            no_wait: args.no_wait,
+            timeout: args.timeout,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -140,7 +201,7 @@ pub enum Request<'a> {
     Dashboard(&'a DashboardArgs),
     Migrate(&'a MigrateArgs),
     Eject(&'a EjectArgs),
-    Act(ManualAction, &'a ActionArgs),
+    Act(ManualAction, Act<'a>),
 }
 
 impl Command {
@@ -151,12 +212,14 @@ impl Command {
             Command::Dashboard(args) => Request::Dashboard(args),
             Command::Migrate(args) => Request::Migrate(args),
             Command::Eject(args) => Request::Eject(args),
-            Command::Promote(p) if p.full => Request::Act(ManualAction::PromoteFull, &p.action),
-            Command::Promote(p) => Request::Act(ManualAction::Promote, &p.action),
-            Command::Abort(args) => Request::Act(ManualAction::Abort, args),
-            Command::Retry(args) => Request::Act(ManualAction::Retry, args),
-            Command::Pause(args) => Request::Act(ManualAction::Pause, args),
-            Command::Resume(args) => Request::Act(ManualAction::Resume, args),
+            Command::Promote(p) if p.full => {
+                Request::Act(ManualAction::PromoteFull, (&p.action).into())
+            }
+            Command::Promote(p) => Request::Act(ManualAction::Promote, (&p.action).into()),
+            Command::Abort(args) => Request::Act(ManualAction::Abort, args.into()),
+            Command::Retry(args) => Request::Act(ManualAction::Retry, args.into()),
+            Command::Pause(args) => Request::Act(ManualAction::Pause, args.into()),
+            Command::Resume(args) => Request::Act(ManualAction::Resume, args.into()),
         }
     }
 }
@@ -189,8 +252,62 @@ mod tests {
             panic!("promote is an action");
         };
         assert_eq!(action, ManualAction::PromoteFull);
-        assert_eq!(args.name, "checkout");
+        assert_eq!(args.subject, Subject::Microservice("checkout"));
         assert_eq!(args.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn promote_and_abort_take_a_release_group_instead_of_a_name() {
+        let cli = parse(&["promote", "--group", "shop", "-n", "prod"]).unwrap();
+        let Request::Act(ManualAction::Promote, args) = cli.command.request() else {
+            panic!("promote is an action");
+        };
+        assert_eq!(args.subject, Subject::Group("shop"));
+        assert_eq!(cli.target.namespace.as_deref(), Some("prod"));
+
+        let cli = parse(&["promote", "--full", "--group", "shop"]).unwrap();
+        let Request::Act(ManualAction::PromoteFull, args) = cli.command.request() else {
+            panic!("promote --full is an action");
+        };
+        assert_eq!(args.subject, Subject::Group("shop"));
+
+        let cli = parse(&["abort", "--group", "shop", "--no-wait"]).unwrap();
+        let Request::Act(ManualAction::Abort, args) = cli.command.request() else {
+            panic!("abort is an action");
+        };
+        assert_eq!(args.subject, Subject::Group("shop"));
+        assert!(args.no_wait);
+    }
+
+    #[test]
+    fn a_name_and_a_group_exclude_each_other_and_one_is_needed() {
+        for args in [
+            &["abort", "checkout", "--group", "shop"][..],
+            &["promote", "--group", "shop", "checkout"],
+            &["abort"],
+            &["promote", "--full"],
+        ] {
+            let error = parse(args).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+        }
+        let error = parse(&["abort", "checkout", "--group", "shop"]).unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let error = parse(&["abort"]).unwrap_err();
+        assert_eq!(
+            error.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+    }
+
+    #[test]
+    fn retry_pause_and_resume_take_a_name_only() {
+        assert!(parse(&["retry", "--group", "shop"]).is_err());
+        assert!(parse(&["pause", "--group", "shop"]).is_err());
+        let cli = parse(&["resume", "checkout"]).unwrap();
+        let Request::Act(ManualAction::Resume, args) = cli.command.request() else {
+            panic!("resume is an action");
+        };
+        assert_eq!(args.subject, Subject::Microservice("checkout"));
     }
 
     #[test]

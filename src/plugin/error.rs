@@ -28,6 +28,37 @@ pub enum Error {
     NothingToRetry { name: String },
 
     #[error(
+        "no microservice in namespace {namespace:?} is in release group {group:?} \
+         (spec.rollout.group)"
+    )]
+    NoGroupMembers { group: String, namespace: String },
+
+    /// `--group` found members, but each refuses the action; `reasons` says why, per member.
+    #[error(
+        "no member of release group {group:?} in namespace {namespace:?} can take {action}: {}",
+        join(.reasons)
+    )]
+    NoMemberCanTake {
+        group: String,
+        namespace: String,
+        action: String,
+        reasons: Vec<Error>,
+    },
+
+    /// `--group`: the action was not set, or not acted on, for some of the `members`.
+    #[error(
+        "{action} on release group {group:?} failed for {} of {members} members: {}",
+        .failed.len(),
+        join(.failed)
+    )]
+    GroupIncomplete {
+        group: String,
+        action: String,
+        members: usize,
+        failed: Vec<Error>,
+    },
+
+    #[error(
         "{value} was set on {name}, but Weir did not act on it within {}s: is the operator \
          running and watching namespace {namespace:?}? The annotation stays until it does.",
         .waited.as_secs()
@@ -81,6 +112,14 @@ impl Error {
     }
 }
 
+fn join(errors: &[Error]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The API server's own message for a refusal; the chain of causes for a request that never
 /// reached it (kube's own text for those stops at "client error (Connect)").
 pub fn describe_api_error(error: &kube::Error) -> String {
@@ -120,6 +159,23 @@ mod tests {
         );
         let error = Error::NoRelease { name: "x".into() };
         assert_eq!(error.to_string(), "x has no release in progress");
+    }
+
+    #[test]
+    fn a_group_failure_counts_the_members_and_says_what_went_wrong_with_each() {
+        let error = Error::GroupIncomplete {
+            group: "shop".into(),
+            action: "abort".into(),
+            members: 2,
+            failed: vec![Error::NotFound {
+                name: "frontend".into(),
+                namespace: "prod".into(),
+            }],
+        };
+        assert_eq!(
+            error.to_string(),
+            r#"abort on release group "shop" failed for 1 of 2 members: microservice "frontend" not found in namespace "prod""#
+        );
     }
 
     #[test]

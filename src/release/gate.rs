@@ -63,7 +63,7 @@ pub(super) fn closed(ms: &Microservice, freeze: Option<&str>, now: Timestamp) ->
 impl Machine<'_> {
     /// True when moving `release` on `to` would add exposure while the gate is closed: the
     /// release then waits where it is, and the decision says why.
-    pub(super) fn gated(&mut self, release: &Release, to: Move) -> bool {
+    pub(super) fn gated(&mut self, release: &mut Release, to: Move) -> bool {
         let Some(closed) = self.closed.clone() else {
             return false;
         };
@@ -82,6 +82,8 @@ impl Machine<'_> {
             || next.mirror_percent > now.mirror_percent
             || (!next.header_route.is_empty() && next.header_route != now.header_route);
         if adds {
+            // The step is done; only the gate holds it, so no deadline runs once it opens.
+            release.step_done = true;
             self.wait_for_gate(&closed, "The release waits");
         }
         adds

@@ -112,3 +112,16 @@ fn a_rollback_to_the_warm_revision_is_not_frozen() {
     assert_eq!(cluster.status().stable_revision.as_deref(), Some("r1"));
     assert_eq!(cluster.status().active_slot, Some(crate::api::Slot::Blue));
 }
+
+#[test]
+fn a_release_held_longer_than_its_deadline_moves_on_when_the_gate_opens() {
+    let mut cluster = Cluster::running(canary(json!([{"setWeight": 20}, {"setWeight": 60}])));
+    cluster.release_revision("r2");
+    cluster.run(2);
+    cluster.freeze = Some("incident 42".into());
+    cluster.run(60);
+    cluster.freeze = None;
+    cluster.run(8);
+    assert_eq!(cluster.status().stable_revision.as_deref(), Some("r2"));
+    assert!(cluster.status().aborted_revision.is_none());
+}

@@ -155,7 +155,9 @@ impl Machine<'_> {
         }
         let deadline = self.wanted.deadline;
         // A release held by a freeze or outside its windows stands still on purpose.
-        let gated = self.closed.is_some() || !self.group_behind(release).is_empty();
+        // Nor one whose step is done and that waits only for a gate or its group.
+        let gated =
+            release.step_done || self.closed.is_some() || !self.group_behind(release).is_empty();
         if gated || stage.pauses(steps) || after(&release.step_started_at, deadline) > self.now {
             return None;
         }

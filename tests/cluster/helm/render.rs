@@ -178,7 +178,7 @@ pub fn every_setting_becomes_a_flag_or_an_object(all: &[Value]) {
             "--track-secrets=false",
             "--pod-failure-reasons=false",
             "--namespace-freeze=false",
-            "--freeze=\"the annual audit\"",
+            "--freeze=the annual audit",
         ]
     );
     let deployment = find(all, "Deployment", "weir");
