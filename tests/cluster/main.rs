@@ -43,6 +43,8 @@ mod quiet;
 mod release_analysis;
 mod release_bluegreen;
 mod release_canary;
+mod release_gates;
+mod release_holds;
 mod release_safety;
 mod takeover;
 mod tenant;
