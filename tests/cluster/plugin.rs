@@ -1,7 +1,8 @@
 //! The `kubectl weir` plugin, run through kubectl's own plugin discovery (the directory of
 //! `kubectl-weir` first on PATH): status at each pause, actions that drive a release to its
-//! end, abort and retry, pause and resume, list and `-o json`, a watch that ends with the
-//! release, and the exit codes of errors.
+//! end, abort and retry, pause and resume, `abort --group` on every member of a release
+//! group, list and `-o json`, a watch that ends with the release, and the exit codes of
+//! errors.
 
 use crate::support;
 
@@ -9,9 +10,9 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use support::microservice::{create, microservice};
-use support::release::{DEADLINE, Harness, canary};
+use support::release::{DEADLINE, Harness, canary, condition, record_status, wait_ms};
 use support::with_temp_ns;
-use weir::api::Phase;
+use weir::api::{Microservice, Phase};
 
 const V2: &str = "registry.example/app:2";
 
@@ -255,6 +256,112 @@ async fn abort_returns_to_stable_and_retry_runs_the_release_again() {
         assert_eq!(again.status.unwrap().release.unwrap().revision, revision);
         let status = weir_ok(&["status", "web", "-n", &ns]).await;
         assert_line(&status, &["▶", "2.", "pause", "until", "promoted"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn abort_group_sets_the_abort_on_every_member_of_the_group() {
+    with_temp_ns(|client, ns| async move {
+        let mut rollout = canary(four_steps());
+        rollout["group"] = json!("shop");
+        let spec = json!({"rollout": rollout});
+        let backend = Harness::start(&client, &ns, "backend", spec.clone()).await;
+        // The second member, on the same operator and fake gateway; and one outside it.
+        let frontend = create(&client, &ns, &microservice("frontend", spec)).await;
+        create(&client, &ns, &microservice("other", json!({}))).await;
+        let what = "frontend: the first version deployed";
+        wait_ms(&frontend, "frontend", DEADLINE, what, |ms| {
+            ms.status.as_ref().is_some_and(|s| {
+                s.observed_generation == ms.metadata.generation
+                    && s.phase == Some(Phase::Healthy)
+                    && s.stable_revision.is_some()
+                    && s.release.is_none()
+            })
+        })
+        .await;
+        let frontend_log = record_status(&frontend, "frontend").await;
+
+        backend.set_image(V2).await;
+        support::microservice::edit_spec(&frontend, "frontend", json!({"image": V2})).await;
+        // Both wait for a promote at the pause: the group's barrier lets them through
+        // step 1 together.
+        backend.wait_paused_at(1).await;
+        let paused = "frontend: Paused at step 1";
+        wait_ms(&frontend, "frontend", DEADLINE, paused, |ms| {
+            ms.status.as_ref().is_some_and(|s| {
+                s.phase == Some(Phase::Paused)
+                    && s.release.as_ref().is_some_and(|r| r.step_index == 1)
+            })
+        })
+        .await;
+
+        let aborted = weir_ok(&["abort", "--group", "shop", "-n", &ns]).await;
+        let lines: Vec<&str> = aborted.lines().collect();
+        assert_eq!(lines.len(), 2, "one line per member: {aborted}");
+        assert!(lines[0].starts_with("backend: aborted; "), "{aborted}");
+        assert!(lines[1].starts_with("frontend: aborted; "), "{aborted}");
+
+        // The same value reached both, and Weir handled it on both.
+        let abort =
+            |s: &support::release::StatusView| s.action.clone().filter(|a| a.starts_with("abort@"));
+        let (_, on_backend) = backend
+            .log
+            .wait_seen("the abort annotation", |s| abort(s).is_some())
+            .await;
+        let (_, on_frontend) = frontend_log
+            .wait_seen("the abort annotation", |s| abort(s).is_some())
+            .await;
+        let value = abort(&on_backend.value).unwrap();
+        assert_eq!(abort(&on_frontend.value), Some(value.clone()));
+        backend.wait_handled(&value).await;
+        frontend_log
+            .wait_until("the annotation removed", |s| s.action.is_none())
+            .await;
+
+        backend.wait_degraded("Aborted").await;
+        // The frontend's own abort, or the group's, whichever Weir saw first.
+        let what = "frontend: Degraded after an abort, release over";
+        let over = wait_ms(
+            &frontend,
+            "frontend",
+            DEADLINE,
+            what,
+            |ms: &Microservice| {
+                ms.status.as_ref().is_some_and(|s| s.release.is_none())
+                    && ms.status.as_ref().and_then(|s| s.phase) == Some(Phase::Degraded)
+                    && condition(ms, "Degraded").is_some_and(|c| {
+                        c.status == "True"
+                            && ["Aborted", "GroupAborted"].contains(&c.reason.as_str())
+                    })
+            },
+        )
+        .await;
+        assert!(over.status.unwrap().aborted_revision.is_some());
+        let other = frontend.get("other").await.expect("get other");
+        assert!(
+            !other
+                .metadata
+                .annotations
+                .unwrap_or_default()
+                .contains_key("weir.dev/action"),
+            "a Microservice outside the group is left alone"
+        );
+
+        let settled = weir(&["promote", "--group", "shop", "-n", &ns]).await;
+        assert_eq!(settled.code, Some(1), "{}", settled.stderr);
+        assert!(
+            settled
+                .stderr
+                .contains(r#"no member of release group "shop""#),
+            "{}",
+            settled.stderr
+        );
+        let none = weir(&["abort", "--group", "nothing", "-n", &ns]).await;
+        assert_eq!(none.code, Some(1), "{}", none.stderr);
+        let message =
+            format!(r#"no microservice in namespace "{ns}" is in release group "nothing""#);
+        assert!(none.stderr.contains(&message), "{}", none.stderr);
     })
     .await;
 }
