@@ -26,8 +26,8 @@ impl Machine<'_> {
 
     /// `Held`: all traffic on the stable slot, the candidate as it is.
     pub(super) fn hold_for_a_person(&mut self, release: &mut Release) -> Next {
-        let traffic = self.resting_traffic();
-        release.weight = 0;
+        let traffic = self.traffic_back(release);
+        release.weight = traffic.split.weight;
         release.mirror_percent = 0;
         release.header_route.clear();
         release.weight_verified = (self.inputs.verified)(&traffic);

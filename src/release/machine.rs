@@ -50,6 +50,9 @@ pub(super) struct Wanted {
     /// How long the analysis goes on after the promotion (`postPromotionAnalysis`), with
     /// all traffic on the new version and the old slot warm.
     pub verify_for: Option<Duration>,
+    /// `canary.stableScale: Dynamic` behind a router: the stable slot runs only the pods
+    /// for its own share.
+    pub dynamic_stable: bool,
 }
 
 impl Wanted {
@@ -67,6 +70,7 @@ impl Wanted {
             scale_down_delay: Duration::from_secs(scale_down_delay(ms).max(0) as u64),
             min_pods: min_pods(ms),
             verify_for: analysis::verify_for(ms),
+            dynamic_stable: dynamic_stable(ms),
         }
     }
 }
@@ -397,6 +401,15 @@ impl<'a> Machine<'a> {
             self.fields.scale_down_at = None;
         }
     }
+}
+
+/// `canary.stableScale: Dynamic` when a router splits the traffic (admission refuses it
+/// without one).
+fn dynamic_stable(ms: &Microservice) -> bool {
+    let canary = ms.spec.rollout.as_ref().and_then(|r| r.canary.as_ref());
+    router(ms) == Router::GatewayApi
+        && strategy(ms) == Strategy::Canary
+        && canary.and_then(|c| c.stable_scale) == Some(crate::api::StableScale::Dynamic)
 }
 
 /// `canary.minPods` when a router splits the traffic (admission refuses it without one).

@@ -21,6 +21,8 @@
 
 mod actions;
 mod analysis;
+#[cfg(test)]
+mod capacity_tests;
 mod decision;
 mod gate;
 #[cfg(test)]

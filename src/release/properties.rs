@@ -66,6 +66,7 @@ proptest! {
         events in prop::collection::vec(event(), 0..60),
         on_failure in prop_oneof![Just("Abort"), Just("Hold"), Just("Record")],
         verify_for in prop::option::of(1..8u32),
+        dynamic in any::<bool>(),
     ) {
         let mut rollout = json!({
             "strategy": "Canary", "progressDeadlineSeconds": 30,
@@ -78,6 +79,9 @@ proptest! {
         }
         if router {
             rollout["traffic"] = json!({"gatewayAPI": {"parentRefs": [{"name": "public"}]}});
+            if dynamic {
+                rollout["canary"]["stableScale"] = json!("Dynamic");
+            }
         } else {
             // Without a router header routes and mirrors are refused at admission.
             let kept: Vec<Value> = rollout["canary"]["steps"].as_array().unwrap().iter()
@@ -142,6 +146,12 @@ proptest! {
             if split.weight > 0 && router {
                 prop_assert!(candidate.ready >= capacity_for(replicas, split.weight),
                     "{}% on {} ready of {}", split.weight, candidate.ready, replicas);
+            }
+            // The stable slot carries its share too, however far it was shrunk.
+            let stable = match split.stable { Slot::Blue => &cluster.blue, Slot::Green => &cluster.green };
+            if split.weight < 100 && router && cluster.status().release.is_some() {
+                prop_assert!(stable.ready >= capacity_for(replicas, 100 - split.weight),
+                    "{}% on the stable slot with {} ready of {}", 100 - split.weight, stable.ready, replicas);
             }
             if (!split.header_route.is_empty() || split.mirror_percent > 0) && router {
                 prop_assert!(candidate.ready > 0);

@@ -2,22 +2,24 @@
 //! slot first; only once the router confirms it does the candidate scale down (an abort) or
 //! the newest revision start (a spec change).
 
-use super::decision::{Abort, Note, Plan, SlotPlan};
+use super::decision::{Abort, Note, Plan, SlotPlan, TrafficPlan};
 use super::machine::{Machine, Next};
 use super::other;
+use super::traffic::lowest_weight_for_stable;
 use crate::api::{Release, Returning, conditions::reason};
 
 impl Machine<'_> {
     /// Returns traffic to the stable slot, and ends the release once that is confirmed.
     pub(super) fn return_traffic(&mut self, release: &mut Release) -> Next {
         let returning = self.returning(release);
-        let traffic = self.resting_traffic();
+        let traffic = self.traffic_back(release);
         let total = self.wanted.total;
-        if !(self.inputs.verified)(&traffic) {
-            release.weight = 0;
+        let verified = (self.inputs.verified)(&traffic);
+        if !verified || traffic.split.weight > 0 {
+            release.weight = traffic.split.weight;
             release.mirror_percent = 0;
             release.header_route.clear();
-            release.weight_verified = false;
+            release.weight_verified = verified;
             let candidate_replicas = self.inputs.slot(other(self.active())).replicas;
             self.plan = Some(Plan {
                 active: SlotPlan::Scale(total),
@@ -51,6 +53,19 @@ impl Machine<'_> {
             traffic,
         });
         Next::StopWithoutRelease
+    }
+
+    /// The way back to the stable slot: all of it, unless the stable slot was shrunk to its
+    /// share (`stableScale: Dynamic`): then the candidate keeps what the stable slot's ready
+    /// pods cannot take yet, and no more than it had, while the stable slot grows.
+    pub(super) fn traffic_back(&self, release: &Release) -> TrafficPlan {
+        let mut traffic = self.resting_traffic();
+        if self.wanted.dynamic_stable {
+            let stable_ready = self.inputs.slot(self.active()).ready;
+            let lowest = lowest_weight_for_stable(self.wanted.total, stable_ready);
+            traffic.split.weight = lowest.min(release.weight);
+        }
+        traffic
     }
 
     /// Traffic is back on stable here, not yet on every member of the group: the candidate

@@ -115,9 +115,10 @@ impl Cluster {
                         observed: true,
                     };
                 }
+                // New pods of a scale-up are ready at once, unless pods stall.
                 SlotPlan::Scale(n) if state.exists => {
                     state.replicas = n;
-                    state.ready = n;
+                    state.ready = if ready { n } else { state.ready.min(n) };
                 }
                 SlotPlan::Delete => *state = SlotState::default(),
                 _ => {}

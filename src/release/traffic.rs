@@ -71,6 +71,26 @@ pub(super) fn carried_split(
     target
 }
 
+/// Pods the stable slot needs for its share when the candidate has `weight` percent: all of
+/// them at 0, none at 100.
+pub fn stable_pods(total: i32, weight: i32) -> i32 {
+    match weight {
+        ..=0 => total,
+        100.. => 0,
+        weight => capacity_for(total, 100 - weight),
+    }
+}
+
+/// The lowest candidate weight the stable slot's ready pods can take the rest of: traffic
+/// goes back to a shrunken stable slot only as fast as its pods become ready.
+pub fn lowest_weight_for_stable(total: i32, stable_ready: i32) -> i32 {
+    if total <= 0 || stable_ready >= total {
+        return 0;
+    }
+    let share = i64::from(stable_ready.max(0)) * 100 / i64::from(total);
+    (100 - share as i32).clamp(0, 100)
+}
+
 /// Without a router the weight is the share of ready pods behind Service `<name>`.
 fn achieved_weight(
     candidate_ready: i32,
@@ -142,6 +162,13 @@ impl Machine<'_> {
                 capacity(total, &traffic.split).0
             }
             Router::ReplicaRatio if !blue_green => self.inputs.slot(self.active()).replicas,
+            // Only the pods for the stable share, at the weight that is both wanted and
+            // applied: it shrinks once a higher weight is confirmed, and grows before a
+            // lower one is applied.
+            Router::GatewayApi if self.wanted.dynamic_stable => {
+                let carried = traffic.split.weight.min(release.weight);
+                stable_pods(total, carried)
+            }
             _ => total,
         };
         SlotSizes { stable, candidate }
