@@ -139,3 +139,84 @@ async fn separated_versions_never_share_a_node() {
     })
     .await;
 }
+
+/// Releases to 75% on four replicas with `stableScale`, aborts, and returns how long the
+/// route took to be all back on the stable slot. The stable slot's pods take `startup` to
+/// become ready, as new pods do; each weight the route gives the stable slot is checked
+/// against its ready pods at that revision of the cluster.
+async fn abort_with_stable_scale(client: &kube::Client, ns: &str, scale: &str) -> Duration {
+    let startup = Duration::from_secs(2);
+    let selector = |slot: &str| format!("app.kubernetes.io/instance=lean,weir.dev/slot={slot}");
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(client.clone(), ns);
+    let _late =
+        ["blue", "green"].map(|slot| LateReadiness::start(pods.clone(), &selector(slot), startup));
+    let mut rollout = canary(json!([{"setWeight": 75}, {"pause": {}}]));
+    rollout["canary"]["stableScale"] = json!(scale);
+    let spec = json!({"replicas": 4, "rollout": rollout,
+        "pod": {"annotations": {"test.weir.dev/ready": "false"}}});
+    let h = Harness::start(client, ns, "lean", spec).await;
+    let blue = h.slot(Slot::Blue);
+    let route = h.record_route().await;
+    let stable_pods = h.record_pods(Slot::Blue).await;
+    let stable = h.status().await.stable_revision.unwrap();
+    h.set_image("registry.example/app:2").await;
+    h.wait_release(&[&stable]).await;
+    h.wait_paused_at(1).await;
+    route
+        .wait_route("75% on the candidate", |r| r.weight(&blue) == 25)
+        .await;
+    let shrunk = if scale == "Dynamic" { 1 } else { 4 };
+    stable_pods
+        .wait_until("the stable slot at its size", |p| p.pods == shrunk)
+        .await;
+    let aborted = std::time::Instant::now();
+    h.act("abort").await;
+    route
+        .wait_route("all back on the stable slot", |r| r.weight(&blue) == 100)
+        .await;
+    let took = aborted.elapsed();
+    // From the release on (the pods' recorder started with the harness's first version).
+    let first = stable_pods.entries()[0].resource_version;
+    for entry in route
+        .entries()
+        .into_iter()
+        .filter(|e| e.resource_version >= first)
+    {
+        let Some(state) = entry.value else { continue };
+        let share = state.weight(&blue) as usize;
+        let ready = stable_pods
+            .value_at(entry.resource_version)
+            .map_or(0, |p| p.ready);
+        assert!(
+            ready * 100 >= 4 * share,
+            "{share}% on the stable slot with {ready} of 4 pods ready: {:#?}",
+            stable_pods.entries()
+        );
+    }
+    h.wait_degraded("Aborted").await;
+    took
+}
+
+/// `stableScale: Dynamic` keeps the stable slot at its share during the release; an abort
+/// then grows it first and moves traffic back only as its pods become ready, so it is
+/// slower than with `Full` by about the pods' start-up time.
+#[tokio::test]
+async fn a_dynamic_stable_slot_is_grown_before_traffic_returns_to_it() {
+    let times = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    for scale in ["Dynamic", "Full"] {
+        let times = times.clone();
+        with_temp_ns(move |client, ns| async move {
+            let took = abort_with_stable_scale(&client, &ns, scale).await;
+            times.lock().unwrap().push(took);
+        })
+        .await;
+    }
+    let times = times.lock().unwrap().clone();
+    let (dynamic, full) = (times[0], times[1]);
+    eprintln!("abort back on stable: Dynamic {dynamic:?}, Full {full:?}");
+    assert!(
+        dynamic > full,
+        "growing the stable slot first takes longer: Dynamic {dynamic:?}, Full {full:?}"
+    );
+}
