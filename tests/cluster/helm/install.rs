@@ -312,7 +312,7 @@ impl ChartInstall<'_> {
             // All namespaces would reach into other tests' namespaces: the ClusterRole grants
             // them all (checked above), the process here watches one.
             assert!(
-                !args.iter().any(|a| a.starts_with("--namespace")),
+                !args.iter().any(|a| a.starts_with("--namespace=")),
                 "{args:?}"
             );
             args.push(format!("--namespace={}", self.watched));
