@@ -4,8 +4,8 @@
 # Each tool lands in "$WEIR_TOOLS_CACHE/<tool>-<version>/" (default ~/.cache/weir/tools),
 # outside the repository, so a fresh clone (CI) reuses what an earlier run built. A tool is
 # rebuilt only when its version in hack/versions.env changes or its directory is missing.
-# Usage: hack/build-tools.sh [kubernetes|etcd|kwok|helm|traefik|kube-state-metrics ...]
-# (default: all)
+# Usage: hack/build-tools.sh [kubernetes|etcd|kwok|helm|traefik|kube-state-metrics|flagger|
+# argo-rollouts ...] (default: all but the two peers, which only the peers benchmark needs)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -171,6 +171,44 @@ build_traefik_in_cwd() {
   chmod -R u+w bin/gateway-api-crds
 }
 
+# Flagger, as its own `go install` builds it; its CRDs are kept beside the binary.
+build_flagger_in_cwd() {
+  local mod=github.com/fluxcd/flagger
+  go mod init weir.dev/tools/flagger >/dev/null 2>&1
+  go mod edit -require="$mod@$FLAGGER_VERSION"
+  printf '//go:build tools\npackage tools\nimport _ "%s/cmd/flagger"\n' "$mod" > tools.go
+  go mod tidy
+  mkdir -p bin/crds
+  go build -trimpath -ldflags "-s -w -X $mod/pkg/version.VERSION=${FLAGGER_VERSION#v}" -o bin/flagger "$mod/cmd/flagger"
+  cp "$(go list -m -f '{{.Dir}}' "$mod")"/artifacts/flagger/crd.yaml bin/crds/
+  chmod -R u+w bin/crds
+}
+
+# The Argo Rollouts controller. Its go.mod carries replace directives a consumer module does
+# not inherit, so they are copied, and it needs a newer Go than the local one (fetched by
+# GOTOOLCHAIN from the proxy). Its CRDs are kept beside the binary.
+build_argo_rollouts_in_cwd() {
+  local mod=github.com/argoproj/argo-rollouts
+  export GOTOOLCHAIN=$ARGO_ROLLOUTS_GOTOOLCHAIN
+  go mod init weir.dev/tools/argo-rollouts >/dev/null 2>&1
+  local gomod
+  gomod=$(go mod download -json "$mod@$ARGO_ROLLOUTS_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  awk '
+    /^replace \($/ { inblock = 1; next }
+    inblock && /^\)/ { inblock = 0; next }
+    inblock && NF && $1 !~ /^\/\// { sub(/^[ \t]+/, ""); print "replace " $0; next }
+    /^replace / { print }
+  ' "$gomod" >> go.mod
+  log "argo-rollouts: $(grep -c '^replace' go.mod) replaces copied from $gomod"
+  go mod edit -require="$mod@$ARGO_ROLLOUTS_VERSION"
+  printf '//go:build tools\npackage tools\nimport _ "%s/cmd/rollouts-controller"\n' "$mod" > tools.go
+  go mod tidy
+  mkdir -p bin/crds
+  go build -trimpath -ldflags "-s -w" -o bin/rollouts-controller "$mod/cmd/rollouts-controller"
+  cp "$(go list -m -f '{{.Dir}}' "$mod")"/manifests/crds/*-crd.yaml bin/crds/
+  chmod -R u+w bin/crds
+}
+
 tools=("$@")
 [ ${#tools[@]} -gt 0 ] || tools=(etcd kwok kubernetes helm traefik kube-state-metrics)
 for tool in "${tools[@]}"; do
@@ -183,6 +221,9 @@ for tool in "${tools[@]}"; do
     traefik) with_scratch_module "$cache/traefik-$TRAEFIK_VERSION" build_traefik_in_cwd ;;
     kube-state-metrics)
       with_scratch_module "$cache/kube-state-metrics-$KUBE_STATE_METRICS_VERSION" build_kube_state_metrics_in_cwd ;;
+    flagger) with_scratch_module "$cache/flagger-$FLAGGER_VERSION" build_flagger_in_cwd ;;
+    argo-rollouts)
+      with_scratch_module "$cache/argo-rollouts-$ARGO_ROLLOUTS_VERSION" build_argo_rollouts_in_cwd ;;
     *) log "unknown tool: $tool"; exit 2 ;;
   esac
   log "$tool ready in $(( $(date +%s) - start ))s"
