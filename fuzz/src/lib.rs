@@ -164,11 +164,27 @@ pub fn microservice(data: &[u8]) {
     let held_back = || Err(("TemplateNotFound", "no template".to_string()));
     let cases =
         [true, false].map(|confirmed| [(confirmed, Ok(Vec::new())), (confirmed, held_back())]);
-    for (confirmed, templates) in cases.into_iter().flatten() {
+    for (i, (confirmed, templates)) in cases.into_iter().flatten().enumerate() {
         let verified = move |_: &TrafficPlan| confirmed;
+        // Frozen or not, and alone or beside a member of its group whose release aborts.
+        let freeze = (i % 2 == 1).then(|| "fuzz".to_string());
+        let group = ms.status.as_ref().and_then(|s| {
+            let release = s.release.clone()?;
+            Some(release::group::Group {
+                name: "fuzz".into(),
+                others: vec![release::group::Member {
+                    name: "other".into(),
+                    pending: i == 0,
+                    release: Some(release),
+                    aborted: false,
+                }],
+            })
+        });
         let observed = Inputs {
             now: Timestamp::now(),
             revision: revision.clone(),
+            freeze,
+            group,
             blue: blue.clone(),
             green: green.clone(),
             verified: &verified,
