@@ -31,7 +31,17 @@ fn inputs() -> Vec<(String, Microservice)> {
     paths.sort();
     for path in paths {
         let stem = path.file_stem().unwrap().to_string_lossy();
-        inputs.push((format!("example-{stem}"), read_one(&path)));
+        // An example of several Microservices (a release group) names each file after its
+        // member.
+        let all = read_all(&path);
+        let several = all.len() > 1;
+        for ms in all {
+            let name = match several {
+                true => format!("example-{stem}-{}", ms.metadata.name.clone().unwrap()),
+                false => format!("example-{stem}"),
+            };
+            inputs.push((name, ms));
+        }
     }
     let own = manifest_dir().join("src/build/golden/inputs.yaml");
     let text = std::fs::read_to_string(&own).expect("golden/inputs.yaml is readable");
@@ -44,9 +54,14 @@ fn inputs() -> Vec<(String, Microservice)> {
     inputs
 }
 
-fn read_one(path: &Path) -> Microservice {
+fn read_all(path: &Path) -> Vec<Microservice> {
     let text = std::fs::read_to_string(path).expect("an example is readable");
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|document| {
+            serde::Deserialize::deserialize(document)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        })
+        .collect()
 }
 
 /// The header matches of the first `setHeaderRoute` step, if any.

@@ -91,6 +91,21 @@ impl Machine<'_> {
                 reason::ACTION_IGNORED,
                 format!("{}: no release is in progress.", action.as_str()),
             ),
+            (ManualAction::Promote, Some(release)) if !self.group_behind(release).is_empty() => {
+                // In a release group the step ends here; the release moves on with the
+                // others (`promote --group` moves them all).
+                release.paused = false;
+                if release.held.is_some() {
+                    hold::resume(release, self.now);
+                }
+                release.step_done = true;
+                Note::normal(
+                    reason::PROMOTE_REQUESTED,
+                    "Promoted by hand: this step is done; the release moves on with the rest \
+                     of its release group."
+                        .into(),
+                )
+            }
             (ManualAction::Promote, Some(release)) => {
                 release.paused = false;
                 if release.held.is_some() {

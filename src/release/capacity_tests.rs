@@ -67,5 +67,8 @@ fn a_dynamic_stable_slot_promotes_like_any_other() {
         "shrinks as each weight is confirmed"
     );
     assert_eq!(cluster.status().stable_revision.as_deref(), Some("r2"));
-    assert_eq!(cluster.blue.replicas, 2, "the old slot keeps its last share, warm");
+    assert_eq!(
+        cluster.blue.replicas, 2,
+        "the old slot keeps its last share, warm"
+    );
 }

@@ -59,6 +59,20 @@ pub fn behind(group: &Group, position_now: i32) -> Vec<&str> {
         .collect()
 }
 
+/// The members not yet ready to become stable: a member becomes stable only when every
+/// other member with a release in progress carries all its traffic, confirmed, and has
+/// passed its verification, if it has one (it then says so with `stepDone`).
+pub fn not_ready_to_finish(group: &Group) -> Vec<&str> {
+    group
+        .others
+        .iter()
+        .filter(|m| {
+            in_progress(m).is_some_and(|r| !(r.promoting && r.step_done) || r.held.is_some())
+        })
+        .map(|m| m.name.as_str())
+        .collect()
+}
+
 /// A member whose abort aborts the group: its traffic is returning after an abort.
 pub fn aborting(group: &Group) -> Option<(&str, &str)> {
     group.others.iter().find_map(|m| {
@@ -153,6 +167,32 @@ impl super::machine::Machine<'_> {
                 "Waiting for {} of release group {} to reach this step.",
                 behind.join(", "),
                 group.unwrap_or_default()
+            ),
+        ));
+        self.wake_in(GROUP_RECHECK);
+        true
+    }
+
+    /// True when this release, ready to become stable, waits for the rest of its group to be
+    /// ready too; it tells them so through `stepDone`.
+    pub(super) fn waits_to_finish_with_group(&mut self, release: &mut Release) -> bool {
+        let Some(group) = self.inputs.group.as_ref() else {
+            return false;
+        };
+        let waiting: Vec<String> = not_ready_to_finish(group)
+            .into_iter()
+            .map(String::from)
+            .collect();
+        if waiting.is_empty() {
+            return false;
+        }
+        release.step_done = true;
+        self.gate = Some((
+            reason::WAITING_FOR_GROUP,
+            format!(
+                "Ready to become stable; waiting for {} of release group {} to be ready too.",
+                waiting.join(", "),
+                group.name
             ),
         ));
         self.wake_in(GROUP_RECHECK);

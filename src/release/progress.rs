@@ -47,10 +47,13 @@ pub(super) fn move_release(release: &mut Release, to: Move, now: Timestamp) {
         }
     }
     release.step_started_at = Time(now);
-    release.step_history.push(StepStart {
-        step: release.step_index,
-        started_at: Time(now),
-    });
+    // Past the last step, the promotion's start is the same step of the timeline.
+    if release.step_history.last().map(|s| s.step) != Some(release.step_index) {
+        release.step_history.push(StepStart {
+            step: release.step_index,
+            started_at: Time(now),
+        });
+    }
 }
 
 impl Machine<'_> {
@@ -73,24 +76,29 @@ impl Machine<'_> {
             let to = match stage {
                 Stage::Stepping { index } => {
                     let step = self.wanted.steps[index].clone();
-                    let done = self.step_done(&step, release, &traffic, verified, &candidate);
+                    // Done before, and waiting for a gate or the group (or ended by hand).
+                    let done = release.step_done
+                        || self.step_done(&step, release, &traffic, verified, &candidate);
                     done.then_some(Move::NextStep)
                 }
                 Stage::StepsDone => Some(Move::Promotion),
                 // A group's members become stable together: each waits, all traffic on its
-                // new version, until every other member's is too.
-                Stage::Promoting
-                    if self.carries_all(&traffic, verified, &candidate)
-                        && !self.waits_for_group(release) =>
-                {
-                    if self.wanted.verify_for.is_none() {
-                        self.finish_promotion(release);
-                        return Next::StopWithoutRelease;
+                // new version (and verified), until every other member is ready too.
+                Stage::Promoting if self.carries_all(&traffic, verified, &candidate) => {
+                    if self.wanted.verify_for.is_some() {
+                        self.begin_verifying(release);
+                        continue;
                     }
-                    self.begin_verifying(release);
-                    continue;
+                    if self.waits_to_finish_with_group(release) {
+                        break;
+                    }
+                    self.finish_promotion(release);
+                    return Next::StopWithoutRelease;
                 }
-                Stage::Verifying if self.verified(release, &traffic, verified, &candidate) => {
+                Stage::Verifying
+                    if self.verified(release, &traffic, verified, &candidate)
+                        && !self.waits_to_finish_with_group(release) =>
+                {
                     self.finish_promotion(release);
                     return Next::StopWithoutRelease;
                 }

@@ -13,6 +13,7 @@ impl Machine<'_> {
     /// All traffic reached the new version: its analysis begins, counting afresh.
     pub(super) fn begin_verifying(&mut self, release: &mut Release) {
         release.verifying_since = Some(Time(self.now));
+        release.step_done = false;
         analysis::restart_counting(release);
         let verify_for = self.wanted.verify_for.unwrap_or_default();
         self.note(Note::normal(

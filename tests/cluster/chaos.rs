@@ -1,12 +1,18 @@
 //! Fault injection: releases carry on, and end where they should, while the operator is
-//! SIGKILLed at random moments, the API server and etcd restart, the leader of two replicas
-//! dies, and Prometheus goes down or hangs.
+//! SIGKILLed at random moments (a release group's members in step, a failed verification
+//! switched back before the new slot goes), the API server and etcd restart, the leader of
+//! two replicas dies, and Prometheus goes down or hangs.
 //!
 //! Each test has a short form (run by `make test`) and a long form (`WEIR_CHAOS=long`, run by
 //! `make chaos`). `WEIR_CHAOS_SEED` replays the random moments of a run (each test prints its
 //! seed). The tests that restart the API server and etcd hold the cluster alone
 //! (`support::exclusive`); the others share it, so the binary needs no `--test-threads 1`.
 
+use crate::release_groups::{
+    Shop, assert_all_back_before_any_scale_down, assert_in_lockstep, member_spec, release_all,
+    track, wait_aborted,
+};
+use crate::release_holds::{ErrorRate, failed_verification, verified_canary};
 use crate::support;
 
 use std::time::Duration;
@@ -17,8 +23,8 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 use support::audit;
 use support::chaos::{
-    self, Component, FlakyPrometheus, Mode, Rng, TrafficWatch, completed_at, expected_children,
-    identity_of, pick, record_lease, tenures, wait_children,
+    self, Component, FlakyPrometheus, Kills, Mode, Rng, TrafficWatch, completed_at,
+    expected_children, identity_of, pick, record_lease, tenures, wait_children,
 };
 use support::operator::Operator;
 use support::prometheus::{Exporter, Prometheus};
@@ -127,26 +133,6 @@ async fn wait_observed(h: &Harness, generation: i64) {
     .await;
 }
 
-/// Within the release of `revision`, the steps only moved forward: a restarted operator
-/// resumed where the last one stopped.
-fn assert_only_forward(h: &Harness, revision: &str) {
-    let seen = h.log.values();
-    let releases: Vec<_> = seen
-        .iter()
-        .filter_map(|s| s.release.as_ref())
-        .filter(|r| r.revision == revision)
-        .collect();
-    for pair in releases.windows(2) {
-        assert!(
-            pair[1].step_index >= pair[0].step_index
-                && pair[1].step_started_at.0 >= pair[0].step_started_at.0,
-            "the release of {revision} went back from step {} to step {}: {seen:#?}",
-            pair[0].step_index,
-            pair[1].step_index
-        );
-    }
-}
-
 #[tokio::test]
 async fn releases_end_where_they_should_while_the_operator_is_killed_at_random_moments() {
     with_temp_ns(|client, ns| async move {
@@ -220,7 +206,7 @@ async fn releases_end_where_they_should_while_the_operator_is_killed_at_random_m
                     (true, active)
                 }
             };
-            assert_only_forward(&h, &started.revision);
+            h.assert_only_forward(&started.revision);
             let backend = h.slot(now_active);
             traffic
                 .route
@@ -292,7 +278,7 @@ async fn releases_across(outage: Outage, count: usize) {
 
             let done = h.wait_healthy_on(&started.revision).await;
             assert_eq!(done.status.unwrap().active_slot, Some(other(active)));
-            assert_only_forward(&h, &started.revision);
+            h.assert_only_forward(&started.revision);
             let expected = expected_children(name, other(active), total, false);
             wait_children(&client, &ns, &expected).await;
             // The same operator process carried the release through: it reconnected.
@@ -387,7 +373,7 @@ async fn a_follower_finishes_the_release_of_a_killed_leader_which_never_writes_a
 
             let done = h.wait_healthy_on(&started.revision).await;
             assert_eq!(done.status.unwrap().active_slot, Some(other(active)));
-            assert_only_forward(&h, &started.revision);
+            h.assert_only_forward(&started.revision);
             let expected = expected_children(name, other(active), 4, false);
             wait_children(&client, &ns, &expected).await;
         }
@@ -479,6 +465,8 @@ async fn a_frozen_leader_writes_nothing_once_its_lease_has_run_out() {
                 .await;
             let started = h.wait_release(&[&stable]).await;
             let holder = lease.latest().expect("a lease").holder;
+            // Read while the leader's process is borrowed to be frozen.
+            let api = h.api.clone();
             let (frozen, next) = if holder == h.operator.identity {
                 (&mut h.operator, follower.identity.clone())
             } else {
@@ -495,7 +483,7 @@ async fn a_frozen_leader_writes_nothing_once_its_lease_has_run_out() {
                 .await;
             let revision = started.revision.clone();
             let what = format!("Microservice {name}: the follower moved the release on");
-            wait_ms(&h.api, name, DEADLINE, &what, |ms| {
+            wait_ms(&api, name, DEADLINE, &what, |ms| {
                 ms.status
                     .as_ref()
                     .and_then(|s| s.release.as_ref())
@@ -711,4 +699,163 @@ async fn a_prometheus_back_before_the_limit_lets_the_release_through_after_a_pas
         })
         .await;
     }
+}
+
+/// The canary of a release group's member: three weights with pauses between, `pause` the
+/// middle one (the backend's is longer, so the frontend waits for it), then a pause until a
+/// promote, so that an abort always finds the release running.
+fn group_spec(pause: &str, total: i32) -> Value {
+    let mut spec = member_spec(json!([
+        {"setWeight": 25}, {"pause": {"duration": "1s"}},
+        {"setWeight": 50}, {"pause": {"duration": pause}},
+        {"setWeight": 75}, {"pause": {}}
+    ]));
+    spec["replicas"] = json!(total);
+    spec["pod"] = unready_pods();
+    spec
+}
+
+/// The weight each step of [`group_spec`] sets.
+const GROUP_WEIGHTS: [Option<i32>; 6] = [Some(25), None, Some(50), None, Some(75), None];
+
+/// How the group's releases end, and how many SIGKILLs each takes.
+const GROUP_SHORT: [(End, u64); 2] = [(End::Promote, 2), (End::Abort, 1)];
+const GROUP_LONG: [(End, u64); 5] = [
+    (End::Promote, 3),
+    (End::Abort, 2),
+    (End::Promote, 3),
+    (End::Abort, 3),
+    (End::Promote, 2),
+];
+
+/// Promotes both members at their last pause (in a random order), or aborts one at random
+/// once both carry weight; returns the member (0 the backend, 1 the frontend) and the value
+/// of each action.
+async fn end_group_release(shop: &Shop, end: End, rng: &mut Rng) -> Vec<(usize, String)> {
+    let members = shop.members();
+    match end {
+        End::Promote => {
+            for member in members {
+                member.wait_paused_at(5).await;
+            }
+            let first = rng.between(0, 1) as usize;
+            let mut actions = Vec::new();
+            for i in [first, 1 - first] {
+                actions.push((i, members[i].act("promote").await));
+            }
+            actions
+        }
+        End::Abort => {
+            for member in members {
+                member
+                    .wait_release_where("weight on the candidate", |_, r| {
+                        r.weight > 0 && r.weight_verified
+                    })
+                    .await;
+            }
+            let victim = rng.between(0, 1) as usize;
+            vec![(victim, members[victim].act("abort").await)]
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_release_group_moves_in_lockstep_and_ends_together_while_the_operator_is_killed() {
+    with_temp_ns(|client, ns| async move {
+        let mut kills = Kills::new("group kills");
+        let total = 4;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let selector = "app.kubernetes.io/instance in (backend,frontend)";
+        let _late = LateReadiness::start(pods, selector, Duration::from_millis(800));
+        let (backend, frontend) = (group_spec("2s", total), group_spec("1s", total));
+        let mut shop = Shop::start(&client, &ns, backend, frontend).await;
+        let traffic = [
+            TrafficWatch::start(&shop.backend).await,
+            TrafficWatch::start(&shop.frontend).await,
+        ];
+
+        for (i, &(end, count)) in pick(&GROUP_SHORT[..], &GROUP_LONG[..]).iter().enumerate() {
+            eprintln!("group release {i}: {end:?} with {count} kills");
+            let mut tracked = track(&shop).await;
+            let image = format!("registry.example/app:{}", i + 2);
+            release_all(&shop, &mut tracked, &image).await;
+
+            let act_at = kills.rng.between(0, count);
+            let mut actions = Vec::new();
+            for k in 0..=count {
+                if k == act_at {
+                    actions = end_group_release(&shop, end, &mut kills.rng).await;
+                }
+                if k < count {
+                    kills.strike(&mut shop.backend, 2000).await;
+                }
+            }
+            let members = shop.members();
+            for (i, value) in &actions {
+                members[*i].wait_handled(value).await;
+            }
+            if end == End::Abort {
+                let victim = actions[0].0;
+                wait_aborted(members[victim], &tracked[victim], "Aborted").await;
+                let other = 1 - victim;
+                let message = wait_aborted(members[other], &tracked[other], "GroupAborted").await;
+                assert!(message.contains(&members[victim].name), "{message}");
+                assert_all_back_before_any_scale_down(&shop.backend, &tracked).await;
+            }
+            assert_in_lockstep(&tracked, &GROUP_WEIGHTS);
+
+            let mut expected = std::collections::BTreeMap::new();
+            for (member, t) in members.into_iter().zip(&tracked) {
+                let status = match end {
+                    End::Promote => member.wait_healthy_on(&t.revision).await.status,
+                    End::Abort => member.ms().await.status,
+                };
+                let active = status.and_then(|s| s.active_slot).expect("an active slot");
+                let backend = member.slot(active);
+                let aborted = end == End::Abort;
+                assert_eq!(
+                    backend == t.candidate,
+                    !aborted,
+                    "{} ends on {backend}",
+                    t.name
+                );
+                member.assert_only_forward(&t.revision);
+                let back = format!("all traffic on {backend}");
+                t.route
+                    .wait_route(&back, |r| r.weight(&backend) == 100)
+                    .await;
+                expected.extend(expected_children(&member.name, active, total, aborted));
+            }
+            wait_children(&client, &ns, &expected).await;
+        }
+        for (member, traffic) in shop.members().into_iter().zip(&traffic) {
+            let active = member.status().await.active_slot.unwrap();
+            traffic.assert_weights_carried(total as usize, active).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failed_verification_switches_back_before_the_new_slot_scales_down_despite_kills() {
+    let errors = ErrorRate::start().await;
+    with_temp_ns(move |client, ns| async move {
+        let mut kills = Kills::new("verification kills");
+        let flags = errors.flags();
+        let spec = verified_canary("10m");
+        let name = "reverted";
+        let mut h = Harness::start_with_flags(&client, &ns, name, spec, &flags).await;
+        let traffic = TrafficWatch::start(&h).await;
+        for i in 0..pick(1, 3) {
+            let image = format!("registry.example/app:{}", i + 2);
+            let chaos = Some((&mut kills, pick(2, 4)));
+            failed_verification(&mut h, &errors, &image, &[0, 50, 100, 0], chaos).await;
+            errors.set(0.0).await;
+        }
+        eprintln!("{} kills", kills.count);
+        traffic.assert_weights_carried(3, Slot::Blue).await;
+        let expected = expected_children(name, Slot::Blue, 3, true);
+        wait_children(&client, &ns, &expected).await;
+    })
+    .await;
 }

@@ -5,83 +5,160 @@ use crate::support;
 
 use gateway_api::httproutes::HttpRoute;
 use kube::Api;
+use serde::Deserialize;
 use serde_json::Value;
-use support::release::Harness;
+use support::release::{Harness, Member, condition};
 use support::traffic::{Load, default_rate, failures, share_percent, wait_answered_by};
 use support::with_temp_ns;
 
 use std::time::{Duration, Instant};
 
 use crate::traffic::RELOAD_ALLOWANCE;
-use weir::api::Slot;
+use weir::api::{Release, Slot};
 
-/// The example's Microservice name and spec.
-pub fn example(file: &str) -> (String, Value) {
+/// The Microservices of an example file, each as its name and spec, in order.
+pub fn examples_in(file: &str) -> Vec<(String, Value)> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples")
         .join(file);
     let text = std::fs::read_to_string(&path).expect("read the example");
-    let object: Value = serde_yaml::from_str(&text).expect("the example is YAML");
-    assert_eq!(object["kind"], "Microservice", "{file}");
-    let name = object["metadata"]["name"]
-        .as_str()
-        .expect("a name")
-        .to_string();
-    (name, object["spec"].clone())
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|document| {
+            let object = Value::deserialize(document).expect("the example is YAML");
+            assert_eq!(object["kind"], "Microservice", "{file}");
+            let name = object["metadata"]["name"]
+                .as_str()
+                .expect("a name")
+                .to_string();
+            (name, object["spec"].clone())
+        })
+        .collect()
 }
 
-/// Deploys the example, changes its image, and promotes the release fully by hand (the
-/// examples' own pauses and metrics would wait on people and servers this test has not).
+/// The example's Microservice name and spec.
+pub fn example(file: &str) -> (String, Value) {
+    let mut all = examples_in(file);
+    assert_eq!(all.len(), 1, "{file} holds one Microservice");
+    all.remove(0)
+}
+
+/// The image every example's release changes to.
+const NEXT: &str = "registry.example/next:2.0.0";
+
+/// Deploys the example, changes its image, and promotes the release fully by hand.
 async fn release_example(file: &'static str) {
     with_temp_ns(|client, ns| async move {
         let (name, spec) = example(file);
-        let gateway = spec.pointer("/rollout/traffic/gatewayAPI").is_some();
-        let steps = spec
-            .pointer("/rollout/canary/steps")
-            .and_then(Value::as_array)
-            .map(Vec::len);
-        let harness = Harness::start(&client, &ns, &name, spec).await;
-        let first = harness
-            .status()
-            .await
-            .stable_revision
-            .expect("a stable revision");
-        harness.set_image("registry.example/next:2.0.0").await;
-        let release = harness.wait_release(&[&first]).await;
-        if let Some(steps) = steps {
-            assert_eq!(
-                release.step_count as usize, steps,
-                "{file}: the release walks its steps"
-            );
-        }
-        harness.act("promote-full").await;
-        let done = harness.wait_healthy_on(&release.revision).await;
-        let status = done.status.expect("status");
+        let harness = Harness::start(&client, &ns, &name, spec.clone()).await;
+        let first = stable_revision(&harness).await;
+        harness.set_image(NEXT).await;
+        promote_fully(&harness, &first, &spec, file).await;
+    })
+    .await;
+}
+
+async fn stable_revision(member: &Member) -> String {
+    let status = member.status().await;
+    status.stable_revision.expect("a stable revision")
+}
+
+/// Waits for the release of a revision other than `first` (it walks the steps of `spec`,
+/// the example's), promotes it fully by hand (the examples' own pauses and metrics would
+/// wait on people and servers this test has not), and checks that the new slot serves: all
+/// of the example's route, if it routes through a gateway. Returns the release.
+async fn promote_fully(member: &Member, first: &str, spec: &Value, file: &str) -> Release {
+    let release = member.wait_release(&[first]).await;
+    let steps = spec
+        .pointer("/rollout/canary/steps")
+        .and_then(Value::as_array);
+    if let Some(steps) = steps {
         assert_eq!(
-            status.active_slot,
-            Some(Slot::Green),
-            "{file}: the new slot serves"
+            release.step_count as usize,
+            steps.len(),
+            "{file}: the release walks its steps"
         );
-        if gateway {
-            let routes: Api<HttpRoute> = Api::namespaced(client.clone(), &ns);
-            let route = routes.get(&name).await.expect("the example's HTTPRoute");
-            let rules = route.spec.rules.expect("rules");
-            let weights: Vec<_> = rules
-                .last()
-                .and_then(|r| r.backend_refs.clone())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|b| (b.name, b.weight))
-                .collect();
-            assert_eq!(
-                weights,
-                vec![
-                    (format!("{name}-blue"), Some(0)),
-                    (format!("{name}-green"), Some(100))
-                ],
-                "{file}: all traffic on the new slot"
-            );
-        }
+    }
+    member.act("promote-full").await;
+    let done = member.wait_healthy_on(&release.revision).await;
+    let status = done.status.expect("status");
+    assert_eq!(
+        status.active_slot,
+        Some(Slot::Green),
+        "{file}: the new slot serves"
+    );
+    if spec.pointer("/rollout/traffic/gatewayAPI").is_some() {
+        let name = &member.name;
+        let routes: Api<HttpRoute> = Api::namespaced(member.client.clone(), &member.ns);
+        let route = routes.get(name).await.expect("the example's HTTPRoute");
+        let rules = route.spec.rules.expect("rules");
+        let weights: Vec<_> = rules
+            .last()
+            .and_then(|r| r.backend_refs.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|b| (b.name, b.weight))
+            .collect();
+        assert_eq!(
+            weights,
+            vec![
+                (format!("{name}-blue"), Some(0)),
+                (format!("{name}-green"), Some(100))
+            ],
+            "{file}: all traffic on the new slot"
+        );
+    }
+    release
+}
+
+/// The release group example: a backend and a frontend that starts after it. Both change at
+/// once; the frontend waits, running nothing new and saying for whom, until the backend's
+/// release is promoted, and only then releases.
+#[tokio::test]
+async fn a_release_group_one_member_after_the_other() {
+    let file = "release-group.yaml";
+    with_temp_ns(move |client, ns| async move {
+        let [(backend, backend_spec), (frontend, frontend_spec)] =
+            <[_; 2]>::try_from(examples_in(file)).expect("two Microservices");
+        let backend = Harness::start(&client, &ns, &backend, backend_spec.clone()).await;
+        let frontend = backend.join(&frontend, frontend_spec.clone()).await;
+        let firsts = [
+            stable_revision(&backend).await,
+            stable_revision(&frontend).await,
+        ];
+        backend.set_image(NEXT).await;
+        frontend.set_image(NEXT).await;
+        backend.wait_release(&[&firsts[0]]).await;
+        frontend
+            .wait("waiting for the backend's promotion", |ms| {
+                let status = ms.status.as_ref();
+                status.is_some_and(|s| {
+                    s.observed_generation == ms.metadata.generation
+                        && s.release.is_none()
+                        && s.message.as_deref().is_some_and(|m| {
+                            m.contains("waits for backend (its release is in progress)")
+                        })
+                }) && condition(ms, "Progressing").is_some_and(|c| c.reason == "WaitingForGroup")
+            })
+            .await;
+
+        let promoted = promote_fully(&backend, &firsts[0], &backend_spec, file).await;
+        promote_fully(&frontend, &firsts[1], &frontend_spec, file).await;
+        let (_, stable) = backend
+            .log
+            .find(0, |s| {
+                s.stable_revision.as_ref() == Some(&promoted.revision)
+            })
+            .expect("the backend's new revision stable");
+        let (_, started) = frontend
+            .log
+            .find(0, |s| s.release.is_some())
+            .expect("the frontend's release");
+        assert!(
+            started.resource_version > stable.resource_version,
+            "the frontend's release began (rv {}) before the backend's was promoted (rv {})",
+            started.resource_version,
+            stable.resource_version
+        );
     })
     .await;
 }

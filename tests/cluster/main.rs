@@ -44,6 +44,7 @@ mod release_analysis;
 mod release_bluegreen;
 mod release_canary;
 mod release_gates;
+mod release_groups;
 mod release_holds;
 mod release_safety;
 mod takeover;

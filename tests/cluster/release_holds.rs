@@ -11,11 +11,12 @@ use crate::support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::chaos::Kills;
 use support::gateway::RouteRecorder;
 use support::prometheus::{Exporter, Prometheus};
 use support::release::{
     DEADLINE, Harness, Recorder, SCALE_DOWN_DELAY, SlotView, StatusView, blue_green, canary,
-    condition, phase, selector,
+    condition, phase, scaled_down, selector, traffic_back,
 };
 use support::{eventually, with_temp_ns};
 use weir::api::{Phase, Slot};
@@ -23,11 +24,11 @@ use weir::api::{Phase, Slot};
 const V2: &str = "registry.example/app:2";
 /// The error rate a metric accepts; the bad rate the tests set is far above it.
 const MAX_ERROR_RATE: f64 = 0.05;
-const BAD: f64 = 0.5;
+pub(crate) const BAD: f64 = 0.5;
 
 /// The error rate the analysis measures: Prometheus scraping an exporter whose share of
 /// failed requests the test sets, the same source as tests/cluster/release_analysis.rs.
-struct ErrorRate {
+pub(crate) struct ErrorRate {
     exporter: Exporter,
     prometheus: Prometheus,
     address: String,
@@ -35,7 +36,7 @@ struct ErrorRate {
 
 impl ErrorRate {
     /// Starts at no errors, once Prometheus measures that.
-    async fn start() -> ErrorRate {
+    pub(crate) async fn start() -> ErrorRate {
         let (exporter, prometheus) = prometheus_measuring(0.0).await;
         let address = format!("http://{}", prometheus.addr);
         ErrorRate {
@@ -45,14 +46,14 @@ impl ErrorRate {
         }
     }
 
-    fn flags(&self) -> [&str; 2] {
+    pub(crate) fn flags(&self) -> [&str; 2] {
         ["--prometheus-address", &self.address]
     }
 
     /// Sets the share of failed requests and waits until Prometheus judges it as the
     /// operator will: above the bound for a bad ratio, exactly 0 for a good one (the rate
     /// follows over its 5 s window, so a good ratio takes a few seconds to read as good).
-    async fn set(&self, ratio: f64) {
+    pub(crate) async fn set(&self, ratio: f64) {
         self.exporter.set_error_ratio(ratio);
         let bad = ratio > MAX_ERROR_RATE;
         eventually(
@@ -88,7 +89,7 @@ fn held_canary() -> Value {
 }
 
 /// A canary of two short steps whose promotion is verified for `duration`.
-fn verified_canary(duration: &str) -> Value {
+pub(crate) fn verified_canary(duration: &str) -> Value {
     let mut rollout = canary(json!([{"setWeight": 50}, {"pause": {"duration": "1s"}}]));
     rollout["canary"]["postPromotionAnalysis"] = json!({"duration": duration});
     rollout["analysis"] = analysis("Abort");
@@ -180,48 +181,23 @@ async fn event(h: &Harness, reason: &str) -> (String, String) {
 }
 
 /// Asserts traffic left the candidate before it lost its pods: after the route gave
-/// `backend` weight `up`, the state back at 0 was written, and accepted by the gateways, at
-/// a resourceVersion below the first state of the candidate's Deployment with no replicas.
-async fn assert_traffic_back_before_scale_down(
+/// `backend` weight, the state back at 0 was written, and accepted by the gateways, at a
+/// resourceVersion below the first state of the candidate's Deployment with no replicas.
+pub(crate) async fn assert_traffic_back_before_scale_down(
     h: &Harness,
     route: &RouteRecorder,
     candidate: &Recorder<Option<SlotView>>,
     backend: &str,
-    up: i32,
 ) {
-    route
-        .wait_route("traffic back on stable", |r| r.weight(backend) == 0)
-        .await;
-    let (at_up, _) = route
-        .find_weight(0, backend, up)
-        .unwrap_or_else(|| panic!("weight {up} on {backend}: {:#?}", route.states()));
-    let (_, back) = route.find_weight(at_up, backend, 0).unwrap();
-    let (ran, _) = candidate
-        .find(0, |d| d.as_ref().is_some_and(|d| d.replicas > 0))
-        .expect("the candidate ran");
-    candidate
-        .wait_until("the candidate scaled to 0", |d| {
-            d.as_ref().is_none_or(|d| d.replicas == 0)
-        })
-        .await;
-    let (_, stopped) = candidate
-        .find(ran, |d| d.as_ref().is_none_or(|d| d.replicas == 0))
-        .unwrap();
-    let generation = back.value.as_ref().unwrap().generation;
-    let accepted = h
-        .gateway()
-        .accepted()
-        .into_iter()
-        .find(|a| a.generation == generation)
-        .expect("the gateways accepted the route back on stable");
+    let back = traffic_back(route, h.gateway(), &h.name, backend).await;
+    let stopped = scaled_down(candidate).await;
     assert!(
-        back.resource_version < stopped.resource_version
-            && accepted.resource_version < stopped.resource_version,
+        back.resource_version() < stopped.resource_version,
         "the candidate lost its pods (rv {}) before traffic was back on stable (written at rv \
          {}, accepted at rv {}): {:#?}",
         stopped.resource_version,
-        back.resource_version,
-        accepted.resource_version,
+        back.written.resource_version,
+        back.accepted,
         candidate.entries()
     );
 }
@@ -331,21 +307,26 @@ async fn an_abort_of_a_held_release_scales_the_candidate_down_after_traffic_is_b
         assert_eq!(status.aborted_revision.as_deref(), Some(revision.as_str()));
         assert_eq!(status.stable_revision.as_deref(), Some(stable.as_str()));
         assert_eq!(status.active_slot, Some(Slot::Blue));
-        assert_traffic_back_before_scale_down(&h, &route, &green_slot, &green, 30).await;
+        assert_traffic_back_before_scale_down(&h, &route, &green_slot, &green).await;
         assert_eq!(route.weights(&green), [0, 30, 0], "{:#?}", route.states());
     })
     .await;
 }
 
-/// Waits until the promotion is being verified; returns the status entry where it began,
-/// after checking what it shows: the old revision still stable in the old, active slot.
-async fn wait_verifying(h: &Harness, stable: &str) -> support::release::Entry<StatusView> {
+/// Waits until the promotion of `revision` is being verified; returns the status entry
+/// where it began, after checking what it shows: the old revision still stable in the old,
+/// active slot.
+async fn wait_verifying(
+    h: &Harness,
+    revision: &str,
+    stable: &str,
+) -> support::release::Entry<StatusView> {
     let (_, began) = h
         .log
         .wait_seen("the post-promotion analysis", |s| {
             s.release
                 .as_ref()
-                .is_some_and(|r| r.verifying_since.is_some())
+                .is_some_and(|r| r.revision == revision && r.verifying_since.is_some())
         })
         .await;
     let status = &began.value;
@@ -395,7 +376,7 @@ async fn a_verified_canary_becomes_stable_only_after_its_post_promotion_analysis
 
         h.set_image(V2).await;
         let started = h.wait_release(&[&stable]).await;
-        let verifying = wait_verifying(&h, &stable).await;
+        let verifying = wait_verifying(&h, &started.revision, &stable).await;
         all_on_green_with_blue_warm(&h, &route, &blue_slot, verifying.resource_version);
         let done = h.wait_healthy_on(&started.revision).await;
         let status = done.status.unwrap();
@@ -442,22 +423,38 @@ async fn a_verified_canary_becomes_stable_only_after_its_post_promotion_analysis
     .await;
 }
 
-/// Releases V2 with a verification that cannot pass in the test's time, turns the error
-/// rate bad once verification began, and waits for the abort; checks what every switch back
-/// must show: traffic on the old slot before the new one scales down, the old slot whole and
-/// its revision stable throughout. `weights` are those the new slot had on the route.
-async fn failed_verification(h: &Harness, errors: &ErrorRate, weights: &[i32]) {
+/// Releases `image` with a verification that cannot pass in the test's time, turns the
+/// error rate bad once verification began, and waits for the abort; checks what every switch
+/// back must show: traffic on the old slot before the new one scales down, the old slot
+/// whole and its revision stable throughout. `weights` are those the new slot had on the
+/// route. With `kills`, the operator is killed at random moments: once before the
+/// verification began, and `after_bad` times once the error rate is bad.
+pub(crate) async fn failed_verification(
+    h: &mut Harness,
+    errors: &ErrorRate,
+    image: &str,
+    weights: &[i32],
+    mut kills: Option<(&mut Kills, u32)>,
+) {
     let green = h.slot(Slot::Green);
     let route = h.record_route().await;
     let green_slot = h.record_slot(Slot::Green).await;
     let blue_slot = h.record_slot(Slot::Blue).await;
     let stable = h.status().await.stable_revision.unwrap();
 
-    h.set_image(V2).await;
+    h.set_image(image).await;
     let started = h.wait_release(&[&stable]).await;
-    let verifying = wait_verifying(h, &stable).await;
+    if let Some((kills, _)) = kills.as_mut() {
+        kills.strike(h, 2000).await;
+    }
+    let verifying = wait_verifying(h, &started.revision, &stable).await;
     all_on_green_with_blue_warm(h, &route, &blue_slot, verifying.resource_version);
     errors.set(BAD).await;
+    if let Some((kills, after_bad)) = kills {
+        for _ in 0..after_bad {
+            kills.strike(h, 1500).await;
+        }
+    }
 
     let ms = h.wait_degraded("PostPromotionAnalysisFailed").await;
     let status = ms.status.clone().unwrap();
@@ -468,7 +465,7 @@ async fn failed_verification(h: &Harness, errors: &ErrorRate, weights: &[i32]) {
     assert_eq!(status.active_slot, Some(Slot::Blue));
     let message = &condition(&ms, "Degraded").unwrap().message;
     assert!(message.contains("error-rate"), "{message}");
-    assert_traffic_back_before_scale_down(h, &route, &green_slot, &green, 100).await;
+    assert_traffic_back_before_scale_down(h, &route, &green_slot, &green).await;
     let blue = route.latest().unwrap().weight(&h.slot(Slot::Blue));
     assert_eq!(blue, 100, "{:#?}", route.states());
     assert_eq!(route.weights(&green), weights, "{:#?}", route.states());
@@ -508,8 +505,8 @@ async fn a_failure_after_a_canary_promotion_switches_back_before_the_new_slot_sc
     with_temp_ns(move |client, ns| async move {
         let flags = errors.flags();
         let spec = verified_canary("10m");
-        let h = Harness::start_with_flags(&client, &ns, "reverted", spec, &flags).await;
-        failed_verification(&h, &errors, &[0, 50, 100, 0]).await;
+        let mut h = Harness::start_with_flags(&client, &ns, "reverted", spec, &flags).await;
+        failed_verification(&mut h, &errors, V2, &[0, 50, 100, 0], None).await;
     })
     .await;
 }
@@ -525,8 +522,8 @@ async fn a_failure_after_a_blue_green_switch_switches_back_before_the_new_slot_s
         }));
         rollout["analysis"] = analysis("Abort");
         let spec = json!({"rollout": rollout});
-        let h = Harness::start_with_flags(&client, &ns, "switched", spec, &flags).await;
-        failed_verification(&h, &errors, &[0, 100, 0]).await;
+        let mut h = Harness::start_with_flags(&client, &ns, "switched", spec, &flags).await;
+        failed_verification(&mut h, &errors, V2, &[0, 100, 0], None).await;
         // Users reach the old slot through Service `<name>` as well.
         h.wait_service("switched", "selects the blue slot", |s| {
             selector(s).get("weir.dev/slot").map(String::as_str) == Some("blue")

@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use super::audit::AuditEvent;
 use super::gateway::RouteRecorder;
 use super::http::{FaultyListener, Server, proxy_to};
-use super::release::{Harness, PodCount, Recorder};
+use super::release::{Harness, Member, PodCount, Recorder};
 use weir::api::Slot;
 
 pub use super::http::Mode;
@@ -77,6 +77,31 @@ impl Rng {
     /// A duration in `low..=high` milliseconds.
     pub fn millis(&mut self, low: u64, high: u64) -> Duration {
         Duration::from_millis(self.between(low, high))
+    }
+}
+
+/// SIGKILLs a Harness's operator at random moments, starting a new one at once each time.
+pub struct Kills {
+    pub rng: Rng,
+    /// How many kills so far.
+    pub count: u32,
+}
+
+impl Kills {
+    pub fn new(what: &str) -> Kills {
+        Kills {
+            rng: Rng::new(what),
+            count: 0,
+        }
+    }
+
+    /// Waits a random moment of up to `within_ms` (the moment of the fault, not a wait on
+    /// the system), then kills the operator and starts a new one.
+    pub async fn strike(&mut self, h: &mut Harness, within_ms: u64) {
+        tokio::time::sleep(self.rng.millis(0, within_ms)).await;
+        eprintln!("chaos: SIGKILL the operator (kill {})", self.count + 1);
+        h.kill_and_restart_operator().await;
+        self.count += 1;
     }
 }
 
@@ -360,7 +385,7 @@ impl FlakyPrometheus {
 // ---------------------------------------------------------------------------------------
 // What every scenario checks
 
-/// The route and the pods of both slots of a Harness's Microservice, recorded from now on,
+/// The route and the pods of both slots of a Microservice, recorded from now on,
 /// to check afterwards that no weight ever went to a slot whose ready pods could not
 /// carry it.
 pub struct TrafficWatch {
@@ -371,7 +396,7 @@ pub struct TrafficWatch {
 }
 
 impl TrafficWatch {
-    pub async fn start(h: &Harness) -> TrafficWatch {
+    pub async fn start(h: &Member) -> TrafficWatch {
         // The pods first: the route's first state then holds at the moment the pods'
         // first state was listed (see `ready_at`).
         let blue = h.record_pods(Slot::Blue).await;

@@ -212,7 +212,10 @@ fn running(ms: &Microservice, release: &crate::api::Release) -> Assessment {
 fn gated(serving: Assessment, reason: &str, why: &str) -> Assessment {
     let message = format!("{} {why}", serving.message);
     let now = serving.serving.unwrap_or(serving.message);
-    let progress = serving.progress.unwrap_or_else(|| why.to_string());
+    let progress = match serving.progress {
+        Some(progress) => format!("{progress} {why}"),
+        None => why.to_string(),
+    };
     // Waiting for the rest of a release group is progress; a freeze or a window is a pause.
     let phase = match reason {
         reason::WAITING_FOR_GROUP => Phase::Progressing,

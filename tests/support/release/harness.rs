@@ -1,36 +1,35 @@
-//! `Harness`: a Microservice under release with its operator and fake gateway, and the
-//! waits, actions and recorders a release test uses on it.
+//! `Harness`: a Microservice under release with its operator and fake gateway. The waits,
+//! actions and recorders a release test uses on the Microservice are its [`Member`]'s,
+//! reached through the Harness; other Microservices of the namespace join it and share its
+//! operator and gateway.
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::api::{Patch, PatchParams};
-use kube::runtime::watcher;
-use kube::{Api, Client};
-use serde_json::{Value, json};
-use weir::api::{Microservice, MicroserviceStatus, Phase, Release, Slot};
+use std::ops::Deref;
 
-use super::super::gateway::{FakeGateway, RouteRecorder};
-use super::super::microservice::{self as ms_support, pod_is_ready};
+use kube::Client;
+use serde_json::Value;
+
+use super::super::gateway::FakeGateway;
+use super::super::install_crds;
 use super::super::operator::Operator;
-use super::super::{install_crds, kubectl, unique_name, wait_for_all};
-use super::{
-    ACTION, DEADLINE, Entry, GITOPS, PodCount, Recorder, SlotView, StatusView, act, condition,
-    phase, record_status, release, selector, wait_ms, wait_seen,
-};
+use super::{DEADLINE, Member};
 
 /// A Microservice under release, with its operator and the fake gateway of its namespace.
+/// Dereferences to the Microservice's [`Member`].
 pub struct Harness {
-    pub client: Client,
-    pub ns: String,
-    pub name: String,
-    pub api: Api<Microservice>,
+    member: Member,
     pub operator: Operator,
     /// The fake gateway of the namespace; None on the real data plane, whose Traefik answers.
     fake_gateway: Option<FakeGateway>,
-    /// Every distinct status (and action annotation) since the first version was deployed.
-    pub log: Recorder<StatusView>,
     flags: Vec<String>,
     operators_started: u32,
+}
+
+impl Deref for Harness {
+    type Target = Member;
+
+    fn deref(&self) -> &Member {
+        &self.member
+    }
 }
 
 impl Harness {
@@ -75,35 +74,21 @@ impl Harness {
     ) -> Harness {
         install_crds(client).await;
         let operator = Operator::start(ns, &format!("{name}-0"), flags).await;
-        let api: Api<Microservice> = Api::namespaced(client.clone(), ns);
-        let ms = ms_support::microservice(name, spec);
-        api.patch(name, &PatchParams::apply(GITOPS), &Patch::Apply(&ms))
-            .await
-            .expect("apply the Microservice");
-        let what = format!("Microservice {name}: the first version deployed in slot blue");
-        wait_ms(&api, name, DEADLINE, &what, |ms| {
-            let Some(status) = ms.status.as_ref() else {
-                return false;
-            };
-            status.observed_generation == ms.metadata.generation
-                && status.phase == Some(Phase::Healthy)
-                && status.stable_revision.is_some()
-                && status.release.is_none()
-                && status.active_slot == Some(Slot::Blue)
-        })
-        .await;
-        let log = record_status(&api, name).await;
+        let member = Member::deploy(client, ns, name, spec).await;
         Harness {
-            client: client.clone(),
-            ns: ns.to_string(),
-            name: name.to_string(),
-            api,
+            member,
             operator,
             fake_gateway,
-            log,
             flags: flags.iter().map(|f| f.to_string()).collect(),
             operators_started: 1,
         }
+    }
+
+    /// Another Microservice `name` in the namespace, with `spec` overrides, served by this
+    /// Harness's operator and gateway (one operator per namespace: two would both act on
+    /// every Microservice). Returns once its first version is deployed, as `start` does.
+    pub async fn join(&self, name: &str, spec: Value) -> Member {
+        Member::deploy(&self.client, &self.ns, name, spec).await
     }
 
     /// The fake gateway; panics on the data plane, which has none.
@@ -111,242 +96,6 @@ impl Harness {
         self.fake_gateway
             .as_ref()
             .expect("a fake gateway (this Harness runs on the data plane)")
-    }
-
-    pub async fn ms(&self) -> Microservice {
-        self.api
-            .get(&self.name)
-            .await
-            .expect("get the Microservice")
-    }
-
-    pub async fn status(&self) -> MicroserviceStatus {
-        self.ms()
-            .await
-            .status
-            .expect("the Microservice has a status")
-    }
-
-    /// Merges `patch` into the spec; returns the new generation.
-    pub async fn edit(&self, patch: Value) -> i64 {
-        ms_support::edit_spec(&self.api, &self.name, patch).await
-    }
-
-    pub async fn set_image(&self, image: &str) -> i64 {
-        self.edit(json!({"image": image})).await
-    }
-
-    /// Applies the full manifest with `spec` overrides as the GitOps tool does:
-    /// `kubectl apply --server-side --field-manager=gitops`.
-    pub async fn kubectl_apply(&self, spec: Value) {
-        let manifest = serde_json::to_string(&ms_support::microservice(&self.name, spec))
-            .expect("serialize the manifest");
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("manifests");
-        std::fs::create_dir_all(&dir).expect("manifest dir");
-        let path = dir.join(format!("{}.json", unique_name(&self.name)));
-        std::fs::write(&path, manifest).expect("write the manifest");
-        let path = path.to_string_lossy().into_owned();
-        let manager = format!("--field-manager={GITOPS}");
-        let args = [
-            "apply",
-            "--server-side",
-            &manager,
-            "-n",
-            &self.ns,
-            "-f",
-            &path,
-        ];
-        kubectl(&args).await;
-        let _ = std::fs::remove_file(&path);
-    }
-
-    /// Waits until the Microservice satisfies `holds`.
-    pub async fn wait(&self, what: &str, holds: impl Fn(&Microservice) -> bool) -> Microservice {
-        let what = format!("Microservice {}: {what}", self.name);
-        wait_ms(&self.api, &self.name, DEADLINE, &what, holds).await
-    }
-
-    /// Waits until a release of a revision other than `older` runs; returns it.
-    pub async fn wait_release(&self, older: &[&str]) -> Release {
-        let ms = self
-            .wait("a release of a new revision", |ms| {
-                let Some(status) = ms.status.as_ref() else {
-                    return false;
-                };
-                status.release.as_ref().is_some_and(|r| {
-                    !older.contains(&r.revision.as_str())
-                        && status.candidate_revision.as_deref() == Some(r.revision.as_str())
-                })
-            })
-            .await;
-        release(&ms).clone()
-    }
-
-    /// Waits until a release runs and it and the phase satisfy `holds`.
-    pub async fn wait_release_where(
-        &self,
-        what: &str,
-        holds: impl Fn(Option<Phase>, &Release) -> bool,
-    ) -> Microservice {
-        self.wait(what, |ms| {
-            let release = ms.status.as_ref().and_then(|s| s.release.as_ref());
-            release.is_some_and(|r| holds(phase(ms), r))
-        })
-        .await
-    }
-
-    /// Waits until the release waits at step `step` in phase Paused.
-    pub async fn wait_paused_at(&self, step: i32) -> Microservice {
-        let what = format!("Paused at step {step}");
-        self.wait_release_where(&what, |phase, r| {
-            phase == Some(Phase::Paused) && r.step_index == step
-        })
-        .await
-    }
-
-    /// Waits until the release is over and `revision` is stable: Healthy, no release.
-    pub async fn wait_healthy_on(&self, revision: &str) -> Microservice {
-        self.wait(&format!("Healthy on revision {revision}"), |ms| {
-            ms.status.as_ref().is_some_and(|s| {
-                s.phase == Some(Phase::Healthy)
-                    && s.release.is_none()
-                    && s.stable_revision.as_deref() == Some(revision)
-            })
-        })
-        .await
-    }
-
-    /// Waits until phase Degraded with condition Degraded=True for `reason`.
-    pub async fn wait_degraded(&self, reason: &str) -> Microservice {
-        // Degraded shows from the abort on; the release is over once traffic is back.
-        self.wait(
-            &format!("Degraded with reason {reason}, release over"),
-            |ms| {
-                phase(ms) == Some(Phase::Degraded)
-                    && ms.status.as_ref().is_some_and(|s| s.release.is_none())
-                    && condition(ms, "Degraded")
-                        .is_some_and(|c| c.status == "True" && c.reason == reason)
-            },
-        )
-        .await
-    }
-
-    /// Sets the action annotation (with a nonce); returns the value set.
-    pub async fn act(&self, action: &str) -> String {
-        act(&self.api, &self.name, action).await
-    }
-
-    /// Waits until action `value` was recorded in `status.handledAction` and its annotation
-    /// is gone. Returns the first state that recorded it. (Weir may clear `handledAction`
-    /// once the annotation is gone: the log has every state.)
-    pub async fn wait_handled(&self, value: &str) -> Entry<StatusView> {
-        let what = format!("action {value} recorded as handled");
-        let (_, handled) = self
-            .log
-            .wait_seen(&what, |s| s.handled_action.as_deref() == Some(value))
-            .await;
-        let what = format!("the annotation {ACTION}={value} removed");
-        self.log
-            .wait_until(&what, |s| s.action.as_deref() != Some(value))
-            .await;
-        handled
-    }
-
-    /// Name of a slot's Deployment, and of its Service when routing through a gateway.
-    pub fn slot(&self, slot: Slot) -> String {
-        format!("{}-{}", self.name, slot.as_str())
-    }
-
-    pub fn deployments(&self) -> Api<Deployment> {
-        Api::namespaced(self.client.clone(), &self.ns)
-    }
-
-    pub fn services(&self) -> Api<Service> {
-        Api::namespaced(self.client.clone(), &self.ns)
-    }
-
-    pub fn pods(&self) -> Api<Pod> {
-        Api::namespaced(self.client.clone(), &self.ns)
-    }
-
-    /// Label selector of one slot's pods.
-    pub fn slot_pods(&self, slot: Slot) -> String {
-        format!(
-            "app.kubernetes.io/instance={},weir.dev/slot={}",
-            self.name,
-            slot.as_str()
-        )
-    }
-
-    /// Waits until Service `name` satisfies `holds` (None: it does not exist).
-    pub async fn wait_service(
-        &self,
-        name: &str,
-        what: &str,
-        holds: impl Fn(Option<&Service>) -> bool,
-    ) -> Option<Service> {
-        let what = format!("Service {name}: {what}");
-        let show = |s: &Service| format!("selector {:?}", selector(Some(s)));
-        wait_seen(&self.services(), name, DEADLINE, &what, show, holds).await
-    }
-
-    /// Waits until a slot's Deployment asks for `replicas` pods.
-    pub async fn wait_replicas(&self, slot: Slot, replicas: i32) {
-        let name = self.slot(slot);
-        let what = format!("Deployment {name}: {replicas} replicas");
-        let show = |d: &Deployment| format!("{:?}", SlotView::of(d));
-        let holds =
-            |d: Option<&Deployment>| d.is_some_and(|d| SlotView::of(d).replicas == replicas);
-        wait_seen(&self.deployments(), &name, DEADLINE, &what, show, holds).await;
-    }
-
-    /// Waits until `n` pods of a slot exist, all ready.
-    pub async fn wait_ready_pods(&self, slot: Slot, n: usize) {
-        let what = format!("{n} ready pods in slot {}", slot.as_str());
-        wait_for_all(
-            self.pods(),
-            &self.slot_pods(slot),
-            DEADLINE,
-            &what,
-            |pods| pods.len() == n && pods.iter().all(|p| pod_is_ready(p)),
-        )
-        .await;
-    }
-
-    pub async fn record_route(&self) -> RouteRecorder {
-        RouteRecorder::route(&self.client, &self.ns, &self.name).await
-    }
-
-    /// Records the release-relevant parts of the status from now on.
-    pub async fn record_status(&self) -> Recorder<StatusView> {
-        record_status(&self.api, &self.name).await
-    }
-
-    /// Records a slot's Deployment (None while it does not exist).
-    pub async fn record_slot(&self, slot: Slot) -> Recorder<Option<SlotView>> {
-        let name = self.slot(slot);
-        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-        Recorder::start(
-            self.deployments(),
-            config,
-            &format!("Deployment {name}"),
-            |all| all.first().map(|d| SlotView::of(d)),
-        )
-        .await
-    }
-
-    /// Records how many pods of a slot exist and how many are ready.
-    pub async fn record_pods(&self, slot: Slot) -> Recorder<PodCount> {
-        let config = watcher::Config::default().labels(&self.slot_pods(slot));
-        let what = format!("pods of slot {}", slot.as_str());
-        Recorder::start(self.pods(), config, &what, |pods| PodCount {
-            pods: pods
-                .iter()
-                .filter(|p| p.metadata.deletion_timestamp.is_none())
-                .count(),
-            ready: pods.iter().filter(|p| pod_is_ready(p)).count(),
-        })
-        .await
     }
 
     /// Kills the operator with SIGKILL (no chance to tidy up) and starts a new one.
@@ -360,10 +109,5 @@ impl Harness {
         self.operators_started += 1;
         let flags: Vec<&str> = self.flags.iter().map(String::as_str).collect();
         self.operator = Operator::start(&self.ns, &identity, &flags).await;
-    }
-
-    /// Events about the Microservice as (type, reason, message).
-    pub async fn events(&self) -> Vec<(String, String, String)> {
-        ms_support::events(&self.client, &self.ns, &self.name).await
     }
 }

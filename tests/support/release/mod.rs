@@ -1,6 +1,8 @@
-//! Release tests: a Microservice with its operator and fake gateway (`Harness`), waits on
-//! release status, manual actions, recorders of how objects changed over time, pods made
-//! ready late, and a webhook the analysis calls.
+//! Release tests: a Microservice with its operator and fake gateway (`Harness`; other
+//! Microservices of the namespace join it as `Member`s, served by the same operator), waits
+//! on release status, manual actions, recorders of how objects changed over time, when
+//! traffic was back and a candidate scaled down, pods made ready late, and a webhook the
+//! analysis calls.
 //!
 //! Recorders order what they saw by resourceVersion: every object of this test cluster is
 //! stored in one etcd, whose revisions order all writes, so "the route went back to 0 before
@@ -8,6 +10,8 @@
 //! order in which two watch streams happen to deliver.
 
 mod harness;
+mod member;
+mod order;
 mod pods;
 mod recorder;
 mod views;
@@ -24,6 +28,8 @@ use serde_json::{Value, json};
 use weir::api::{Microservice, Phase, Release};
 
 pub use harness::Harness;
+pub use member::Member;
+pub use order::{scaled_down, traffic_back};
 pub use pods::LateReadiness;
 pub use recorder::{Entry, Recorder};
 pub use views::{PodCount, SlotView, StatusView, record_status};
