@@ -91,40 +91,9 @@ impl Machine<'_> {
                 reason::ACTION_IGNORED,
                 format!("{}: no release is in progress.", action.as_str()),
             ),
-            (ManualAction::Promote, Some(release)) if !self.group_behind(release).is_empty() => {
-                // In a release group the step ends here; the release moves on with the
-                // others (`promote --group` moves them all).
-                release.paused = false;
-                if release.held.is_some() {
-                    hold::resume(release, self.now);
-                }
-                release.step_done = true;
-                Note::normal(
-                    reason::PROMOTE_REQUESTED,
-                    "Promoted by hand: this step is done; the release moves on with the rest \
-                     of its release group."
-                        .into(),
-                )
-            }
-            (ManualAction::Promote, Some(release)) => {
-                release.paused = false;
-                if release.held.is_some() {
-                    hold::resume(release, self.now);
-                }
-                if release.step_index < release.step_count {
-                    move_release(release, Move::NextStep, self.now);
-                }
-                let message = match StepNumber::of(release) {
-                    Some(step) => format!("Promoted by hand to {step}."),
-                    None => "Promoted by hand past the last step.".into(),
-                };
-                Note::normal(reason::PROMOTE_REQUESTED, message)
-            }
+            (ManualAction::Promote, Some(release)) => self.promote_step(release),
             (ManualAction::PromoteFull, Some(release)) => {
-                release.paused = false;
-                if release.held.is_some() {
-                    hold::resume(release, self.now);
-                }
+                release_by_hand(release, self.now);
                 move_release(release, Move::SkipToPromotion, self.now);
                 Note::normal(
                     reason::PROMOTE_REQUESTED,
@@ -152,6 +121,39 @@ impl Machine<'_> {
             }
         };
         self.note(note);
+    }
+}
+
+impl Machine<'_> {
+    /// `promote`: the current step ends. In a release group with members still at it, the
+    /// release then moves on with them (`promote --group` ends every member's step).
+    fn promote_step(&mut self, release: &mut Release) -> Note {
+        release_by_hand(release, self.now);
+        if !self.group_behind(release).is_empty() {
+            release.step_done = true;
+            return Note::normal(
+                reason::PROMOTE_REQUESTED,
+                "Promoted by hand: this step is done; the release moves on with the rest of \
+                 its release group."
+                    .into(),
+            );
+        }
+        if release.step_index < release.step_count {
+            move_release(release, Move::NextStep, self.now);
+        }
+        let message = match StepNumber::of(release) {
+            Some(step) => format!("Promoted by hand to {step}."),
+            None => "Promoted by hand past the last step.".into(),
+        };
+        Note::normal(reason::PROMOTE_REQUESTED, message)
+    }
+}
+
+/// A person moves the release on: a pause by hand or a hold ends.
+fn release_by_hand(release: &mut Release, now: k8s_openapi::jiff::Timestamp) {
+    release.paused = false;
+    if release.held.is_some() {
+        hold::resume(release, now);
     }
 }
 

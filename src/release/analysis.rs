@@ -207,29 +207,28 @@ pub(super) fn verdict(
 ) -> Option<Verdict> {
     let outcome = failing_outcome(ms, release, steps, background)?;
     let status = release.analysis.as_ref()?;
-    let names = culprits(status, outcome);
     let metrics = &ms.spec.rollout.as_ref()?.analysis.as_ref()?.metrics;
-    let holds = |name: &String| {
+    let holds = |measured: &Measurement| {
         metrics
             .iter()
-            .any(|m| &m.name == name && m.on_failure == Some(OnFailure::Hold))
+            .any(|m| m.name == measured.metric && m.on_failure == Some(OnFailure::Hold))
     };
+    let mut stopping = culprits(status, outcome).peekable();
+    let hold = stopping.peek().is_some() && stopping.all(holds);
     Some(Verdict {
         message: failure_message(status, outcome),
-        hold: !names.is_empty() && names.iter().all(holds),
+        hold,
     })
 }
 
-/// The metrics of the last round that ended with `outcome`, and count.
-fn culprits(status: &AnalysisStatus, outcome: Outcome) -> Vec<String> {
+/// The measurements of the last round that ended with `outcome` and count.
+fn culprits(status: &AnalysisStatus, outcome: Outcome) -> impl Iterator<Item = &Measurement> {
     let at = status.measured_at.as_ref().map(|t| t.0);
     status
         .last
         .iter()
         // A round is measured after the reconcile that records it began.
-        .filter(|m| at.is_some_and(|at| m.at.0 >= at) && m.outcome == outcome && !m.dry_run)
-        .map(|m| m.metric.clone())
-        .collect()
+        .filter(move |m| at.is_some_and(|at| m.at.0 >= at) && m.outcome == outcome && !m.dry_run)
 }
 
 /// The outcome that stops the release, if any.
@@ -282,12 +281,7 @@ pub(super) fn gate_passed(release: &Release) -> bool {
 
 /// Why the analysis stops the release, naming the metrics and values of the last round.
 pub(super) fn failure_message(status: &AnalysisStatus, outcome: Outcome) -> String {
-    let at = status.measured_at.as_ref().map(|t| t.0);
-    let culprits: Vec<String> = status
-        .last
-        .iter()
-        // A round is measured after the reconcile that records it began.
-        .filter(|m| at.is_some_and(|at| m.at.0 >= at) && m.outcome == outcome && !m.dry_run)
+    let culprits: Vec<String> = culprits(status, outcome)
         .map(|m| {
             m.message.clone().unwrap_or_else(|| match m.value {
                 Some(value) => format!("{} = {value}", m.metric),

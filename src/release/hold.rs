@@ -9,6 +9,7 @@ use super::analysis;
 use super::decision::{Note, Plan, SlotPlan};
 use super::machine::{Machine, Next};
 use super::progress::restart_step;
+use super::returning::record_back;
 use crate::api::{Release, conditions::reason};
 
 impl Machine<'_> {
@@ -27,10 +28,7 @@ impl Machine<'_> {
     /// `Held`: all traffic on the stable slot, the candidate as it is.
     pub(super) fn hold_for_a_person(&mut self, release: &mut Release) -> Next {
         let traffic = self.traffic_back(release);
-        release.weight = traffic.split.weight;
-        release.mirror_percent = 0;
-        release.header_route.clear();
-        release.weight_verified = (self.inputs.verified)(&traffic);
+        record_back(release, &traffic, (self.inputs.verified)(&traffic));
         self.plan = Some(Plan {
             active: SlotPlan::Scale(self.wanted.total),
             other: SlotPlan::Keep,

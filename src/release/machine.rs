@@ -267,15 +267,8 @@ impl<'a> Machine<'a> {
             self.note(Note::warning(reason, message.clone()));
         }
         self.held_back = Some((reason, message));
-        self.fields.candidate_revision = None;
         self.wake_in(TEMPLATE_RETRY);
-        let other = self.old_slot_plan();
-        self.plan = Some(Plan {
-            active: SlotPlan::Scale(self.wanted.total),
-            other,
-            traffic: self.resting_traffic(),
-        });
-        Next::StopWithoutRelease
+        self.wait_to_start()
     }
 
     /// A release may not start while the gate is closed, unless it returns to the revision
@@ -292,7 +285,8 @@ impl<'a> Machine<'a> {
         true
     }
 
-    /// `Starting` at a closed gate: the stable slot serves as it is; nothing new runs.
+    /// `Starting`, but the release may not start yet (a closed gate, a member of `after`,
+    /// an analysis that cannot run): the stable slot serves as it is; nothing new runs.
     fn wait_to_start(&mut self) -> Next {
         self.fields.candidate_revision = None;
         let other = self.old_slot_plan();

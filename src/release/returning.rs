@@ -16,10 +16,7 @@ impl Machine<'_> {
         let total = self.wanted.total;
         let verified = (self.inputs.verified)(&traffic);
         if !verified || traffic.split.weight > 0 {
-            release.weight = traffic.split.weight;
-            release.mirror_percent = 0;
-            release.header_route.clear();
-            release.weight_verified = verified;
+            record_back(release, &traffic, verified);
             let candidate_replicas = self.inputs.slot(other(self.active())).replicas;
             self.plan = Some(Plan {
                 active: SlotPlan::Scale(total),
@@ -72,10 +69,7 @@ impl Machine<'_> {
     /// keeps its pods until it is.
     fn wait_for_group_return(&mut self, release: &mut Release) -> Next {
         let exposed = self.group_still_exposed();
-        release.weight = 0;
-        release.mirror_percent = 0;
-        release.header_route.clear();
-        release.weight_verified = true;
+        record_back(release, &self.resting_traffic(), true);
         let candidate_replicas = self.inputs.slot(other(self.active())).replicas;
         self.gate = Some((
             reason::WAITING_FOR_GROUP,
@@ -131,4 +125,13 @@ impl Machine<'_> {
         // Aborted from this moment: the status says so while traffic returns.
         self.fields.aborted_revision = Some(release.revision.clone());
     }
+}
+
+/// Records in the release the traffic on the way back to stable, as applied: no header
+/// route, no mirror, and the weight the candidate keeps.
+pub(super) fn record_back(release: &mut Release, traffic: &TrafficPlan, verified: bool) {
+    release.weight = traffic.split.weight;
+    release.mirror_percent = 0;
+    release.header_route.clear();
+    release.weight_verified = verified;
 }
