@@ -21,7 +21,6 @@ use serde::de::DeserializeOwned;
 
 use super::context::Caches;
 use super::own_writes::OwnWrites;
-use super::status;
 use crate::api::Microservice;
 use crate::build::labels::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::release::ACTION_ANNOTATION;
@@ -97,12 +96,12 @@ impl ChildWatches {
     }
 }
 
-/// A cached watch of one child kind, narrowed to objects labelled as Weir's, with
-/// managedFields dropped: the cache only needs spec, status and owners, and it is most of
-/// the operator's memory.
+/// A cached watch of one child kind, narrowed to objects labelled as Weir's, each stored in
+/// its cache form (cache_form.rs): the caches are most of the operator's memory.
 fn child_watch<K>(client: &Client, namespace: Option<&str>) -> (Store<K>, ChildStream<K>)
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + super::cache_form::Cached
         + Clone
         + std::fmt::Debug
         + DeserializeOwned
@@ -118,7 +117,7 @@ where
     let (cache, writer) = reflector::store();
     let stream = watcher(api, config)
         .default_backoff()
-        .modify(|object: &mut K| object.managed_fields_mut().clear())
+        .modify(|object: &mut K| object.slim())
         .reflect(writer)
         .touched_objects();
     let stream = without_errors(stream, K::kind(&()).into_owned()).boxed();
@@ -167,7 +166,7 @@ pub fn microservices(
     own_writes: Arc<OwnWrites>,
     group_trigger: UnboundedSender<Watched>,
 ) -> impl Stream<Item = Result<Watched, watcher::Error>> + Send {
-    let watch = watcher(api, watcher::Config::default()).modify(slim);
+    let watch = watcher(api, watcher::Config::default()).modify(super::cache_form::microservice);
     let stream = reflector(writer, watch)
         .default_backoff()
         .inspect_ok(move |event| {
@@ -194,12 +193,6 @@ fn action(ms: &Watched) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
     ms.annotations().get(ACTION_ANNOTATION).hash(&mut hasher);
     Some(hasher.finish())
-}
-
-/// Drops from a cached Microservice what Weir never reads (see `status::slim_for_cache`).
-fn slim(ms: &mut Watched) {
-    let autoscaling = ms.0.as_ref().is_ok_and(|ms| ms.spec.autoscaling.is_some());
-    status::slim_for_cache(ms.meta_mut(), autoscaling);
 }
 
 #[cfg(test)]

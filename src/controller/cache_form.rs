@@ -1,0 +1,117 @@
+//! What the operator's caches keep of each watched object: the caches are most of its
+//! memory, so each kind drops what the reconcile never reads before it is stored. The
+//! benchmark (`make bench`, its memory breakdown) stores objects through the same functions,
+//! so what it measures is what the operator holds.
+
+use gateway_api::grpcroutes::GrpcRoute;
+use gateway_api::httproutes::HttpRoute;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
+
+use super::status;
+use super::watches::Watched;
+
+/// The annotation `kubectl apply` (client-side) leaves: a second copy of the object.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// A kind the operator caches, with what its cache keeps.
+pub trait Cached: Resource {
+    /// Drops what the reconcile never reads.
+    fn slim(&mut self) {
+        slim_metadata(self.meta_mut());
+    }
+}
+
+/// Every cached kind: managedFields (larger than most objects) and a client-side apply's
+/// copy are never read.
+fn slim_metadata(metadata: &mut ObjectMeta) {
+    metadata.managed_fields = None;
+    if let Some(annotations) = metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+// The children Weir applies are compared field by field with what it would apply (drift),
+// so their specs stay whole.
+impl Cached for Deployment {}
+impl Cached for Service {}
+impl Cached for PodDisruptionBudget {}
+impl Cached for HorizontalPodAutoscaler {}
+impl Cached for HttpRoute {}
+impl Cached for GrpcRoute {}
+
+/// A slot Service's EndpointSlices are read for one thing: how many endpoints are ready,
+/// found by the Service's name label (and mapped to the Microservice by its instance
+/// label). Addresses, targets, topology and ports go, and so do the annotations.
+impl Cached for EndpointSlice {
+    fn slim(&mut self) {
+        slim_metadata(&mut self.metadata);
+        self.metadata.annotations = None;
+        self.metadata.owner_references = None;
+        self.ports = None;
+        for endpoint in self.endpoints.iter_mut().flatten() {
+            endpoint.addresses = Vec::new();
+            endpoint.target_ref = None;
+            endpoint.node_name = None;
+            endpoint.zone = None;
+            endpoint.hostname = None;
+            endpoint.hints = None;
+            endpoint.deprecated_topology = None;
+            if let Some(conditions) = endpoint.conditions.as_mut() {
+                conditions.serving = None;
+                conditions.terminating = None;
+            }
+        }
+    }
+}
+
+/// A Microservice as cached: what `status::slim_for_cache` leaves of its metadata.
+pub fn microservice(ms: &mut Watched) {
+    let autoscaling = ms.0.as_ref().is_ok_and(|ms| ms.spec.autoscaling.is_some());
+    status::slim_for_cache(ms.meta_mut(), autoscaling);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::observe::ready_endpoints;
+    use serde_json::json;
+
+    #[test]
+    fn a_slim_endpoint_slice_counts_the_same_ready_endpoints() {
+        let mut slice: EndpointSlice = serde_json::from_value(json!({
+            "addressType": "IPv4",
+            "metadata": {"name": "s", "labels": {"kubernetes.io/service-name": "pay-blue"},
+                         "annotations": {"endpoints.kubernetes.io/last-change-trigger-time": "x"}},
+            "endpoints": [
+                {"addresses": ["10.128.0.1"], "conditions": {"ready": true}, "nodeName": "n",
+                 "targetRef": {"kind": "Pod", "name": "p"}},
+                {"addresses": ["10.128.0.2"], "conditions": {"ready": false, "terminating": true}},
+                {"addresses": ["10.128.0.3"]}
+            ],
+            "ports": [{"port": 8080}]
+        }))
+        .unwrap();
+        let before = ready_endpoints(std::iter::once(&slice));
+        slice.slim();
+        assert_eq!(ready_endpoints(std::iter::once(&slice)), before);
+        assert_eq!(before, 2);
+        assert_eq!(
+            slice.metadata.labels.as_ref().unwrap()["kubernetes.io/service-name"],
+            "pay-blue"
+        );
+        assert!(slice.metadata.annotations.is_none());
+        assert!(
+            slice
+                .endpoints
+                .iter()
+                .flatten()
+                .all(|e| e.addresses.is_empty())
+        );
+    }
+}
