@@ -170,6 +170,16 @@ async fn takeover_without_a_service_to_take_over() {
 }
 
 #[tokio::test]
+async fn a_complete_pod() {
+    release_example("complete-pod.yaml").await;
+}
+
+#[tokio::test]
+async fn a_canary_mounted_at_a_path() {
+    release_example("path-mounted.yaml").await;
+}
+
+#[tokio::test]
 async fn config_tracking() {
     release_example("config-tracking.yaml").await;
 }
