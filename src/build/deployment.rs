@@ -104,6 +104,24 @@ fn with_template_patch(
     patched
 }
 
+/// Weir's spreading, then the spec's constraints. A spec constraint with the same topology
+/// key and `whenUnsatisfiable` as one of Weir's replaces it: Kubernetes keys the list by that
+/// pair, and a second entry with the same pair is refused.
+fn with_spec_spreading(
+    defaults: Vec<TopologySpreadConstraint>,
+    spec: &[TopologySpreadConstraint],
+) -> Vec<TopologySpreadConstraint> {
+    let same_key = |a: &TopologySpreadConstraint, b: &TopologySpreadConstraint| {
+        a.topology_key == b.topology_key && a.when_unsatisfiable == b.when_unsatisfiable
+    };
+    let mut spreading: Vec<_> = defaults
+        .into_iter()
+        .filter(|own| !spec.iter().any(|given| same_key(own, given)))
+        .collect();
+    spreading.extend(spec.iter().cloned());
+    spreading
+}
+
 /// The pod of a slot: one container, the restricted security profile unless the spec
 /// replaces it, spread over failure domains.
 fn pod_spec(
@@ -125,8 +143,10 @@ fn pod_spec(
         .placement
         .as_ref()
         .and_then(|p| p.spread_across.clone());
-    let mut spreading = spread_constraints(spread, selector);
-    spreading.extend(pod.topology_spread_constraints.iter().cloned());
+    let spreading = with_spec_spreading(
+        spread_constraints(spread, selector),
+        &pod.topology_spread_constraints,
+    );
     let extra = |containers: &[Container]| {
         let with_defaults = containers.iter().map(|c| with_defaults(c, pod, defaults));
         non_empty(with_defaults.collect::<Vec<_>>())

@@ -362,6 +362,41 @@ fn a_complete_pod_keeps_every_field_and_gives_extra_containers_the_defaults() {
 }
 
 #[test]
+fn a_spec_spread_constraint_replaces_weirs_of_the_same_key_and_mode() {
+    let mut ms = complete_pod();
+    ms.spec.pod.as_mut().unwrap().topology_spread_constraints = serde_json::from_value(json!([
+        {"maxSkew": 2, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway"},
+        {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule"}
+    ]))
+    .unwrap();
+    let built = deployment(&ms, Slot::Blue, 3, &Defaults::default());
+    let pod = serde_json::to_value(built.spec.unwrap().template.spec.unwrap()).unwrap();
+    let keys: Vec<(String, String, i64)> = pod["topologySpreadConstraints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap().to_string();
+            (
+                text("topologyKey"),
+                text("whenUnsatisfiable"),
+                c["maxSkew"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let pair = |key: &str, mode: &str, skew| (key.to_string(), mode.to_string(), skew);
+    assert_eq!(
+        keys,
+        [
+            pair("topology.kubernetes.io/zone", "ScheduleAnyway", 1),
+            pair("kubernetes.io/hostname", "ScheduleAnyway", 2),
+            pair("kubernetes.io/hostname", "DoNotSchedule", 1),
+        ],
+        "one entry per key and mode (the API server refuses two), the spec's winning"
+    );
+}
+
+#[test]
 fn every_pod_field_enters_the_revision() {
     let defaults = Defaults::default();
     let base = revision(&checkout(), &defaults);

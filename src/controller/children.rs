@@ -117,7 +117,7 @@ pub async fn ensure_or<K: Child>(
     match api.patch(&name, &params, &Patch::Apply(&stamped)).await {
         Ok(applied) if live.is_some() => Ok(ChildOutcome::Updated(applied)),
         Ok(applied) => Ok(ChildOutcome::Created(applied)),
-        Err(kube::Error::Api(status)) if status.code == 422 || status.code == 400 => {
+        Err(kube::Error::Api(status)) if refused(status.code, &status.message) => {
             Ok(ChildOutcome::Blocked(Problem::Refused {
                 kind: K::KIND,
                 message: status.message,
@@ -125,6 +125,15 @@ pub async fn ensure_or<K: Child>(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether the API server refused the object itself, so that writing it again cannot help:
+/// invalid (422), malformed (400), or a server-side apply it cannot type (500 "failed to
+/// create typed patch object", for example two list entries with the same key).
+fn refused(code: u16, message: &str) -> bool {
+    code == 422
+        || code == 400
+        || (code == 500 && message.starts_with("failed to create typed patch object"))
 }
 
 /// Deletes the named child if Weir owns it; returns whether it deleted anything.
@@ -160,4 +169,23 @@ pub fn owned_by<K: Resource>(object: &K, uid: &str) -> bool {
         .owner_references()
         .iter()
         .any(|o| o.controller == Some(true) && o.uid == uid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refused;
+
+    #[test]
+    fn an_object_the_server_cannot_type_is_refused_not_retried() {
+        assert!(refused(422, "Deployment.apps \"a\" is invalid"));
+        assert!(refused(400, "bad request"));
+        let untyped = "failed to create typed patch object (n/a; apps/v1, Kind=Deployment): \
+                       .spec.template.spec.topologySpreadConstraints: duplicate entries";
+        assert!(refused(500, untyped));
+        assert!(
+            !refused(500, "etcdserver: request timed out"),
+            "a server fault is retried"
+        );
+        assert!(!refused(409, "conflict"));
+    }
 }

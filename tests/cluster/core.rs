@@ -399,6 +399,37 @@ async fn an_object_weir_does_not_own_is_never_adopted_and_is_reported() {
     .await;
 }
 
+/// A Deployment the API server cannot type (two spread constraints with one key and mode:
+/// a server-side apply answers 500) is reported as ApplyFailed with the server's words, not
+/// retried in silence; fixing the spec brings it Ready.
+#[tokio::test]
+async fn a_child_the_server_cannot_type_is_reported_and_a_fixed_spec_recovers() {
+    with_temp_ns(|client, ns| async move {
+        let _operator = Operator::start(&ns, "core-untyped", &[]).await;
+        let twice =
+            json!({"maxSkew": 2, "topologyKey": "rack", "whenUnsatisfiable": "ScheduleAnyway"});
+        let spec = json!({"pod": {"topologySpreadConstraints": [twice, twice]}});
+        let api = ms_support::create(&client, &ns, &microservice("pay", spec)).await;
+        let ms = wait_phase(&api, "pay", Phase::Degraded, reason::APPLY_FAILED, DEADLINE).await;
+        let message = ms.status.unwrap().message.unwrap_or_default();
+        assert!(message.contains("duplicate entries"), "{message}");
+        let events = ms_support::events(&client, &ns, "pay").await;
+        assert!(
+            events
+                .iter()
+                .any(|(t, r, _)| t == "Warning" && r == reason::APPLY_FAILED),
+            "{events:?}"
+        );
+
+        let once = json!({"spec": {"pod": {"topologySpreadConstraints": [twice]}}});
+        api.patch("pay", &PatchParams::default(), &Patch::Merge(&once))
+            .await
+            .unwrap();
+        wait_ready(&api, "pay", 2, DEADLINE).await;
+    })
+    .await;
+}
+
 /// Weir neither wrote to `object` (no field manager of its own, same generation) nor took
 /// ownership of it.
 fn assert_untouched<K: kube::Resource>(object: &K, generation: Option<i64>) {
