@@ -4,11 +4,12 @@
 #
 # This script only builds, and keeps the private control plane (.cluster-bench/, removed on
 # exit) alive around the benchmark driver, benches/weir/ (`cargo bench --bench weir`), which
-# runs the selected parts (core, release, abort, scale, soak), each against its own, freshly
-# started operator, and writes target/bench/<part>.json, a table per part and a summary. The
-# cluster starts without Traefik and the pod server (WEIR_DATA_PLANE=0 unless set), so the
-# figures keep the conditions they were measured in; the API server's audit log (Metadata
-# level, hack/cluster-up.sh) is where the driver counts the operator's requests.
+# runs the selected parts (core, release, abort, scale, soak; traffic and peers when named),
+# each against its own, freshly started operator, and writes target/bench/<part>.json, a
+# table per part and a summary. The cluster starts without Traefik and the pod server
+# (WEIR_DATA_PLANE=0 unless set), so the figures keep the conditions they were measured in;
+# the API server's audit log (Metadata level, hack/cluster-up.sh) is where the driver counts
+# the operator's requests.
 #
 # Settings (environment, read by the driver): BENCH (core,release,abort,scale; soak is added
 # when SOAK_MINUTES is set), N (100), BENCH_RUNS (3), BENCH_REPLICAS (1), BENCH_IDLE_SECONDS
@@ -18,8 +19,9 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BENCH_BUILD:-1}
-out=$root/target/bench
-export WEIR_CLUSTER_DIR=$root/.cluster-bench
+out=${WEIR_BENCH_OUT:-$root/target/bench}
+# WEIR_BENCH_CLUSTER_DIR lets two benchmarks run side by side, each on its own control plane.
+export WEIR_CLUSTER_DIR=${WEIR_BENCH_CLUSTER_DIR:-$root/.cluster-bench}
 dir=$WEIR_CLUSTER_DIR
 
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -47,6 +49,14 @@ export WEIR_BENCH_OPERATOR=$operator WEIR_BENCH_OUT=$out
 # The settings are checked before a cluster starts.
 parts=$(driver --check)
 log "parts: $parts"
+
+# `peers` compares Weir with Flagger and Argo Rollouts, built from the Go module proxy and
+# cached by version like the cluster's tools (hack/versions.env); the driver restarts the
+# cluster below for each controller it measures, so each runs alone on a fresh one.
+if [[ " $parts " == *" peers "* ]]; then
+  log "building the peers (Flagger, Argo Rollouts), once per version"
+  "$root/hack/build-tools.sh" flagger argo-rollouts
+fi
 
 cleanup() {
   local status=$?

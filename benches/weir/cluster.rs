@@ -154,24 +154,35 @@ impl Operator {
     }
 
     /// SIGTERM, up to 10 s to finish, then SIGKILL.
-    pub async fn stop(mut self) {
-        self.sampler.abort();
-        let _ = tokio::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status()
-            .await;
-        let exited = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
-        if exited.is_err() {
-            let _ = self.child.kill().await;
-        }
-        let _ = std::fs::remove_file(&self.pid_file);
+    pub async fn stop(self) {
+        stop_process(self.child, self.pid, self.sampler, &self.pid_file).await;
     }
+}
+
+/// Stops a controller process the benchmark started: its RSS sampler first, then SIGTERM,
+/// up to 10 s to finish, then SIGKILL; its pid file goes with it.
+pub async fn stop_process(
+    mut child: tokio::process::Child,
+    pid: u32,
+    sampler: tokio::task::JoinHandle<()>,
+    pid_file: &Path,
+) {
+    sampler.abort();
+    let _ = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await;
+    let exited = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    if exited.is_err() {
+        let _ = child.kill().await;
+    }
+    let _ = std::fs::remove_file(pid_file);
 }
 
 /// Appends "<epoch> <VmRSS KiB>" every 0.2 s while the process lives: the peak of a short
 /// burst is what this is for, so it must sample faster than a reconcile wave lasts. A missed
 /// sample is skipped, never the end of sampling.
-async fn sample_rss(pid: u32, path: PathBuf) {
+pub async fn sample_rss(pid: u32, path: PathBuf) {
     let Ok(mut file) = std::fs::File::create(&path) else {
         return;
     };
@@ -266,4 +277,45 @@ fn clock_ticks() -> f64 {
             .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
             .unwrap_or(100.0)
     })
+}
+
+/// Every object `api` lists, as JSON; none (and a log line) when the list fails, so that a
+/// poll simply tries again.
+pub async fn list_values(
+    api: &kube::Api<kube::api::DynamicObject>,
+    namespace: &str,
+) -> Vec<serde_json::Value> {
+    match api.list(&kube::api::ListParams::default()).await {
+        Ok(list) => list
+            .items
+            .iter()
+            .map(|o| serde_json::to_value(o).unwrap_or_default())
+            .collect(),
+        Err(e) => {
+            log!("listing in {namespace} failed, retrying: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// Follows a watch of `api` until it ends, handing each event to `on_event` with the time
+/// it was received; a failed watch (`what` names it in the log) is resumed.
+pub async fn follow<K>(
+    api: kube::Api<K>,
+    what: &str,
+    mut on_event: impl FnMut(kube::runtime::watcher::Event<K>, f64),
+) where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    use futures::TryStreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        match stream.try_next().await {
+            Ok(Some(event)) => on_event(event, now()),
+            Ok(None) => return,
+            Err(e) => log!("the {what} watch failed, resuming: {e}"),
+        }
+    }
 }

@@ -33,6 +33,8 @@ const PROGRESS_SECONDS: f64 = 10.0;
 pub async fn run(bench: &Bench, dir: &Path) {
     let s = &bench.settings;
     let operator = Operator::start(bench, dir, &[]).await;
+    // Nothing to watch yet: the operator's own footprint, the base of the memory breakdown.
+    let baseline_rss = proc_kib(operator.pid, "VmRSS");
     for (kind, text) in [
         ("floor", generate::floor(s.n, s.replicas)),
         ("weir", generate::weir(s.n, s.replicas)),
@@ -99,8 +101,12 @@ pub async fn run(bench: &Bench, dir: &Path) {
         "settled_rss_kib": settled, "hwm_rss_kib": hwm.unwrap_or(settled)});
     report::append_line(&mut events_file, &idle);
     events.push(idle);
+    let weir_ns = format!("bench-weir-{}", s.runs);
+    let caches = crate::memory::breakdown(&bench.client, &weir_ns).await;
 
-    let (result, notes) = summarize(bench, &events, &rss_samples(&dir.join("rss.tsv")));
+    let (mut result, notes) = summarize(bench, &events, &rss_samples(&dir.join("rss.tsv")));
+    result["memory"] = json!({"baseline_rss_kib": baseline_rss, "settled_rss_kib": settled,
+        "caches": caches});
     report::write_json(&s.out.join("core.json"), &result);
     print_table(&result, &notes);
     bench
@@ -180,17 +186,7 @@ async fn list(client: &Client, ns: &str, kind: &str) -> Vec<Value> {
         ApiResource::erase::<weir::api::Microservice>(&())
     };
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
-    match api.list(&ListParams::default()).await {
-        Ok(list) => list
-            .items
-            .iter()
-            .map(|o| serde_json::to_value(o).unwrap_or_default())
-            .collect(),
-        Err(e) => {
-            log!("listing {kind} objects in {ns} failed, retrying: {e}");
-            Vec::new()
-        }
-    }
+    cluster::list_values(&api, ns).await
 }
 
 /// One timed phase: fresh namespace, apply, wait until all N are ready. Returns its event.
@@ -524,6 +520,14 @@ fn print_table(r: &Value, notes: &Notes) {
             "not counted above",
         ),
     ];
+    let memory = &r["memory"];
+    let mib = |key: &str| memory[key].as_f64().map(|kib| kib / 1024.0);
+    rows.push(row(
+        "operator RSS with nothing to watch",
+        fmt(mib("baseline_rss_kib"), 1, " MiB"),
+        "binary, runtime, clients: the base of the breakdown below",
+    ));
+    rows.extend(crate::memory::rows(&memory["caches"]));
     let mut components: Vec<String> = Vec::new();
     for side in ["floor_cpu_seconds", "weir_cpu_seconds"] {
         if let Some(map) = runs.first().and_then(|x| x[side].as_object()) {

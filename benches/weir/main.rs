@@ -8,11 +8,15 @@
 //!            BENCH_RUNS times; API writes per Microservice; an idle window; operator RSS.
 //!   release  a 10-step canary through Gateway API: overhead per step beyond the pauses.
 //!   abort    background analysis starts failing: time until the route is back on stable.
-//!   scale    RELEASING of N Microservices release at once: time, requests, RSS.
+//!   scale    100, 1000, 3000, 10000 Microservices at rest up to N: time, requests and
+//!            memory per object, idle writes, CPU per process; then RELEASING of the N
+//!            release at once: time, requests, RSS.
 //!   soak     SOAK_N Microservices release in a loop for SOAK_MINUTES; fails when memory
 //!            keeps growing.
 //!   traffic  (BENCH=traffic) releases measured by the requests a steady load gets through
 //!            the local Gateway: share settle time per step, blast radius, replica ratio.
+//!   peers    (BENCH=peers) Weir, Flagger and Argo Rollouts side by side, each alone on a
+//!            fresh cluster: time to converge, RSS, requests, idle writes, CPU, first step.
 //!
 //! `cargo bench --bench weir -- --check` only validates the settings, before a cluster starts.
 #![forbid(unsafe_code)]
@@ -41,9 +45,12 @@ mod audit;
 mod cluster;
 mod core;
 mod generate;
+mod memory;
+mod peers;
 mod release;
 mod report;
 mod scale;
+mod scale_curve;
 mod settings;
 mod soak;
 mod summary;
@@ -52,6 +59,11 @@ mod traffic;
 use std::path::Path;
 
 use cluster::Bench;
+
+/// dhat measures the heap a cache holds (memory.rs); without a running profiler it passes
+/// every allocation to the system allocator.
+#[global_allocator]
+static ALLOCATOR: dhat::Alloc = dhat::Alloc;
 use settings::Settings;
 
 #[tokio::main]
@@ -76,6 +88,7 @@ async fn main() {
             "scale" => scale::run(&bench, &dir).await,
             "soak" => soak_failed = soak::run(&bench, &dir).await,
             "traffic" => traffic::run(&bench, &dir).await,
+            "peers" => peers::run(&bench, &dir).await,
             other => die!("unknown part {other}"),
         }
         let json = bench.settings.out.join(format!("{part}.json"));

@@ -13,9 +13,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use futures::TryStreamExt;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -293,18 +292,7 @@ impl Drop for Watcher {
 }
 
 async fn watch(api: Api<DynamicObject>, seen: Arc<Mutex<Seen>>, changed: Arc<Notify>) {
-    let stream = watcher(api, watcher::Config::default()).default_backoff();
-    let mut stream = std::pin::pin!(stream);
-    loop {
-        let event = match stream.try_next().await {
-            Ok(Some(event)) => event,
-            Ok(None) => return,
-            Err(e) => {
-                log!("the Microservice watch failed, resuming: {e}");
-                continue;
-            }
-        };
-        let received = now();
+    crate::cluster::follow(api, "Microservice", |event, received| {
         {
             let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
             match event {
@@ -320,7 +308,8 @@ async fn watch(api: Api<DynamicObject>, seen: Arc<Mutex<Seen>>, changed: Arc<Not
             }
         }
         changed.notify_waiters();
-    }
+    })
+    .await;
 }
 
 /// Creates (server-side apply) each object.

@@ -3,8 +3,11 @@
 use std::path::PathBuf;
 
 /// Every part, in the order they run whatever the order in BENCH: core before the others.
-/// `traffic` runs only when named (it needs the data plane, which the others run without).
-pub const ALL_PARTS: [&str; 6] = ["core", "release", "abort", "scale", "soak", "traffic"];
+/// `traffic` runs only when named (it needs the data plane, which the others run without), and
+/// so does `peers` (it restarts the cluster for each controller it compares, so it runs last).
+pub const ALL_PARTS: [&str; 7] = [
+    "core", "release", "abort", "scale", "soak", "traffic", "peers",
+];
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -17,6 +20,8 @@ pub struct Settings {
     pub settle_seconds: u64,
     pub soak_minutes: u64,
     pub soak_n: u64,
+    /// scale's at-rest curve: Microservices at each step, ascending, N last.
+    pub scale_steps: Vec<u64>,
     /// target/bench: `<part>.json` and the raw records in `<part>/`.
     pub out: PathBuf,
     /// The private control plane's directory (WEIR_CLUSTER_DIR): pids/, logs/audit.log.
@@ -40,7 +45,7 @@ impl Settings {
         };
         let selected = match (var("BENCH"), var("SOAK_MINUTES")) {
             (Some(bench), _) => bench,
-            (None, Some(_)) => ALL_PARTS.join(","),
+            (None, Some(_)) => ALL_PARTS[..5].join(","),
             (None, None) => ALL_PARTS[..4].join(","),
         };
         let parts = select_parts(&selected)?;
@@ -55,6 +60,10 @@ impl Settings {
             settle_seconds: number("BENCH_SETTLE_SECONDS", 30)?,
             soak_minutes: number("SOAK_MINUTES", 30)?,
             soak_n: number("SOAK_N", 100)?,
+            scale_steps: crate::scale_curve::steps(
+                number("N", 100)?,
+                var("BENCH_SCALE_STEPS").as_deref(),
+            )?,
             out: var("WEIR_BENCH_OUT").map_or_else(|| root.join("target/bench"), PathBuf::from),
             cluster_dir: var("WEIR_CLUSTER_DIR")
                 .map_or_else(|| root.join(".cluster-bench"), PathBuf::from),
