@@ -286,6 +286,32 @@ pub struct Measurement {
     pub dry_run: bool,
 }
 
+#[cfg(test)]
+impl Measurement {
+    /// A measurement judged by a bound (passed or failed, never inconclusive), for tests.
+    pub fn judged(
+        metric: &str,
+        value: f64,
+        passed: bool,
+        at: k8s_openapi::jiff::Timestamp,
+    ) -> Self {
+        Measurement {
+            metric: metric.into(),
+            value: Some(value),
+            baseline: None,
+            passed,
+            outcome: if passed {
+                Outcome::Passed
+            } else {
+                Outcome::Failed
+            },
+            message: None,
+            at: Time(at),
+            dry_run: false,
+        }
+    }
+}
+
 /// What a measurement said.
 #[derive(
     Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,

@@ -1,13 +1,11 @@
 //! The release after a failed metric that holds, and the analysis after the promotion,
 //! driven by the simulated cluster of `tests.rs`.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Value, json};
 
-use super::tests::Cluster;
+use super::tests::{Cluster, measured};
 use super::*;
 use crate::api::conditions::reason;
-use crate::api::{Measurement, Outcome};
 
 fn analysed(strategy: Value, on_failure: &str) -> Value {
     let mut rollout = json!({
@@ -24,30 +22,9 @@ fn analysed(strategy: Value, on_failure: &str) -> Value {
 /// Records a round of `errors` at the simulated now, as the controller does before deciding.
 pub(super) fn measure(cluster: &mut Cluster, value: f64) {
     let now = cluster.now;
-    let release = cluster
-        .ms
-        .status
-        .as_mut()
-        .unwrap()
-        .release
-        .as_mut()
-        .unwrap();
-    let passed = value <= 0.05;
-    let measurement = Measurement {
-        metric: "errors".into(),
-        value: Some(value),
-        baseline: None,
-        passed,
-        outcome: if passed {
-            Outcome::Passed
-        } else {
-            Outcome::Failed
-        },
-        message: Some(format!("errors = {value}")),
-        at: Time(now),
-        dry_run: false,
-    };
-    record_round(release, vec![measurement], now);
+    let message = format!("errors = {value}");
+    let measurement = measured("errors", value, value <= 0.05, Some(&message), now);
+    cluster.record(vec![measurement], now);
 }
 
 fn release(cluster: &Cluster) -> &crate::api::Release {
@@ -123,25 +100,8 @@ fn a_metric_that_aborts_wins_over_one_that_holds() {
     cluster.release_revision("r2");
     cluster.run(4);
     let now = cluster.now;
-    let release = cluster
-        .ms
-        .status
-        .as_mut()
-        .unwrap()
-        .release
-        .as_mut()
-        .unwrap();
-    let failed = |metric: &str| Measurement {
-        metric: metric.into(),
-        value: Some(9.0),
-        baseline: None,
-        passed: false,
-        outcome: Outcome::Failed,
-        message: None,
-        at: Time(now),
-        dry_run: false,
-    };
-    record_round(release, vec![failed("errors"), failed("latency")], now);
+    let failed = |metric: &str| measured(metric, 9.0, false, None, now);
+    cluster.record(vec![failed("errors"), failed("latency")], now);
     cluster.run(4);
     assert_eq!(cluster.status().aborted_revision.as_deref(), Some("r2"));
 }

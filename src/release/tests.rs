@@ -38,7 +38,32 @@ pub(super) fn microservice(rollout: Value) -> Microservice {
     .unwrap()
 }
 
+/// A measurement of `metric` taken at `at`, with what a person reads of it.
+pub(super) fn measured(
+    metric: &str,
+    value: f64,
+    passed: bool,
+    message: Option<&str>,
+    at: Timestamp,
+) -> crate::api::Measurement {
+    crate::api::Measurement {
+        message: message.map(str::to_string),
+        ..crate::api::Measurement::judged(metric, value, passed, at)
+    }
+}
+
 impl Cluster {
+    /// Records a round of `measurements` started at `started`, as the controller does before
+    /// deciding.
+    pub(super) fn record(
+        &mut self,
+        measurements: Vec<crate::api::Measurement>,
+        started: Timestamp,
+    ) {
+        let release = self.ms.status.as_mut().unwrap().release.as_mut().unwrap();
+        record_round(release, measurements, started);
+    }
+
     /// A Microservice running revision `r1` in blue, healthy.
     pub(super) fn running(rollout: Value) -> Cluster {
         let mut ms = microservice(rollout);
@@ -436,25 +461,13 @@ fn a_metric_recorded_only_never_stops_the_release() {
     cluster.release_revision("r2");
     cluster.run(6);
     let started = cluster.now;
-    let release = cluster
-        .ms
-        .status
-        .as_mut()
-        .unwrap()
-        .release
-        .as_mut()
-        .unwrap();
+    let message = Some("latency = 2, above the maximum 0.5");
     let failed = Measurement {
-        metric: "latency".into(),
-        value: Some(2.0),
-        baseline: None,
-        passed: false,
-        outcome: Outcome::Failed,
-        message: Some("latency = 2, above the maximum 0.5".into()),
-        at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(started),
         dry_run: true,
+        ..measured("latency", 2.0, false, message, started)
     };
-    record_round(release, vec![failed.clone(), failed], started);
+    cluster.record(vec![failed.clone(), failed], started);
+    let release = cluster.status().release.as_ref().unwrap();
     let analysis = release.analysis.clone().unwrap();
     assert_eq!(
         (analysis.last_round, analysis.consecutive_failures),
@@ -468,7 +481,6 @@ fn a_metric_recorded_only_never_stops_the_release() {
 
 #[test]
 fn an_analysis_failure_names_the_metric_and_value() {
-    use crate::api::{Measurement, Outcome};
     let mut cluster = Cluster::running(json!({
         "strategy": "Canary",
         "traffic": {"gatewayAPI": {"parentRefs": [{"name": "public"}]}},
@@ -483,28 +495,9 @@ fn an_analysis_failure_names_the_metric_and_value() {
     let measured_at = started
         .checked_add(SignedDuration::from_millis(300))
         .unwrap();
-    let release = cluster
-        .ms
-        .status
-        .as_mut()
-        .unwrap()
-        .release
-        .as_mut()
-        .unwrap();
-    record_round(
-        release,
-        vec![Measurement {
-            metric: "error-rate".into(),
-            value: Some(0.5),
-            baseline: None,
-            passed: false,
-            outcome: Outcome::Failed,
-            message: Some("error-rate = 0.5, above the maximum 0.05".into()),
-            at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(measured_at),
-            dry_run: false,
-        }],
-        started,
-    );
+    let message = Some("error-rate = 0.5, above the maximum 0.05");
+    let failed = measured("error-rate", 0.5, false, message, measured_at);
+    cluster.record(vec![failed], started);
     let decision = cluster.step(None);
     assert_eq!(decision.traffic.split.weight, 0, "traffic returns at once");
     let returning = decision.fields.release.unwrap().returning.unwrap();

@@ -270,7 +270,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::{AnalysisStatus, Measurement, Outcome, Returning};
+    use crate::api::{AnalysisStatus, Measurement, Returning};
     use crate::plugin::fixtures::{at, canary, event, paused_at_second_step};
 
     fn key() -> Key {
@@ -278,20 +278,7 @@ mod tests {
     }
 
     fn measured(value: f64, passed: bool, second: i64) -> Measurement {
-        Measurement {
-            metric: "error-rate".into(),
-            value: Some(value),
-            baseline: None,
-            passed,
-            outcome: if passed {
-                Outcome::Passed
-            } else {
-                Outcome::Failed
-            },
-            message: None,
-            at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(second)),
-            dry_run: false,
-        }
+        Measurement::judged("error-rate", value, passed, at(second))
     }
 
     /// `paused_at_second_step()` at `weight`, verified or not, with `measurements`.
