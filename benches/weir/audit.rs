@@ -38,9 +38,20 @@ impl Request {
     }
 }
 
-fn timestamp(text: &str) -> Option<f64> {
+/// An audit timestamp as epoch seconds.
+pub fn timestamp(text: &str) -> Option<f64> {
     let time: Timestamp = text.parse().ok()?;
     Some(time.as_microsecond() as f64 / 1e6)
+}
+
+/// When the API server received the request (the stage's time when the entry lacks it).
+pub fn received(entry: &AuditEvent) -> Option<f64> {
+    let received = if entry.request_received_timestamp.is_empty() {
+        &entry.stage_timestamp
+    } else {
+        &entry.request_received_timestamp
+    };
+    timestamp(received)
 }
 
 fn request(entry: &AuditEvent, time: f64) -> Request {
@@ -88,12 +99,7 @@ pub fn operator_requests(start: f64, end: f64) -> Vec<Request> {
         if seen.contains(&entry.audit_id) {
             continue;
         }
-        let received = if entry.request_received_timestamp.is_empty() {
-            &entry.stage_timestamp
-        } else {
-            &entry.request_received_timestamp
-        };
-        let Some(received) = timestamp(received) else {
+        let Some(received) = received(entry) else {
             continue;
         };
         if received < start || received > end {

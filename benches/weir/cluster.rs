@@ -124,31 +124,16 @@ impl Operator {
 
     async fn wait_ready(&self, port: u16) {
         let url = format!("http://127.0.0.1:{port}/readyz");
-        let http = reqwest::Client::new();
-        let give_up = now() + 120.0;
-        loop {
-            let answer = http.get(&url).timeout(Duration::from_secs(2)).send().await;
-            if answer.is_ok_and(|a| a.status().is_success()) {
-                return;
-            }
-            self.check_alive("the operator's /readyz to answer 200");
-            if now() >= give_up {
-                die!("the operator's /readyz to answer 200 did not happen within 120s");
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        wait_answering(&url, |waiting_for| self.check_alive(waiting_for)).await;
     }
 
     /// Fails the benchmark, with the end of the operator's log, when the operator is gone.
     pub fn check_alive(&self, waiting_for: &str) {
         if !alive(self.pid) {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(5).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
             die!(
                 "the operator (pid {}) exited while waiting for {waiting_for}; end of its log: {}",
                 self.pid,
-                tail.join("\n")
+                log_tail(&self.log)
             );
         }
     }
@@ -318,4 +303,30 @@ pub async fn follow<K>(
             Err(e) => log!("the {what} watch failed, resuming: {e}"),
         }
     }
+}
+
+/// Waits up to 120 s for `url` to answer 2xx, asking `check_alive` (which fails the benchmark
+/// when the process is gone) between tries.
+pub async fn wait_answering(url: &str, check_alive: impl Fn(&str)) {
+    let http = reqwest::Client::new();
+    let give_up = now() + 120.0;
+    let waiting_for = format!("{url} to answer 200");
+    loop {
+        let answer = http.get(url).timeout(Duration::from_secs(2)).send().await;
+        if answer.is_ok_and(|a| a.status().is_success()) {
+            return;
+        }
+        check_alive(&waiting_for);
+        if now() >= give_up {
+            die!("{waiting_for} did not happen within 120s");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The last five lines of a process's log, for a failure message.
+pub fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(5).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
 }

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Node;
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{DynamicObject, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -270,11 +269,6 @@ struct Logged {
     completed: Option<f64>,
 }
 
-fn timestamp(text: &str) -> Option<f64> {
-    let time: Timestamp = text.parse().ok()?;
-    Some(time.as_microsecond() as f64 / 1e6)
-}
-
 /// The operator's requests logged after `mark` (a length of the audit log), each auditID once,
 /// counted as audit.rs counts them; reading from the mark keeps a step from parsing the
 /// hundreds of megabytes the steps before it logged.
@@ -286,18 +280,13 @@ fn operator_log(mark: u64) -> Vec<Logged> {
             continue;
         }
         let completed = (entry.stage == "ResponseComplete")
-            .then(|| timestamp(&entry.stage_timestamp))
+            .then(|| audit::timestamp(&entry.stage_timestamp))
             .flatten();
         if let Some(&i) = index.get(&entry.audit_id) {
             logged[i].completed = logged[i].completed.or(completed);
             continue;
         }
-        let received = if entry.request_received_timestamp.is_empty() {
-            &entry.stage_timestamp
-        } else {
-            &entry.request_received_timestamp
-        };
-        let Some(received) = timestamp(received) else {
+        let Some(received) = audit::received(&entry) else {
             continue;
         };
         let (resource, api_group) = entry

@@ -3,9 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
-use crate::cluster::{alive, now, proc_kib, sample_rss, stop_process};
+use crate::cluster::{alive, log_tail, proc_kib, sample_rss, stop_process, wait_answering};
 
 /// A running controller. Its pid is recorded as the cluster's `pids/weir`, the controller slot
 /// hack/cluster-down.sh stops first, so it never outlives the cluster should the benchmark be
@@ -70,33 +69,17 @@ impl Controller {
     }
 
     async fn wait_healthy(&self, url: &str) {
-        let http = reqwest::Client::new();
-        let give_up = now() + 120.0;
-        loop {
-            let answer = http.get(url).timeout(Duration::from_secs(2)).send().await;
-            if answer.is_ok_and(|a| a.status().is_success()) {
-                return;
-            }
-            let waiting_for = format!("{url} to answer 200");
-            self.check_alive(&waiting_for);
-            if now() >= give_up {
-                die!("{waiting_for} did not happen within 120s");
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        wait_answering(url, |waiting_for| self.check_alive(waiting_for)).await;
     }
 
     /// Fails the benchmark, with the end of the controller's log, when it is gone.
     pub fn check_alive(&self, waiting_for: &str) {
         if !alive(self.pid) {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(5).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
             die!(
                 "{} (pid {}) exited while waiting for {waiting_for}; end of its log:\n{}",
                 self.name,
                 self.pid,
-                tail.join("\n")
+                log_tail(&self.log)
             );
         }
     }
