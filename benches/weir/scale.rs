@@ -36,6 +36,16 @@ pub async fn run(bench: &Bench, dir: &Path) {
     let operator = Operator::start(bench, dir, &[]).await;
     let gateway = crate::support::gateway::FakeGateway::start(bench.client.clone(), ns);
     let curve = scale_curve::run(bench, dir, &operator, ns).await;
+    if curve["converged"] == false {
+        // The releases need N at rest; the curve's table says where and why it stopped.
+        report::write_json(
+            &s.out.join("scale.json"),
+            &json!({"n": s.n, "curve": curve}),
+        );
+        drop(gateway);
+        bench.end_part("scale", operator, &[ns.to_string()]).await;
+        return;
+    }
     // Started on the N at rest: its copy of every status is for the releasing few.
     let watcher = Watcher::start(&bench.client, ns).await;
     let everyone = names("scale", s.n);

@@ -39,6 +39,9 @@ const PARALLEL_APPLIES: usize = 2;
 /// Wait between all Ready and the idle window: the writes that follow Ready (the last status
 /// writes) are the step's work, not idle writes.
 const SETTLE_AFTER_READY: Duration = Duration::from_secs(5);
+/// A step that has not seen one more Microservice turn Ready for this long has stalled: the
+/// curve ends there, with what the processes of the control plane used until then.
+const STALLED_AFTER: Duration = Duration::from_secs(300);
 /// The operator's RSS target at the largest N.
 pub const RSS_TARGET_MIB: f64 = 256.0;
 /// A figure per object grows linearly when, at the largest N, it is at most this many times
@@ -102,6 +105,19 @@ pub fn busiest(cpu: &BTreeMap<String, f64>) -> Option<(String, f64, f64)> {
     cpu.iter()
         .max_by(|a, b| a.1.total_cmp(b.1))
         .map(|(name, seconds)| (name.clone(), *seconds, total))
+}
+
+/// One Microservice of the curve: the peers' service (a replica-ratio canary, no router), or
+/// with BENCH_SCALE_ROUTER=gateway a canary through Gateway API (three Services and an
+/// HTTPRoute at rest).
+fn scale_object(name: &str, s: &crate::settings::Settings) -> Value {
+    let mut object = microservice(name, "1", s.replicas, &short_steps(), None);
+    if let Some(rollout) = object["spec"]["rollout"].as_object_mut()
+        && !s.scale_gateway
+    {
+        rollout.remove("traffic");
+    }
+    object
 }
 
 /// Ready as core counts it: Ready=True, written for the generation the spec is at.
@@ -171,37 +187,49 @@ impl ReadyWatch {
         self.set.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits until `expected` Microservices are Ready; returns when the last turned Ready.
-    /// Fails the benchmark when `deadline` passes or the operator exits.
+    /// Waits until `expected` Microservices are Ready; returns when the last turned Ready,
+    /// or None when the step stalls: no Microservice turned Ready for STALLED_AFTER, or
+    /// `deadline` passed. Fails the benchmark when the operator exits.
     async fn wait_all(
         &self,
         operator: &Operator,
         expected: usize,
         start: f64,
         deadline: f64,
-    ) -> f64 {
+    ) -> Option<f64> {
         let mut next_progress = now() + 10.0;
+        let (mut last_count, mut last_progress) = (0, now());
         loop {
             {
                 let set = self.set();
                 if set.ready.len() >= expected {
-                    return set.last_ready_at;
+                    return Some(set.last_ready_at);
                 }
                 let at = now();
-                if at >= deadline {
+                if set.ready.len() > last_count {
+                    (last_count, last_progress) = (set.ready.len(), at);
+                }
+                let stalled = at - last_progress >= STALLED_AFTER.as_secs_f64();
+                if stalled || at >= deadline {
                     let examples: Vec<String> = set
                         .waiting
                         .iter()
                         .take(5)
                         .map(|(name, why)| format!("{name}: {why}"))
                         .collect();
-                    die!(
-                        "only {}/{expected} Microservices Ready after {:.0}s ({} seen not Ready, the others not seen yet); e.g.:\n  {}",
+                    log!(
+                        "curve: only {}/{expected} Microservices Ready after {:.0}s ({}; {} seen not Ready, the others not seen yet); e.g.:\n  {}",
                         set.ready.len(),
                         at - start,
+                        if stalled {
+                            "no progress for the last 300 s"
+                        } else {
+                            "past the deadline"
+                        },
                         set.waiting.len(),
                         examples.join("\n  ")
                     );
+                    return None;
                 }
                 if at >= next_progress {
                     log!(
@@ -215,6 +243,10 @@ impl ReadyWatch {
             operator.check_alive(&format!("{expected} Microservices Ready"));
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    fn ready_count(&self) -> usize {
+        self.set().ready.len()
     }
 }
 
@@ -454,7 +486,7 @@ pub async fn run(bench: &Bench, dir: &Path, operator: &Operator, ns: &str) -> Va
         log!("curve: {n} Microservices ({added} added)");
         let objects: Vec<Value> = names[at_rest as usize..n as usize]
             .iter()
-            .map(|name| microservice(name, "1", s.replicas, &short_steps(), None))
+            .map(|name| scale_object(name, s))
             .collect();
         let mark = support::audit::mark();
         let cpu_before = meter.read();
@@ -466,6 +498,21 @@ pub async fn run(bench: &Bench, dir: &Path, operator: &Operator, ns: &str) -> Va
             .wait_all(operator, n as usize, start, start + s.deadline())
             .await;
         let cpu_ready = meter.read();
+        let Some(ready_at) = ready_at else {
+            let at = now();
+            curve.push(json!({
+                "n": n, "added": added, "converged": false,
+                "ready": watch.ready_count(),
+                "seconds": rnd(Some(at - start), 3),
+                "apply_seconds": rnd(Some(applied - start), 3),
+                "peak_rss_mib": rnd(rss_between(&rss_path, start, at).into_iter().max().map(|k| k as f64 / 1024.0), 1),
+                "cpu_seconds": cpu_between(&cpu_before, &cpu_ready),
+            }));
+            let result = summarize(&curve, empty_rss);
+            report::write_json(&dir.join("curve.json"), &result);
+            print_table(&result);
+            return result;
+        };
         log!(
             "curve: {n} Ready, {:.1}s after the apply began",
             ready_at - start
@@ -502,7 +549,7 @@ pub async fn run(bench: &Bench, dir: &Path, operator: &Operator, ns: &str) -> Va
         let per_added = |count: f64| rnd(Some(count / added as f64), 3);
         let seconds = ready_at - start;
         let step = json!({
-            "n": n, "added": added,
+            "n": n, "added": added, "converged": true,
             "seconds": rnd(Some(seconds), 3),
             "apply_seconds": rnd(Some(applied - start), 3),
             "ms_per_added": per_added(seconds * 1000.0),
@@ -575,8 +622,10 @@ fn summarize(curve: &[Value], empty_rss_kib: u64) -> Value {
         })
     });
     let peak = num(&largest, "peak_rss_mib");
+    let converged = curve.iter().all(|step| step["converged"] == true);
     json!({
         "steps": curve,
+        "converged": converged,
         "empty_rss_mib": report::round(empty_rss_kib as f64 / 1024.0, 1),
         "linearity": {
             "ratio_limit": LINEAR_RATIO,
@@ -603,6 +652,16 @@ fn print_table(result: &Value) {
     let empty_rss = num(result, "empty_rss_mib").unwrap_or_default();
     let mut rows: Vec<(String, Vec<String>)> = vec![
         ("Microservices at rest".into(), column("n", 0)),
+        (
+            "  all Ready".into(),
+            steps
+                .iter()
+                .map(|s| match s["converged"].as_bool() {
+                    Some(true) => "yes".to_string(),
+                    _ => format!("no: {}", fmt(num(s, "ready"), 0, "")),
+                })
+                .collect(),
+        ),
         ("  added in the step".into(), column("added", 0)),
         ("apply -> all Ready (s)".into(), column("seconds", 1)),
         (
@@ -705,6 +764,12 @@ fn print_table(result: &Value) {
         fmt(steps.last().and_then(|s| num(s, "peak_rss_mib")), 1, " MiB"),
         report::verdict(result["rss_target_met"].as_bool())
     );
+    if result["converged"] == false {
+        println!(
+            "the curve stopped at N={}: not all Ready (\"no: R\" above is how many were), the processes' CPU seconds until then are above",
+            steps.last().map_or(json!(null), |s| s["n"].clone())
+        );
+    }
     let limit = &result["busiest_at_largest_n"];
     if !limit.is_null() {
         println!(

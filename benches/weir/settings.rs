@@ -22,6 +22,10 @@ pub struct Settings {
     pub soak_n: u64,
     /// scale's at-rest curve: Microservices at each step, ascending, N last.
     pub scale_steps: Vec<u64>,
+    /// scale's Microservices route through Gateway API (BENCH_SCALE_ROUTER=gateway), or by
+    /// the ratio of ready pods with no router (`none`, the default: the service the peers
+    /// part describes for every tool).
+    pub scale_gateway: bool,
     /// target/bench: `<part>.json` and the raw records in `<part>/`.
     pub out: PathBuf,
     /// The private control plane's directory (WEIR_CLUSTER_DIR): pids/, logs/audit.log.
@@ -64,6 +68,15 @@ impl Settings {
                 number("N", 100)?,
                 var("BENCH_SCALE_STEPS").as_deref(),
             )?,
+            scale_gateway: match var("BENCH_SCALE_ROUTER").as_deref() {
+                None | Some("none") => false,
+                Some("gateway") => true,
+                Some(other) => {
+                    return Err(format!(
+                        "BENCH_SCALE_ROUTER={other}: expected none (the default) or gateway"
+                    ));
+                }
+            },
             out: var("WEIR_BENCH_OUT").map_or_else(|| root.join("target/bench"), PathBuf::from),
             cluster_dir: var("WEIR_CLUSTER_DIR")
                 .map_or_else(|| root.join(".cluster-bench"), PathBuf::from),
