@@ -119,13 +119,13 @@ pub struct MicroserviceSpec {
 
     /// Health probes. Readiness defaults to a TCP check on the first port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probes: Option<Probes>,
+    pub probes: Option<Box<Probes>>,
 
     /// Hooks around the container's life. Without a `preStop` hook the container pauses
     /// 5 s (`preStopSleepSeconds`) before it gets SIGTERM, so that gateways and Services
     /// stop sending it requests before it stops serving.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lifecycle: Option<Lifecycle>,
+    pub lifecycle: Option<Box<Lifecycle>>,
 
     /// How many pods voluntary disruptions (node drains) may take at once. Defaults to
     /// `maxUnavailable: 1` whenever more than one replica can run.
@@ -139,7 +139,7 @@ pub struct MicroserviceSpec {
     /// Pod-level settings: service account, labels, annotations, scheduling, volumes,
     /// security context, image pull secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod: Option<PodOptions>,
+    pub pod: Option<Box<PodOptions>>,
 
     /// How a new version reaches users.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -194,19 +194,19 @@ fn a_container_pauses_before_it_stops_unless_the_spec_says_otherwise() {
         "the default pause"
     );
 
-    ms.spec.lifecycle = Some(Lifecycle {
+    ms.spec.lifecycle = Some(Box::new(Lifecycle {
         pre_stop_sleep_seconds: Some(12),
         ..Default::default()
-    });
+    }));
     assert_eq!(
         container(&ms)["lifecycle"],
         json!({"preStop": {"sleep": {"seconds": 12}}})
     );
 
-    ms.spec.lifecycle = Some(Lifecycle {
+    ms.spec.lifecycle = Some(Box::new(Lifecycle {
         pre_stop_sleep_seconds: Some(0),
         ..Default::default()
-    });
+    }));
     assert!(
         container(&ms).get("lifecycle").is_none(),
         "0 turns the pause off"
@@ -214,11 +214,11 @@ fn a_container_pauses_before_it_stops_unless_the_spec_says_otherwise() {
 
     let drain: k8s_openapi::api::core::v1::LifecycleHandler =
         serde_json::from_value(json!({"httpGet": {"path": "/drain", "port": 8080}})).unwrap();
-    ms.spec.lifecycle = Some(Lifecycle {
+    ms.spec.lifecycle = Some(Box::new(Lifecycle {
         pre_stop: Some(drain),
         post_start: serde_json::from_value(json!({"exec": {"command": ["warm"]}})).unwrap(),
         ..Default::default()
-    });
+    }));
     assert_eq!(
         container(&ms)["lifecycle"],
         json!({
@@ -241,10 +241,10 @@ fn the_grace_period_is_the_specs_and_bounds_the_default_pause() {
         pod(&ms).get("terminationGracePeriodSeconds").is_none(),
         "Kubernetes' 30 s unless the spec says"
     );
-    ms.spec.pod = Some(PodOptions {
+    ms.spec.pod = Some(Box::new(PodOptions {
         termination_grace_period_seconds: Some(3),
         ..Default::default()
-    });
+    }));
     assert_eq!(pod(&ms)["terminationGracePeriodSeconds"], json!(3));
     assert_eq!(
         container(&ms)["lifecycle"],
@@ -258,21 +258,21 @@ fn the_hooks_and_the_grace_period_are_part_of_the_revision() {
     let defaults = Defaults::default();
     let base = checkout();
     let mut paused = checkout();
-    paused.spec.lifecycle = Some(Lifecycle {
+    paused.spec.lifecycle = Some(Box::new(Lifecycle {
         pre_stop_sleep_seconds: Some(10),
         ..Default::default()
-    });
+    }));
     let mut graceful = checkout();
-    graceful.spec.pod = Some(PodOptions {
+    graceful.spec.pod = Some(Box::new(PodOptions {
         termination_grace_period_seconds: Some(60),
         ..Default::default()
-    });
+    }));
     let explicit_default = {
         let mut ms = checkout();
-        ms.spec.lifecycle = Some(Lifecycle {
+        ms.spec.lifecycle = Some(Box::new(Lifecycle {
             pre_stop_sleep_seconds: Some(5),
             ..Default::default()
-        });
+        }));
         ms
     };
     assert_ne!(revision(&base, &defaults), revision(&paused, &defaults));

@@ -93,6 +93,12 @@ pub struct RunArgs {
     #[arg(long, env = "WEIR_DEBOUNCE_MS", default_value_t = 200)]
     pub debounce_ms: u64,
 
+    /// Microservices reconciled at once. Bounded so that a restart with thousands of
+    /// Microservices, all queued together, keeps a bounded number of reconciles in memory;
+    /// reconciles wait on the API server, so a few dozen keep it as busy as thousands would.
+    #[arg(long, env = "WEIR_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+
     /// Let Microservices track the ConfigMaps they reference (`rollout.trackConfig`): needs
     /// get, list, watch, create and delete on ConfigMaps.
     #[arg(long, env = "WEIR_TRACK_CONFIGMAPS", default_value_t = true, action = clap::ArgAction::Set)]

@@ -14,6 +14,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use super::cache_form::CachedDeployment;
 use super::children::{Child, ChildOutcome, Foreign, ensure, ensure_or, owned_by, remove};
 use super::context::Context;
 use super::decide::Plan;
@@ -38,7 +39,7 @@ pub struct Applied {
     pub deployment_written: bool,
     /// The active slot's Deployment: as just written when it was (the cache may not have
     /// seen the write, and a stale copy would report the old rollout as done), else cached.
-    pub active_deployment: Option<Deployment>,
+    pub active_deployment: Option<CachedDeployment>,
     /// What stopped the apply.
     pub problem: Option<Problem>,
 }
@@ -73,13 +74,16 @@ pub async fn apply(
         writer.applied.deleted.extend(pruned.await?);
     }
     let mut applied = writer.applied;
-    applied.active_deployment = written_active.or_else(|| {
-        let name = build::deployment_name(&observation.name, active);
-        ctx.caches
-            .deployments
-            .get(&ObjectRef::new(&name).within(&observation.namespace))
-            .map(|d| (*d).clone())
-    });
+    applied.active_deployment = written_active
+        .as_ref()
+        .map(CachedDeployment::from)
+        .or_else(|| {
+            let name = build::deployment_name(&observation.name, active);
+            ctx.caches
+                .deployments
+                .get(&ObjectRef::new(&name).within(&observation.namespace))
+                .map(|d| (*d).clone())
+        });
     Ok(applied)
 }
 
@@ -317,7 +321,7 @@ impl Writer<'_> {
                 let Some(live) = live else {
                     return Ok(ChildOutcome::Unchanged);
                 };
-                let current = live.spec.as_ref().and_then(|s| s.replicas);
+                let current = live.numbers().replicas;
                 if !owned_by(&*live, self.uid) || current == Some(*replicas) {
                     return Ok(ChildOutcome::Unchanged);
                 }
@@ -339,7 +343,7 @@ impl Writer<'_> {
     /// it is not wanted; a problem stops it.
     async fn sync<K>(
         &mut self,
-        cache: &Store<K>,
+        cache: &Store<K::Cached>,
         name: &str,
         desired: Option<K>,
     ) -> Result<Option<Problem>, Cause>
@@ -352,7 +356,7 @@ impl Writer<'_> {
     /// `sync`, with what to do when a foreign object holds the name.
     async fn sync_or<K>(
         &mut self,
-        cache: &Store<K>,
+        cache: &Store<K::Cached>,
         name: &str,
         desired: Option<K>,
         foreign: Foreign<'_>,
@@ -379,7 +383,7 @@ impl Writer<'_> {
     async fn delete<K: Child>(
         &mut self,
         api: &Api<K>,
-        cache: &Store<K>,
+        cache: &Store<K::Cached>,
         name: &str,
     ) -> Result<(), Cause> {
         if remove(api, cache, self.namespace, name, self.uid).await? {

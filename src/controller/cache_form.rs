@@ -5,13 +5,15 @@
 
 use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStatus};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::status;
 use super::watches::Watched;
@@ -38,7 +40,6 @@ fn slim_metadata(metadata: &mut ObjectMeta) {
 
 // The children Weir applies are compared field by field with what it would apply (drift),
 // so their specs stay whole.
-impl Cached for Deployment {}
 impl Cached for Service {}
 impl Cached for PodDisruptionBudget {}
 impl Cached for HorizontalPodAutoscaler {}
@@ -70,6 +71,67 @@ impl Cached for EndpointSlice {
     }
 }
 
+/// A Deployment as cached: metadata and status typed, the spec kept as the JSON text the
+/// API server sent. A typed pod template is several kilobytes of mostly unset optional
+/// fields, and the reconcile reads the spec only to compare it with what it would apply
+/// (drift), to count replicas and to list the configuration a template mounts; the JSON
+/// text is a fraction of that size and reads back to the same value.
+#[derive(kube::Resource, Clone, Debug, Serialize, Deserialize)]
+#[resource(inherit = "Deployment")]
+pub struct CachedDeployment {
+    pub metadata: ObjectMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<Box<RawValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<DeploymentStatus>,
+}
+
+impl Cached for CachedDeployment {}
+
+/// The spec's numbers the reconcile reads, without building the rest.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SpecNumbers {
+    pub replicas: Option<i32>,
+    pub progress_deadline_seconds: Option<i32>,
+}
+
+impl CachedDeployment {
+    /// `spec.replicas` and `spec.progressDeadlineSeconds`.
+    pub fn numbers(&self) -> SpecNumbers {
+        self.spec
+            .as_ref()
+            .and_then(|spec| serde_json::from_str(spec.get()).ok())
+            .unwrap_or_default()
+    }
+
+    /// The spec, typed: read when a pod template is needed.
+    pub fn typed_spec(&self) -> Option<DeploymentSpec> {
+        serde_json::from_str(self.spec.as_ref()?.get()).ok()
+    }
+
+    /// The object as JSON, as the API server would show it (without what slimming dropped).
+    pub fn to_json(&self) -> serde_json::Result<serde_json::Value> {
+        let mut json = serde_json::to_value(self)?;
+        json["apiVersion"] = "apps/v1".into();
+        json["kind"] = "Deployment".into();
+        Ok(json)
+    }
+}
+
+impl From<&Deployment> for CachedDeployment {
+    fn from(deployment: &Deployment) -> Self {
+        CachedDeployment {
+            metadata: deployment.metadata.clone(),
+            spec: deployment
+                .spec
+                .as_ref()
+                .and_then(|spec| serde_json::value::to_raw_value(spec).ok()),
+            status: deployment.status.clone(),
+        }
+    }
+}
+
 /// A Microservice as cached: what `status::slim_for_cache` leaves of its metadata.
 pub fn microservice(ms: &mut Watched) {
     let autoscaling = ms.0.as_ref().is_ok_and(|ms| ms.spec.autoscaling.is_some());
@@ -81,6 +143,40 @@ mod tests {
     use super::*;
     use crate::controller::observe::ready_endpoints;
     use serde_json::json;
+
+    #[test]
+    fn a_cached_deployment_reads_back_as_the_deployment_it_was() {
+        let deployment: Deployment = serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "pay-blue", "namespace": "shop", "generation": 3},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "pay"}},
+                     "template": {"metadata": {"labels": {"app": "pay"}},
+                                  "spec": {"containers": [{"name": "app", "image": "pay:1",
+                                    "resources": {"limits": {"cpu": "500m"}}}]}}},
+            "status": {"replicas": 3, "readyReplicas": 2, "observedGeneration": 3}
+        }))
+        .unwrap();
+        // As the watch delivers it (the API server writes "type" first): the event's JSON
+        // read straight into the cached form.
+        let object = serde_json::to_string(&deployment).unwrap();
+        let event = format!(r#"{{"type":"ADDED","object":{object}}}"#);
+        let kube::core::WatchEvent::Added(cached) =
+            serde_json::from_str::<kube::core::WatchEvent<CachedDeployment>>(&event).unwrap()
+        else {
+            panic!("not an ADDED event")
+        };
+        assert_eq!(cached.numbers().replicas, Some(3));
+        assert_eq!(cached.status.as_ref().unwrap().ready_replicas, Some(2));
+        assert_eq!(cached.typed_spec(), deployment.spec);
+        assert_eq!(
+            cached.to_json().unwrap(),
+            serde_json::to_value(&deployment).unwrap()
+        );
+        assert_eq!(
+            CachedDeployment::from(&deployment).to_json().unwrap(),
+            cached.to_json().unwrap()
+        );
+    }
 
     #[test]
     fn a_slim_endpoint_slice_counts_the_same_ready_endpoints() {

@@ -8,6 +8,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde::{Serialize, de::DeserializeOwned};
 
+use serde_json::Value;
+
+use super::cache_form::CachedDeployment;
 use super::drift::{needs_apply, stamp};
 use super::error::Cause;
 use super::problem::Problem;
@@ -33,21 +36,38 @@ pub trait Child:
 {
     /// The kind, for messages and events.
     const KIND: &'static str;
+    /// What the watch cache holds of an object of this kind (cache_form.rs).
+    type Cached: Resource<DynamicType = ()> + Clone + Send + Sync + 'static;
+    /// A cached object as JSON, to compare with what Weir would apply.
+    fn cached_json(cached: &Self::Cached) -> serde_json::Result<Value>;
 }
 
 macro_rules! child {
     ($($type:ty => $kind:literal),* $(,)?) => {
-        $(impl Child for $type { const KIND: &'static str = $kind; })*
+        $(impl Child for $type {
+            const KIND: &'static str = $kind;
+            type Cached = Self;
+            fn cached_json(cached: &Self) -> serde_json::Result<Value> {
+                serde_json::to_value(cached)
+            }
+        })*
     };
 }
 
 child! {
-    k8s_openapi::api::apps::v1::Deployment => "Deployment",
     k8s_openapi::api::core::v1::Service => "Service",
     k8s_openapi::api::policy::v1::PodDisruptionBudget => "PodDisruptionBudget",
     k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
     gateway_api::httproutes::HttpRoute => "HTTPRoute",
     gateway_api::grpcroutes::GrpcRoute => "GRPCRoute",
+}
+
+impl Child for k8s_openapi::api::apps::v1::Deployment {
+    const KIND: &'static str = "Deployment";
+    type Cached = CachedDeployment;
+    fn cached_json(cached: &CachedDeployment) -> serde_json::Result<Value> {
+        cached.to_json()
+    }
 }
 
 /// What to do with an object of a child's name that Weir does not own.
@@ -61,19 +81,10 @@ pub enum Foreign<'a> {
     Leave(&'a str),
 }
 
-/// Whether `object` carries `weir.dev/adopt: <microservice>`.
-pub fn consents<K: Resource>(object: &K, microservice: &str) -> bool {
-    object
-        .annotations()
-        .get(ADOPT_ANNOTATION)
-        .map(String::as_str)
-        == Some(microservice)
-}
-
 /// Makes the child equal to `desired` unless another owner holds its name.
 pub async fn ensure<K: Child>(
     api: &Api<K>,
-    cache: &Store<K>,
+    cache: &Store<K::Cached>,
     owner_uid: &str,
     desired: &K,
 ) -> Result<ChildOutcome<K>, Cause> {
@@ -83,23 +94,31 @@ pub async fn ensure<K: Child>(
 /// `ensure`, with what to do when an object Weir does not own holds the name.
 pub async fn ensure_or<K: Child>(
     api: &Api<K>,
-    cache: &Store<K>,
+    cache: &Store<K::Cached>,
     owner_uid: &str,
     desired: &K,
     foreign: Foreign<'_>,
 ) -> Result<ChildOutcome<K>, Cause> {
     let name = desired.name_any();
     let stamped = stamp(serde_json::to_value(desired).map_err(|e| Cause::Serialize(K::KIND, e))?);
-    let live = match cached(cache, desired) {
-        Some(live) => Some(live),
+    let serialize = |e| Cause::Serialize(K::KIND, e);
+    let namespace = desired.meta().namespace.as_deref().unwrap_or_default();
+    let live = match cache.get(&ObjectRef::new(&name).within(namespace)) {
+        Some(live) => Some(Live::of(&*live, K::cached_json(&live).map_err(serialize)?)),
         // Not in the watch cache: new, or not ours (the cache only holds Weir's children).
-        None => api.get_opt(&name).await?,
+        None => match api.get_opt(&name).await? {
+            Some(live) => Some(Live::of(
+                &live,
+                serde_json::to_value(&live).map_err(serialize)?,
+            )),
+            None => None,
+        },
     };
     if let Some(live) = &live {
-        if !owned_by(live, owner_uid) {
+        if !live.owned_by(owner_uid) {
             match foreign {
-                Foreign::Adopt(ms) if consents(live, ms) => {}
-                Foreign::Leave(ms) if consents(live, ms) => return Ok(ChildOutcome::Unchanged),
+                Foreign::Adopt(ms) if live.consents(ms) => {}
+                Foreign::Leave(ms) if live.consents(ms) => return Ok(ChildOutcome::Unchanged),
                 _ => {
                     return Ok(ChildOutcome::Blocked(Problem::NameConflict {
                         kind: K::KIND,
@@ -108,8 +127,7 @@ pub async fn ensure_or<K: Child>(
                 }
             }
         }
-        let live_json = serde_json::to_value(live).map_err(|e| Cause::Serialize(K::KIND, e))?;
-        if !needs_apply(&stamped, &live_json) {
+        if !needs_apply(&stamped, &live.json) {
             return Ok(ChildOutcome::Unchanged);
         }
     }
@@ -139,7 +157,7 @@ fn refused(code: u16, message: &str) -> bool {
 /// Deletes the named child if Weir owns it; returns whether it deleted anything.
 pub async fn remove<K: Child>(
     api: &Api<K>,
-    cache: &Store<K>,
+    cache: &Store<K::Cached>,
     namespace: &str,
     name: &str,
     owner_uid: &str,
@@ -158,9 +176,34 @@ pub async fn remove<K: Child>(
     }
 }
 
-fn cached<K: Child>(cache: &Store<K>, desired: &K) -> Option<K> {
-    let key = ObjectRef::from_obj(desired);
-    cache.get(&key).map(|k| (*k).clone())
+/// The live object, from the cache or the API server: who owns it and its JSON.
+struct Live {
+    owner_uids: Vec<String>,
+    adopt: Option<String>,
+    json: Value,
+}
+
+impl Live {
+    fn of<R: Resource>(object: &R, json: Value) -> Live {
+        Live {
+            owner_uids: object
+                .owner_references()
+                .iter()
+                .filter(|o| o.controller == Some(true))
+                .map(|o| o.uid.clone())
+                .collect(),
+            adopt: object.annotations().get(ADOPT_ANNOTATION).cloned(),
+            json,
+        }
+    }
+
+    fn owned_by(&self, uid: &str) -> bool {
+        self.owner_uids.iter().any(|o| o == uid)
+    }
+
+    fn consents(&self, microservice: &str) -> bool {
+        self.adopt.as_deref() == Some(microservice)
+    }
 }
 
 /// True when `object` has a controller owner reference to the Microservice with `uid`.

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::apps::v1::Deployment;
+use super::cache_form::CachedDeployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -187,12 +187,15 @@ pub async fn prune(
 }
 
 /// Every name a Deployment's pod template references, of either kind.
-fn mounted(deployment: &Deployment) -> BTreeSet<String> {
-    let template =
-        serde_json::to_value(deployment.spec.as_ref().map(|s| &s.template)).unwrap_or_default();
+fn mounted(deployment: &CachedDeployment) -> BTreeSet<String> {
+    let spec = deployment.spec.as_ref();
+    let spec: serde_json::Value = spec
+        .and_then(|spec| serde_json::from_str(spec.get()).ok())
+        .unwrap_or_default();
+    let template = &spec["template"];
     let mut names = BTreeSet::new();
     for kind in [ConfigKind::ConfigMap, ConfigKind::Secret] {
-        names.extend(config::references_in(&template, kind));
+        names.extend(config::references_in(template, kind));
     }
     names
 }

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -24,7 +23,7 @@ use crate::telemetry::Metrics;
 /// The watch caches of Weir's children (labelled `app.kubernetes.io/managed-by=weir`).
 #[derive(Clone)]
 pub struct Caches {
-    pub deployments: Store<Deployment>,
+    pub deployments: Store<super::cache_form::CachedDeployment>,
     pub services: Store<Service>,
     pub pod_disruption_budgets: Store<PodDisruptionBudget>,
     pub horizontal_pod_autoscalers: Store<HorizontalPodAutoscaler>,

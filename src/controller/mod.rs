@@ -311,7 +311,9 @@ async fn run_namespace<S>(
             groups::other_members(ms_cache_for_groups),
         )
         .with_config(
-            controller::Config::default().debounce(Duration::from_millis(args.debounce_ms)),
+            controller::Config::default()
+                .debounce(Duration::from_millis(args.debounce_ms))
+                .concurrency(args.concurrency),
         )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)

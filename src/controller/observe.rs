@@ -2,7 +2,6 @@
 //! newest status this process wrote. Nothing here writes; everything later reads the
 //! `Observation` and not the cluster.
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::jiff::Timestamp;
@@ -12,6 +11,7 @@ use kube::discovery::ApiResource;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 
+use super::cache_form::CachedDeployment;
 use super::context::{CACHES_READY_WAIT, Context};
 use super::error::Cause;
 use super::gateway_features;
@@ -360,7 +360,12 @@ pub fn reachable(state: SlotState, ready_endpoints: i32) -> SlotState {
 }
 
 /// What a slot's Deployment shows, from the cache.
-fn slot_state(cache: &Store<Deployment>, namespace: &str, name: &str, slot: Slot) -> SlotState {
+fn slot_state(
+    cache: &Store<CachedDeployment>,
+    namespace: &str,
+    name: &str,
+    slot: Slot,
+) -> SlotState {
     match cached(cache, namespace, &deployment_name(name, slot)) {
         Some(deployment) => slot_state_of(&deployment),
         None => SlotState::default(),
@@ -368,12 +373,8 @@ fn slot_state(cache: &Store<Deployment>, namespace: &str, name: &str, slot: Slot
 }
 
 /// What a Deployment shows: its pod count, and how many ready pods run its current template.
-pub fn slot_state_of(deployment: &Deployment) -> SlotState {
-    let replicas = deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.replicas)
-        .unwrap_or(1);
+pub fn slot_state_of(deployment: &CachedDeployment) -> SlotState {
+    let replicas = deployment.numbers().replicas.unwrap_or(1);
     let status = deployment.status.clone().unwrap_or_default();
     let seen = status.observed_generation >= deployment.metadata.generation;
     let pods = status.replicas.unwrap_or(0);
@@ -431,10 +432,10 @@ fn read_error(object: serde_json::Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
+    use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStatus};
     use serde_json::json;
 
-    fn deployment(replicas: i32, status: DeploymentStatus, generation: i64) -> Deployment {
+    fn deployment(replicas: i32, status: DeploymentStatus, generation: i64) -> CachedDeployment {
         let mut d = Deployment {
             spec: Some(DeploymentSpec {
                 replicas: Some(replicas),
@@ -446,7 +447,7 @@ mod tests {
         d.metadata.generation = Some(generation);
         d.annotations_mut()
             .insert(REVISION_ANNOTATION.into(), "abc".into());
-        d
+        CachedDeployment::from(&d)
     }
 
     #[test]

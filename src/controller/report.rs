@@ -457,7 +457,7 @@ mod tests {
         let written = Applied {
             created: vec!["Deployment pay-blue".into()],
             deployment_written: true,
-            active_deployment: Some(deployment),
+            active_deployment: Some((&deployment).into()),
             ..Default::default()
         };
         let new = next_status(&observation, &decision, None, &written);

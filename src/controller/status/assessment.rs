@@ -3,7 +3,7 @@
 //! Ready what serves now, Progressing what changes, Reconciling what Weir waits for; the
 //! whole sentence is `status.message`, and the Degraded and Stalled conditions.
 
-use k8s_openapi::api::apps::v1::Deployment;
+use crate::controller::cache_form::CachedDeployment;
 
 use crate::api::conditions::{self, reason};
 use crate::api::{Microservice, MicroserviceStatus, Phase};
@@ -234,7 +234,11 @@ fn sentence(text: &str) -> String {
 }
 
 /// Where the active Deployment's rollout stands, for `desired` pods.
-pub fn of_rollout(ms: &Microservice, deployment: Option<&Deployment>, desired: i32) -> Assessment {
+pub fn of_rollout(
+    ms: &Microservice,
+    deployment: Option<&CachedDeployment>,
+    desired: i32,
+) -> Assessment {
     let Some(deployment) = deployment else {
         return Assessment::new(
             Phase::Progressing,
@@ -255,9 +259,8 @@ pub fn of_rollout(ms: &Microservice, deployment: Option<&Deployment>, desired: i
     });
     if let Some(stalled) = stalled {
         let deadline = deployment
-            .spec
-            .as_ref()
-            .and_then(|s| s.progress_deadline_seconds)
+            .numbers()
+            .progress_deadline_seconds
             .unwrap_or_default();
         let message = format!(
             "The rollout of {image} made no progress for {deadline}s: {ready} of {desired} pods \
@@ -474,12 +477,15 @@ mod tests {
 
     #[test]
     fn a_rollout_reports_pods_ready_apart_from_pods_updated() {
-        let deployment: Deployment = serde_json::from_value(json!({
-            "metadata": {"name": "checkout-blue", "generation": 3},
-            "spec": {"replicas": 3, "selector": {}, "template": {}},
-            "status": {"observedGeneration": 3, "replicas": 3, "updatedReplicas": 2,
-                       "readyReplicas": 1, "availableReplicas": 1}
-        }))
+        let deployment: CachedDeployment = serde_json::from_str(
+            &json!({
+                "metadata": {"name": "checkout-blue", "generation": 3},
+                "spec": {"replicas": 3, "selector": {}, "template": {}},
+                "status": {"observedGeneration": 3, "replicas": 3, "updatedReplicas": 2,
+                           "readyReplicas": 1, "availableReplicas": 1}
+            })
+            .to_string(),
+        )
         .unwrap();
         let rolling = of_rollout(&checkout(), Some(&deployment), 3);
         assert_eq!(

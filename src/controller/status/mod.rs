@@ -7,7 +7,7 @@ mod assessment;
 
 pub use assessment::{Assessment, of_release};
 
-use k8s_openapi::api::apps::v1::Deployment;
+use crate::controller::cache_form::CachedDeployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ManagedFieldsEntry, Time};
 use k8s_openapi::jiff::Timestamp;
 
@@ -23,7 +23,7 @@ pub const REPLICAS_CONTESTED_TEXT: &str = "spec.replicas is also set by";
 /// What the status is computed from besides the Microservice itself.
 pub struct Facts<'a> {
     /// The active slot's Deployment.
-    pub deployment: Option<&'a Deployment>,
+    pub deployment: Option<&'a CachedDeployment>,
     /// What stopped the apply; it takes over from everything else.
     pub problem: Option<&'a Problem>,
     /// Managers other than the autoscaler that set `spec.replicas` while autoscaling is on.
