@@ -382,11 +382,16 @@ pub fn slot_state_of(deployment: &CachedDeployment) -> SlotState {
     let ready = status.ready_replicas.unwrap_or(0);
     // While a new template rolls, ready pods may run the old one: count none.
     let current = seen && updated >= pods;
+    // Never more than the spec asks for: after a scale-down, the status of the new
+    // generation may still count the pods being removed as ready (the ReplicaSet controller
+    // reports the pods it listed before deleting some), and a slot shrunk to its share would
+    // seem able to take traffic back that it cannot carry.
+    let kept = ready.min(replicas.max(0));
     SlotState {
         exists: true,
         revision: deployment.annotations().get(REVISION_ANNOTATION).cloned(),
         replicas,
-        ready: if current { ready } else { 0 },
+        ready: if current { kept } else { 0 },
         settled: current && pods == replicas && ready == replicas,
         observed: seen,
     }
@@ -514,6 +519,25 @@ mod tests {
         assert_eq!((rolling.ready, rolling.settled), (0, false));
         let unseen = slot_state_of(&deployment(3, counts(1, 3, 3, 3), 2));
         assert_eq!((unseen.ready, unseen.observed), (0, false));
+    }
+
+    #[test]
+    fn pods_being_removed_by_a_scale_down_are_never_counted_ready() {
+        // `stableScale: Dynamic` shrank the stable slot from 4 pods to 1. The Deployment
+        // controller has seen the new generation, but the counts it wrote come from the
+        // ReplicaSet's status from before its deletions; the EndpointSlice has dropped one of
+        // the three pods so far.
+        let shrinking = slot_state_of(&deployment(1, counts(2, 4, 4, 4), 2));
+        assert_eq!(
+            (shrinking.ready, shrinking.settled, shrinking.observed),
+            (1, false, true)
+        );
+        // What an abort then moves traffic back by: one ready pod (25%), not three (75%).
+        assert_eq!(reachable(shrinking, 3).ready, 1);
+        let shrunk = slot_state_of(&deployment(1, counts(2, 1, 1, 1), 2));
+        assert_eq!((shrunk.ready, shrunk.settled), (1, true));
+        let scaled_to_zero = slot_state_of(&deployment(0, counts(2, 2, 2, 2), 2));
+        assert_eq!(scaled_to_zero.ready, 0);
     }
 
     #[test]

@@ -17,7 +17,8 @@ pub struct SlotState {
     pub revision: Option<String>,
     /// `spec.replicas`.
     pub replicas: i32,
-    /// Ready pods that run its current template (0 while a template change rolls).
+    /// Ready pods that run its current template (0 while a template change rolls), never
+    /// more than `replicas`.
     pub ready: i32,
     /// Every pod runs the current template, the count equals `replicas`, and all are ready.
     pub settled: bool,
