@@ -88,8 +88,10 @@ pub struct RunArgs {
     #[arg(long, env = "WEIR_RESYNC_SECONDS", default_value_t = 300)]
     pub resync_seconds: u64,
 
-    /// Milliseconds to gather triggers for one Microservice before reconciling it: the
-    /// burst of Deployment updates of a rollout then costs one status write, not one each.
+    /// Milliseconds after a reconcile during which further triggers of the same
+    /// Microservice are gathered into one, run when they end: the burst of Deployment updates
+    /// of a rollout then costs one status write, not one each. The first trigger of a quiet
+    /// Microservice runs at once.
     #[arg(long, env = "WEIR_DEBOUNCE_MS", default_value_t = 200)]
     pub debounce_ms: u64,
 

@@ -44,8 +44,6 @@ pub struct Context {
     pub defaults: Defaults,
     pub resync: Duration,
     pub measurer: Measurer,
-    /// The controller's debounce, which it adds to every requeue too.
-    pub debounce: Duration,
     /// Statuses written that the Microservice cache may not have seen yet.
     pub own_writes: Arc<OwnWrites>,
     /// Every MetricTemplate; None when the cluster does not serve them.

@@ -24,6 +24,7 @@ mod report;
 pub mod status;
 mod takeover;
 mod templates;
+mod throttle;
 mod verify;
 mod watches;
 
@@ -41,10 +42,12 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{Controller, controller, controller::Action, wait};
+use kube::runtime::utils::CancelableJoinHandle;
+use kube::runtime::{controller, controller::Action, wait};
 use kube::{Api, Client, CustomResourceExt, ResourceExt};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::api::Microservice;
 use crate::cli::RunArgs;
@@ -268,7 +271,6 @@ async fn run_namespace<S>(
         defaults: args.defaults(),
         resync: Duration::from_secs(args.resync_seconds),
         measurer: shared.measurer,
-        debounce: Duration::from_millis(args.debounce_ms),
         own_writes: own_writes.clone(),
         metric_templates: shared.metric_templates,
         notifier: shared.notifier,
@@ -296,29 +298,42 @@ async fn run_namespace<S>(
     let referencing_config_map = config_watch::referencing::<ConfigMap>(&ms_cache);
     let referencing_secret = config_watch::referencing::<Secret>(&ms_cache);
     let ms_cache_for_groups = ms_cache.clone();
-    Controller::for_stream(triggers, ms_cache)
-        .owns_stream(deployments)
-        .owns_stream(services)
-        .owns_stream(pdbs)
-        .owns_stream(hpas)
-        .owns_stream(http_routes)
-        .owns_stream(grpc_routes)
-        .watches_stream(endpoint_slices, watches::microservice_of_labels)
-        .watches_stream(config_map_changes, referencing_config_map)
-        .watches_stream(secret_changes, referencing_secret)
-        .watches_stream(
+    // The triggers of every watch, as kube's Controller would merge them, then throttled on
+    // the leading edge (throttle.rs) instead of debounced: the scheduler adds no delay.
+    let queue = futures::stream::select_all([
+        controller::trigger_self(triggers, ()).boxed(),
+        controller::trigger_owners(deployments, (), ()).boxed(),
+        controller::trigger_owners(services, (), ()).boxed(),
+        controller::trigger_owners(pdbs, (), ()).boxed(),
+        controller::trigger_owners(hpas, (), ()).boxed(),
+        controller::trigger_owners(http_routes, (), ()).boxed(),
+        controller::trigger_owners(grpc_routes, (), ()).boxed(),
+        controller::trigger_with(endpoint_slices, watches::microservice_of_labels).boxed(),
+        controller::trigger_with(config_map_changes, referencing_config_map).boxed(),
+        controller::trigger_with(secret_changes, referencing_secret).boxed(),
+        controller::trigger_with(
             group_changes.map(Ok::<_, kube::runtime::watcher::Error>),
             groups::other_members(ms_cache_for_groups),
         )
-        .with_config(
-            controller::Config::default()
-                .debounce(Duration::from_millis(args.debounce_ms))
-                .concurrency(args.concurrency),
-        )
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, context)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        .boxed(),
+    ]);
+    let window = Duration::from_millis(args.debounce_ms);
+    let queue = throttle::throttle(queue, window).take_until(shutdown);
+    controller::applier(
+        |ms, ctx| {
+            let reconciling = reconcile(ms, ctx).in_current_span();
+            CancelableJoinHandle::spawn(reconciling, &tokio::runtime::Handle::current())
+        },
+        error_policy,
+        context,
+        ms_cache,
+        queue,
+        controller::Config::default()
+            .debounce(Duration::ZERO)
+            .concurrency(args.concurrency),
+    )
+    .for_each(|_| futures::future::ready(()))
+    .await;
 }
 
 /// Serves health and metrics until `stop`; the per-phase gauge is refreshed from the

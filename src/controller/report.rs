@@ -56,10 +56,10 @@ pub async fn report(
         new.notifications = notified;
         record_status(observation, &new, ctx).await?;
     }
-    let next = requeue_after(&plan.decision, applied, ctx.resync, ctx.debounce);
+    let next = requeue_after(&plan.decision, applied, ctx.resync);
     let notifications = new.notifications.as_ref();
     let next = match queue::next_due(notifications, Timestamp::now()) {
-        Some(due) => next.min(due.saturating_sub(ctx.debounce)),
+        Some(due) => next.min(due),
         None => next,
     };
     Ok(Action::requeue(next))
@@ -253,20 +253,15 @@ pub fn worth_writing(
 
 /// When to look again: at the resync, sooner when blocked by a name conflict (the foreign
 /// object is not watched: it lacks Weir's label), or when the release has a deadline (a
-/// pause's end, the next analysis round), less the debounce the scheduler adds back, so
-/// that it is acted on when it falls due.
-pub fn requeue_after(
-    decision: &Decision,
-    applied: &Applied,
-    resync: Duration,
-    debounce: Duration,
-) -> Duration {
+/// pause's end, the next analysis round). The scheduler adds nothing to a requeue (the
+/// throttle sits in front of the watches' triggers only), so it is acted on when it falls due.
+pub fn requeue_after(decision: &Decision, applied: &Applied, resync: Duration) -> Duration {
     let next = match applied.problem {
         Some(Problem::NameConflict { .. }) => CONFLICT_RECHECK,
         _ => resync,
     };
     match decision.requeue {
-        Some(wake) => next.min(wake.saturating_sub(debounce)),
+        Some(wake) => next.min(wake),
         None => next,
     }
 }
@@ -399,12 +394,8 @@ mod tests {
     #[test]
     fn a_conflict_and_a_deadline_bring_the_next_look_forward() {
         let resync = Duration::from_secs(300);
-        let debounce = Duration::from_secs(1);
         let quiet = Applied::default();
-        assert_eq!(
-            requeue_after(&decision(None), &quiet, resync, debounce),
-            resync
-        );
+        assert_eq!(requeue_after(&decision(None), &quiet, resync), resync);
         let conflict = Applied {
             problem: Some(Problem::NameConflict {
                 kind: "Service",
@@ -413,18 +404,18 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            requeue_after(&decision(None), &conflict, resync, debounce),
+            requeue_after(&decision(None), &conflict, resync),
             CONFLICT_RECHECK
         );
         let pause_ends = decision(Some(Duration::from_secs(30)));
         assert_eq!(
-            requeue_after(&pause_ends, &quiet, resync, debounce),
-            Duration::from_secs(29)
+            requeue_after(&pause_ends, &quiet, resync),
+            Duration::from_secs(30)
         );
         let soon = decision(Some(Duration::from_millis(500)));
         assert_eq!(
-            requeue_after(&soon, &quiet, resync, debounce),
-            Duration::ZERO
+            requeue_after(&soon, &quiet, resync),
+            Duration::from_millis(500)
         );
     }
 
