@@ -330,3 +330,30 @@ pub fn log_tail(log: &Path) -> String {
     let tail: Vec<&str> = text.lines().rev().take(5).collect();
     tail.into_iter().rev().collect::<Vec<_>>().join("\n")
 }
+
+/// `kubectl apply --server-side` of `file` into `ns`, as the benchmark's own field manager;
+/// fails the benchmark with kubectl's words when it fails.
+pub async fn kubectl_apply(ns: &str, file: &Path) {
+    let output = tokio::process::Command::new("kubectl")
+        .args([
+            "apply",
+            "--server-side",
+            "--field-manager=weir-bench",
+            "-n",
+            ns,
+            "-f",
+        ])
+        .arg(file)
+        .stdout(Stdio::null())
+        .output()
+        .await;
+    match output {
+        Ok(output) if output.status.success() => {}
+        Ok(output) => die!(
+            "kubectl apply -f {} failed: {}",
+            file.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ),
+        Err(e) => die!("kubectl apply -f {}: {e}", file.display()),
+    }
+}

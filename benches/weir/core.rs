@@ -32,6 +32,7 @@ const PROGRESS_SECONDS: f64 = 10.0;
 
 pub async fn run(bench: &Bench, dir: &Path) {
     let s = &bench.settings;
+    let custom_resource = custom_resource_alone(bench, dir).await;
     let operator = Operator::start(bench, dir, &[]).await;
     // Nothing to watch yet: the operator's own footprint, the base of the memory breakdown.
     let baseline_rss = proc_kib(operator.pid, "VmRSS");
@@ -105,6 +106,23 @@ pub async fn run(bench: &Bench, dir: &Path) {
     let caches = crate::memory::breakdown(&bench.client, &weir_ns).await;
 
     let (mut result, notes) = summarize(bench, &events, &rss_samples(&dir.join("rss.tsv")));
+    let weir_apply = median(
+        result["per_run"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| num(r, "weir_apply_seconds")),
+    );
+    let cr_seconds = num(&custom_resource, "apply_seconds").unwrap_or_default();
+    let floor_median = num(&result, "median_floor_seconds").unwrap_or(f64::NAN);
+    result["custom_resource"] = custom_resource;
+    // What is left of Weir's time once the API server's cost of storing the Microservices
+    // themselves (the same apply, with no operator) is taken out, against the floor.
+    result["ratio_without_custom_resource"] = json!(round(
+        (num(&result, "median_weir_seconds").unwrap_or_default() - cr_seconds) / floor_median,
+        3
+    ));
+    result["weir_apply_seconds_median"] = json!(weir_apply.map(|a| round(a, 3)));
     result["memory"] = json!({"baseline_rss_kib": baseline_rss, "settled_rss_kib": settled,
         "caches": caches});
     report::write_json(&s.out.join("core.json"), &result);
@@ -112,6 +130,34 @@ pub async fn run(bench: &Bench, dir: &Path) {
     bench
         .end_part("core", operator, &[format!("bench-weir-{}", s.runs)])
         .await;
+}
+
+/// The API server's cost of the custom resource itself: the same N Microservices applied
+/// with no operator running (CEL rules, the schema's pruning and defaulting, storage), timed
+/// like a phase's apply, then deleted before the operator starts.
+async fn custom_resource_alone(bench: &Bench, dir: &Path) -> Value {
+    let s = &bench.settings;
+    let ns = "bench-custom-resource";
+    cluster::fresh_namespace(&bench.client, ns).await;
+    let file = dir.join("custom-resource.yaml");
+    std::fs::write(&file, generate::weir(s.n, s.replicas))
+        .unwrap_or_else(|e| die!("write {}: {e}", file.display()));
+    let pids = s.cluster_dir.join("pids");
+    let cpu_before = cluster::cpu_seconds(&pids);
+    let start = now();
+    cluster::kubectl_apply(ns, &file).await;
+    let seconds = now() - start;
+    let cpu_after = cluster::cpu_seconds(&pids);
+    let cpu: BTreeMap<String, f64> = cpu_after
+        .iter()
+        .filter_map(|(k, after)| Some((k.clone(), round(after - cpu_before.get(k)?, 2))))
+        .collect();
+    log!(
+        "{} Microservices applied with no operator in {seconds:.1}s",
+        s.n
+    );
+    cluster::delete_namespaces(&bench.client, &[ns.to_string()], s.deadline()).await;
+    json!({"apply_seconds": round(seconds, 3), "cpu_seconds": cpu})
 }
 
 /// VmRSS samples (KiB) of `rss.tsv`, "<epoch> <KiB>" lines.
@@ -209,25 +255,7 @@ async fn phase(bench: &Bench, dir: &Path, operator: &Operator, kind: &str, run: 
     let cpu_before = cluster::cpu_seconds(&pids);
     let start = now();
     let file = dir.join(format!("{kind}.yaml"));
-    let applied = tokio::process::Command::new("kubectl")
-        .args([
-            "apply",
-            "--server-side",
-            "--field-manager=weir-bench",
-            "-n",
-            &ns,
-            "-f",
-        ])
-        .arg(&file)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .await;
-    if !applied.is_ok_and(|s| s.success()) {
-        die!(
-            "run {run} {kind}: kubectl apply -f {} failed",
-            file.display()
-        );
-    }
+    cluster::kubectl_apply(&ns, &file).await;
     let applied = now();
     log!(
         "run {run} {kind}: applied in {:.1}s, waiting for {} {what}",
@@ -478,6 +506,23 @@ fn print_table(r: &Value, notes: &Notes) {
             per_run("weir_apply_seconds", 2),
         ),
         row("ratio weir / floor", fmt(num(r, "ratio"), 2, ""), ""),
+        row(
+            "the same Microservices, no operator: apply",
+            fmt(num(&r["custom_resource"], "apply_seconds"), 2, " s"),
+            format!(
+                "the API server's cost of the custom resource; kube-apiserver {} CPU s",
+                fmt(
+                    r["custom_resource"]["cpu_seconds"]["kube-apiserver"].as_f64(),
+                    1,
+                    ""
+                )
+            ),
+        ),
+        row(
+            "  ratio without it: (weir - that) / floor",
+            fmt(num(r, "ratio_without_custom_resource"), 2, ""),
+            "",
+        ),
         row(
             "API writes per Microservice",
             fmt(num(r, "writes_per_microservice"), 2, ""),

@@ -388,30 +388,7 @@ async fn apply(dir: &Path, ns: &str, n: u64, objects: Vec<Value>) {
         })
         .collect();
     futures::stream::iter(files)
-        .map(|file| async move {
-            let output = tokio::process::Command::new("kubectl")
-                .args([
-                    "apply",
-                    "--server-side",
-                    "--field-manager=weir-bench",
-                    "-n",
-                    ns,
-                    "-f",
-                ])
-                .arg(&file)
-                .stdout(std::process::Stdio::null())
-                .output()
-                .await;
-            match output {
-                Ok(output) if output.status.success() => {}
-                Ok(output) => die!(
-                    "kubectl apply -f {} failed: {}",
-                    file.display(),
-                    String::from_utf8_lossy(&output.stderr).trim()
-                ),
-                Err(e) => die!("kubectl apply -f {}: {e}", file.display()),
-            }
-        })
+        .map(|file| async move { cluster::kubectl_apply(ns, &file).await })
         .buffer_unordered(PARALLEL_APPLIES)
         .collect::<Vec<()>>()
         .await;
