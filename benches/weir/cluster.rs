@@ -226,29 +226,28 @@ pub async fn delete_namespaces(client: &Client, names: &[String], deadline: f64)
 /// where the two cores went during a phase (the API server, etcd, the controllers, the
 /// operator).
 pub fn cpu_seconds(pids_dir: &Path) -> std::collections::BTreeMap<String, f64> {
-    let ticks = clock_ticks();
     let mut used = std::collections::BTreeMap::new();
     let Ok(entries) = std::fs::read_dir(pids_dir) else {
         return used;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = std::fs::read_to_string(entry.path()).ok() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let parse = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-        if let (Some(user), Some(system)) = (parse(11), parse(12)) {
-            used.insert(name, (user + system) / ticks);
+        let pid = std::fs::read_to_string(entry.path()).ok();
+        if let Some(seconds) = pid.and_then(|p| process_cpu_seconds(p.trim().parse().ok()?)) {
+            used.insert(name, seconds);
         }
     }
     used
+}
+
+/// utime + stime of /proc/<pid>/stat, in seconds (fields 14 and 15, counted after the
+/// command name, which may hold spaces).
+pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) / clock_ticks())
 }
 
 /// Clock ticks per second of /proc/<pid>/stat (`getconf CLK_TCK`; 100 on Linux).

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use crate::cluster::{alive, log_tail, proc_kib, sample_rss, stop_process, wait_answering};
+use crate::cluster::{
+    alive, log_tail, proc_kib, process_cpu_seconds, sample_rss, stop_process, wait_answering,
+};
 
 /// A running controller. Its pid is recorded as the cluster's `pids/weir`, the controller slot
 /// hack/cluster-down.sh stops first, so it never outlives the cluster should the benchmark be
@@ -108,27 +110,4 @@ impl Controller {
     pub async fn stop(self) {
         stop_process(self.child, self.pid, self.sampler, &self.pid_file).await;
     }
-}
-
-/// utime + stime of /proc/<pid>/stat, in seconds (fields 14 and 15, counted after the
-/// command name, which may hold spaces).
-fn process_cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
-    Some((ticks(11)? + ticks(12)?) / clock_ticks())
-}
-
-/// Clock ticks per second of /proc/<pid>/stat (`getconf CLK_TCK`; 100 on Linux).
-fn clock_ticks() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        std::process::Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0)
-    })
 }
