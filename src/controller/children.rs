@@ -100,22 +100,27 @@ pub async fn ensure_or<K: Child>(
     foreign: Foreign<'_>,
 ) -> Result<ChildOutcome<K>, Cause> {
     let name = desired.name_any();
-    let stamped = stamp(serde_json::to_value(desired).map_err(|e| Cause::Serialize(K::KIND, e))?);
     let serialize = |e| Cause::Serialize(K::KIND, e);
+    let stamped = stamp(serde_json::to_value(desired).map_err(serialize)?);
     let namespace = desired.meta().namespace.as_deref().unwrap_or_default();
     let live = match cache.get(&ObjectRef::new(&name).within(namespace)) {
-        Some(live) => Some(Live::of(&*live, K::cached_json(&live).map_err(serialize)?)),
+        Some(live) => Some(Live::of(
+            &*live,
+            owner_uid,
+            K::cached_json(&live).map_err(serialize)?,
+        )),
         // Not in the watch cache: new, or not ours (the cache only holds Weir's children).
         None => match api.get_opt(&name).await? {
             Some(live) => Some(Live::of(
                 &live,
+                owner_uid,
                 serde_json::to_value(&live).map_err(serialize)?,
             )),
             None => None,
         },
     };
     if let Some(live) = &live {
-        if !live.owned_by(owner_uid) {
+        if !live.owned {
             match foreign {
                 Foreign::Adopt(ms) if live.consents(ms) => {}
                 Foreign::Leave(ms) if live.consents(ms) => return Ok(ChildOutcome::Unchanged),
@@ -176,29 +181,21 @@ pub async fn remove<K: Child>(
     }
 }
 
-/// The live object, from the cache or the API server: who owns it and its JSON.
+/// The live object, from the cache or the API server: whether Weir's Microservice owns it,
+/// which Microservice it consents to be adopted by, and its JSON.
 struct Live {
-    owner_uids: Vec<String>,
+    owned: bool,
     adopt: Option<String>,
     json: Value,
 }
 
 impl Live {
-    fn of<R: Resource>(object: &R, json: Value) -> Live {
+    fn of<R: Resource>(object: &R, owner_uid: &str, json: Value) -> Live {
         Live {
-            owner_uids: object
-                .owner_references()
-                .iter()
-                .filter(|o| o.controller == Some(true))
-                .map(|o| o.uid.clone())
-                .collect(),
+            owned: owned_by(object, owner_uid),
             adopt: object.annotations().get(ADOPT_ANNOTATION).cloned(),
             json,
         }
-    }
-
-    fn owned_by(&self, uid: &str) -> bool {
-        self.owner_uids.iter().any(|o| o == uid)
     }
 
     fn consents(&self, microservice: &str) -> bool {
