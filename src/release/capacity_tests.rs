@@ -1,5 +1,5 @@
-//! `canary.stableScale: Dynamic`: the stable slot at its share, and an abort that grows it
-//! before traffic moves back.
+//! `canary.stableScale: Dynamic`: the stable slot at its share, and an abort or a lower step
+//! that grows it before traffic moves back.
 
 use serde_json::json;
 
@@ -71,4 +71,34 @@ fn a_dynamic_stable_slot_promotes_like_any_other() {
         cluster.blue.replicas, 2,
         "the old slot keeps its last share, warm"
     );
+}
+
+#[test]
+fn a_step_that_lowers_the_weight_grows_a_dynamic_stable_slot_before_moving_traffic() {
+    let mut cluster = Cluster::running(canary(json!([
+        {"setWeight": 75}, {"pause": {}}, {"setWeight": 25}, {"pause": {}}
+    ])));
+    cluster.release_revision("r2");
+    cluster.run(5);
+    assert_eq!(cluster.live.as_ref().unwrap().split.weight, 75);
+    assert_eq!(cluster.blue.replicas, 1, "the stable slot at its 25%");
+    cluster.pods_ready = false;
+    cluster.step(Some(ManualAction::Promote));
+    cluster.run(5);
+    assert_eq!(cluster.blue.replicas, 3, "raised for the 75% it is to take");
+    assert_eq!(
+        cluster.live.as_ref().unwrap().split.weight,
+        75,
+        "its pods are not ready: traffic stays"
+    );
+    cluster.blue.ready = 2;
+    cluster.step(None);
+    assert_eq!(
+        cluster.live.as_ref().unwrap().split.weight,
+        50,
+        "as far as 2 pods carry"
+    );
+    cluster.blue.ready = 3;
+    cluster.run(3);
+    assert_eq!(cluster.live.as_ref().unwrap().split.weight, 25);
 }

@@ -121,7 +121,10 @@ impl Machine<'_> {
         let active = self.active();
         let target = target_split(release, &self.wanted.steps, active);
         let wanted = &self.wanted;
-        let split = carried_split(target, release, candidate, wanted.total, wanted.min_pods);
+        let mut split = carried_split(target, release, candidate, wanted.total, wanted.min_pods);
+        if wanted.dynamic_stable && split.weight < release.weight {
+            split.weight = self.lowered_as_stable_grows(split.weight, release, candidate);
+        }
         let blue_green = self.wanted.blue_green;
         // Without a router, full weight is Service `<name>` switching to the candidate,
         // so the old slot's pods stay warm for `scaleDownDelaySeconds`.
@@ -140,6 +143,21 @@ impl Machine<'_> {
             split,
             service_slot,
             preview: blue_green,
+        }
+    }
+
+    /// A step that lowers the weight hands traffic back to a stable slot shrunk to its share
+    /// (`stableScale: Dynamic`): as on the way back, only as fast as the stable slot's ready
+    /// pods can take it, while the candidate keeps the weight its pods carry.
+    fn lowered_as_stable_grows(&self, lower: i32, release: &Release, candidate: &SlotState) -> i32 {
+        let (total, min_pods) = (self.wanted.total, self.wanted.min_pods);
+        let stable_ready = self.inputs.slot(self.active()).ready;
+        let floor = lowest_weight_for_stable(total, stable_ready).min(release.weight);
+        let carries = floor == 0 || candidate.ready >= capacity_for(total, floor).max(min_pods);
+        if floor > lower && carries {
+            floor
+        } else {
+            lower
         }
     }
 
@@ -166,7 +184,8 @@ impl Machine<'_> {
             // applied: it shrinks once a higher weight is confirmed, and grows before a
             // lower one is applied.
             Router::GatewayApi if self.wanted.dynamic_stable => {
-                let carried = traffic.split.weight.min(release.weight);
+                let target = target_split(release, &self.wanted.steps, self.active());
+                let carried = traffic.split.weight.min(release.weight).min(target.weight);
                 stable_pods(total, carried)
             }
             _ => total,
