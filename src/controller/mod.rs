@@ -177,6 +177,9 @@ async fn lead(
     acquired.map(Some).ok_or(NeverLed)
 }
 
+/// How often the events published over six minutes ago are forgotten (recorder.rs).
+const FORGET_EVENTS_EVERY: Duration = Duration::from_secs(60);
+
 /// What every namespace's controller shares.
 #[derive(Clone)]
 struct Shared {
@@ -195,11 +198,13 @@ impl Shared {
             controller: "weir".into(),
             instance: Some(identity.to_string()),
         };
+        let recorder = Recorder::new(client.clone(), reporter);
+        tokio::spawn(recorder.clone().forget_old_every(FORGET_EVENTS_EVERY));
         Shared {
             gateway_api: serves_routes(&client).await,
             metric_templates: templates::watch(&client).await,
             notifier: context::Notifier::new(args.notification_sinks.clone()),
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder,
             measurer: crate::analysis::Measurer::new(args.prometheus_address.clone())
                 .with_ca_bundle(args.analysis_ca_bundle.as_ref())
                 .with_credentials(args.analysis_credentials.as_ref())

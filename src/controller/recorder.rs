@@ -6,6 +6,11 @@
 //! a release, were folded into the first event and shown with its words (`Created ... (x2)`
 //! naming only the first children). Here the message is part of what makes a repeat, as in
 //! client-go's recorder; a true repeat still becomes a series.
+//!
+//! What is remembered of a published event is only what a repeat needs: its name, its count
+//! and when it was last seen, under a key that names the object by its uid. A Microservice's
+//! creation publishes one event, so at a thousand services the whole event kept for six
+//! minutes was a couple of megabytes of the operator's memory at rest.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,18 +19,18 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Reporter};
-use kube::{Client, ResourceExt};
 
 /// How long an event is remembered, so that a repeat within it becomes a series.
 const REPEAT_WINDOW: SignedDuration = SignedDuration::from_mins(6);
 
-/// What makes two events the same: the object, the type, the reason, the action and the
-/// message.
+/// What makes two events the same: the object (its uid, or its kind and name where it has
+/// none), the type, the reason, the action and the message.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct Key {
-    regarding: [Option<String>; 5],
+    regarding: Regarding,
     type_: &'static str,
     reason: String,
     action: String,
@@ -34,18 +39,67 @@ struct Key {
 
 impl Key {
     fn of(event: &Event, regarding: &ObjectReference) -> Self {
-        Key {
-            regarding: [
+        let regarding = match &regarding.uid {
+            Some(uid) => Regarding::Uid(uid.clone()),
+            None => Regarding::Named([
                 regarding.api_version.clone(),
                 regarding.kind.clone(),
                 regarding.namespace.clone(),
                 regarding.name.clone(),
-                regarding.uid.clone(),
-            ],
+            ]),
+        };
+        Key {
+            regarding,
             type_: type_word(event.type_),
             reason: event.reason.clone(),
             action: event.action.clone(),
             note: event.note.clone(),
+        }
+    }
+}
+
+/// An object: its uid is unique across kinds and namespaces.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+enum Regarding {
+    Uid(String),
+    Named([Option<String>; 4]),
+}
+
+/// What a repeat of a published event needs: the event to count on, its count so far, and
+/// when it was last seen (a repeat within `REPEAT_WINDOW` of it is counted).
+#[derive(Clone, Debug, PartialEq)]
+struct Published {
+    name: String,
+    count: i32,
+    last_seen: Timestamp,
+}
+
+impl Published {
+    fn of(event: &K8sEvent, now: Timestamp) -> Self {
+        Published {
+            name: event.metadata.name.clone().unwrap_or_default(),
+            count: 1,
+            last_seen: now,
+        }
+    }
+
+    /// The same event seen again `now`: its series, one more.
+    fn repeated(&self, now: Timestamp) -> Published {
+        Published {
+            name: self.name.clone(),
+            count: self.count + 1,
+            last_seen: now,
+        }
+    }
+
+    /// The merge patch that records this count on the event: its series.
+    fn series_patch(&self) -> K8sEvent {
+        K8sEvent {
+            series: Some(EventSeries {
+                count: self.count,
+                last_observed_time: MicroTime(self.last_seen),
+            }),
+            ..Default::default()
         }
     }
 }
@@ -62,7 +116,7 @@ fn type_word(type_: EventType) -> &'static str {
 pub struct Recorder {
     client: Client,
     reporter: Reporter,
-    recent: Arc<Mutex<HashMap<Key, K8sEvent>>>,
+    recent: Arc<Mutex<HashMap<Key, Published>>>,
 }
 
 impl Recorder {
@@ -84,50 +138,51 @@ impl Recorder {
         let key = Key::of(event, regarding);
         let previous = {
             let mut recent = self.recent();
-            recent.retain(|_, e| last_seen(e).is_some_and(|at| at + REPEAT_WINDOW > now));
+            forget_before(&mut recent, now);
             recent.get(&key).cloned()
         };
         let namespace = regarding.namespace.as_deref().unwrap_or("default");
         let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
         let published = match previous {
             Some(previous) => {
-                let repeat = repeated(previous, now);
-                let name = repeat.name_any();
-                api.patch(&name, &PatchParams::default(), &Patch::Merge(&repeat))
+                let repeat = previous.repeated(now);
+                let patch = Patch::Merge(repeat.series_patch());
+                api.patch(&repeat.name, &PatchParams::default(), &patch)
                     .await?;
                 repeat
             }
             None => {
                 let first = first(event, regarding, &self.reporter, now);
                 api.create(&PostParams::default(), &first).await?;
-                first
+                Published::of(&first, now)
             }
         };
         self.recent().insert(key, published);
         Ok(())
     }
 
-    fn recent(&self) -> std::sync::MutexGuard<'_, HashMap<Key, K8sEvent>> {
+    /// Forgets the events last seen over `REPEAT_WINDOW` ago, every `period`: publishing
+    /// forgets them too, but an operator at rest publishes nothing.
+    pub async fn forget_old_every(self, period: std::time::Duration) {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            forget_before(&mut self.recent(), Timestamp::now());
+        }
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Published>> {
         self.recent.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// When an event was last seen: its series' last observation, or its time.
-fn last_seen(event: &K8sEvent) -> Option<Timestamp> {
-    match &event.series {
-        Some(series) => Some(series.last_observed_time.0),
-        None => event.event_time.as_ref().map(|t| t.0),
+/// Drops what was last seen over `REPEAT_WINDOW` before `now`, and the room it took.
+fn forget_before(recent: &mut HashMap<Key, Published>, now: Timestamp) {
+    recent.retain(|_, published| published.last_seen + REPEAT_WINDOW > now);
+    if recent.len() < recent.capacity() / 4 {
+        recent.shrink_to_fit();
     }
-}
-
-/// A repeat of `previous` observed `now`: a series, counted.
-fn repeated(mut previous: K8sEvent, now: Timestamp) -> K8sEvent {
-    let count = previous.series.as_ref().map_or(2, |s| s.count + 1);
-    previous.series = Some(EventSeries {
-        count,
-        last_observed_time: MicroTime(now),
-    });
-    previous
 }
 
 /// The first occurrence of `event` about `regarding`.
@@ -224,13 +279,43 @@ mod tests {
         );
         assert_eq!(created.note.as_deref(), Some("Created Service hello"));
         assert_eq!(created.reporting_instance.as_deref(), Some("weir-1"));
-        assert_eq!(last_seen(&created), Some(at));
+        let remembered = Published::of(&created, at);
+        assert_eq!(Some(&remembered.name), created.metadata.name.as_ref());
         let later = at + SignedDuration::from_secs(30);
-        let twice = repeated(created.clone(), later);
-        assert_eq!(twice.series.as_ref().map(|s| s.count), Some(2));
-        assert_eq!(last_seen(&twice), Some(later));
-        assert_eq!(twice.metadata.name, created.metadata.name);
-        let thrice = repeated(twice, later);
-        assert_eq!(thrice.series.map(|s| s.count), Some(3));
+        let twice = remembered.repeated(later);
+        assert_eq!((twice.count, twice.last_seen), (2, later));
+        assert_eq!(twice.name, remembered.name);
+        let series = twice.series_patch().series.unwrap();
+        assert_eq!((series.count, series.last_observed_time.0), (2, later));
+        assert_eq!(twice.repeated(later).count, 3);
+    }
+
+    #[test]
+    fn events_last_seen_over_the_window_ago_are_forgotten() {
+        let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut recent = HashMap::new();
+        for n in 0..100 {
+            let mut regarding = hello();
+            regarding.uid = Some(format!("u{n}"));
+            let key = Key::of(&event("Created", "Created Service hello"), &regarding);
+            let last_seen = at + SignedDuration::from_secs(n);
+            let name = format!("hello.{n}");
+            recent.insert(
+                key,
+                Published {
+                    name,
+                    count: 1,
+                    last_seen,
+                },
+            );
+        }
+        forget_before(
+            &mut recent,
+            at + REPEAT_WINDOW + SignedDuration::from_secs(90),
+        );
+        assert_eq!(recent.len(), 9, "seen in the last 9 seconds of the window");
+        let kept_from = at + SignedDuration::from_secs(91);
+        assert!(recent.values().all(|p| p.last_seen >= kept_from));
+        assert!(recent.capacity() < 100, "the room is given back");
     }
 }
