@@ -7,7 +7,6 @@
 //! allocator's slack.
 
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{ApiResource, DynamicObject, ListParams};
@@ -16,7 +15,7 @@ use kube::runtime::watcher::Event;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use weir::controller::cache_form::{self, Cached, CachedDeployment};
+use weir::controller::cache_form::{self, Cached, CachedDeployment, CachedService};
 
 use crate::report::{Row, fmt, row};
 
@@ -33,7 +32,7 @@ pub async fn breakdown(client: &Client, ns: &str) -> Value {
     let selector = "app.kubernetes.io/managed-by=weir";
     let mut shares = vec![microservices(client, ns).await];
     shares.push(child::<CachedDeployment>(client, ns, selector, "Deployment").await);
-    shares.push(child::<Service>(client, ns, selector, "Service").await);
+    shares.push(child::<CachedService>(client, ns, selector, "Service").await);
     shares.push(child::<EndpointSlice>(client, ns, selector, "EndpointSlice").await);
     shares.push(child::<PodDisruptionBudget>(client, ns, selector, "PodDisruptionBudget").await);
     shares.push(

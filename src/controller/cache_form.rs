@@ -7,7 +7,7 @@ use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStatus};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Service, ServiceSpec, ServiceStatus};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -39,8 +39,7 @@ fn slim_metadata(metadata: &mut ObjectMeta) {
 }
 
 // The children Weir applies are compared field by field with what it would apply (drift),
-// so their specs stay whole.
-impl Cached for Service {}
+// so their specs stay whole (the Deployment's and the Service's as JSON text, below).
 impl Cached for PodDisruptionBudget {}
 impl Cached for HorizontalPodAutoscaler {}
 impl Cached for HttpRoute {}
@@ -71,22 +70,76 @@ impl Cached for EndpointSlice {
     }
 }
 
-/// A Deployment as cached: metadata and status typed, the spec kept as the JSON text the
-/// API server sent. A typed pod template is several kilobytes of mostly unset optional
-/// fields, and the reconcile reads the spec only to compare it with what it would apply
-/// (drift), to count replicas and to list the configuration a template mounts; the JSON
-/// text is a fraction of that size and reads back to the same value.
-#[derive(kube::Resource, Clone, Debug, Serialize, Deserialize)]
-#[resource(inherit = "Deployment")]
-pub struct CachedDeployment {
-    pub metadata: ObjectMeta,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spec: Option<Box<RawValue>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<DeploymentStatus>,
+/// A kind cached with its metadata and status typed and its spec kept as the JSON text the
+/// API server sent: `$cached` for `$kind`. A typed spec is mostly unset optional fields (a
+/// pod template is several kilobytes of them, a Service's selector a whole map node), and
+/// the reconcile reads a spec only to compare it with what it would apply (drift) and for a
+/// few values; the JSON text is a fraction of that size and reads back to the same value.
+macro_rules! spec_as_text {
+    ($(#[$doc:meta])* $cached:ident, $kind:ident = $kind_name:literal, $spec:ident, $status:ident, $api_version:literal) => {
+        $(#[$doc])*
+        #[derive(kube::Resource, Clone, Debug, Serialize, Deserialize)]
+        #[resource(inherit = $kind_name)]
+        pub struct $cached {
+            pub metadata: ObjectMeta,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub spec: Option<Box<RawValue>>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub status: Option<$status>,
+        }
+
+        impl Cached for $cached {}
+
+        impl $cached {
+            /// The spec, typed: read when more than a few values are needed.
+            pub fn typed_spec(&self) -> Option<$spec> {
+                serde_json::from_str(self.spec.as_ref()?.get()).ok()
+            }
+
+            /// The object, typed (without what slimming dropped).
+            pub fn typed(&self) -> $kind {
+                $kind {
+                    metadata: self.metadata.clone(),
+                    spec: self.typed_spec(),
+                    status: self.status.clone(),
+                }
+            }
+
+            /// The object as JSON, as the API server would show it (without what slimming
+            /// dropped).
+            pub fn to_json(&self) -> serde_json::Result<serde_json::Value> {
+                let mut json = serde_json::to_value(self)?;
+                json["apiVersion"] = $api_version.into();
+                json["kind"] = $kind_name.into();
+                Ok(json)
+            }
+        }
+
+        impl From<&$kind> for $cached {
+            fn from(object: &$kind) -> Self {
+                $cached {
+                    metadata: object.metadata.clone(),
+                    spec: object
+                        .spec
+                        .as_ref()
+                        .and_then(|spec| serde_json::value::to_raw_value(spec).ok()),
+                    status: object.status.clone(),
+                }
+            }
+        }
+    };
 }
 
-impl Cached for CachedDeployment {}
+spec_as_text!(
+    /// A Deployment as cached: read for its replicas, its progress deadline and the
+    /// configuration its template mounts.
+    CachedDeployment, Deployment = "Deployment", DeploymentSpec, DeploymentStatus, "apps/v1"
+);
+
+spec_as_text!(
+    /// A Service as cached: read for its selector and compared for drift.
+    CachedService, Service = "Service", ServiceSpec, ServiceStatus, "v1"
+);
 
 /// The spec's numbers the reconcile reads, without building the rest.
 #[derive(Deserialize, Default)]
@@ -103,32 +156,6 @@ impl CachedDeployment {
             .as_ref()
             .and_then(|spec| serde_json::from_str(spec.get()).ok())
             .unwrap_or_default()
-    }
-
-    /// The spec, typed: read when a pod template is needed.
-    pub fn typed_spec(&self) -> Option<DeploymentSpec> {
-        serde_json::from_str(self.spec.as_ref()?.get()).ok()
-    }
-
-    /// The object as JSON, as the API server would show it (without what slimming dropped).
-    pub fn to_json(&self) -> serde_json::Result<serde_json::Value> {
-        let mut json = serde_json::to_value(self)?;
-        json["apiVersion"] = "apps/v1".into();
-        json["kind"] = "Deployment".into();
-        Ok(json)
-    }
-}
-
-impl From<&Deployment> for CachedDeployment {
-    fn from(deployment: &Deployment) -> Self {
-        CachedDeployment {
-            metadata: deployment.metadata.clone(),
-            spec: deployment
-                .spec
-                .as_ref()
-                .and_then(|spec| serde_json::value::to_raw_value(spec).ok()),
-            status: deployment.status.clone(),
-        }
     }
 }
 
@@ -176,6 +203,27 @@ mod tests {
             CachedDeployment::from(&deployment).to_json().unwrap(),
             cached.to_json().unwrap()
         );
+    }
+
+    #[test]
+    fn a_cached_service_reads_back_as_the_service_it_was() {
+        let service: Service = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "pay", "namespace": "shop",
+                         "labels": {"app.kubernetes.io/managed-by": "weir"}},
+            "spec": {"selector": {"app.kubernetes.io/name": "pay"}, "clusterIP": "10.96.0.7",
+                     "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+            "status": {"loadBalancer": {}}
+        }))
+        .unwrap();
+        let object = serde_json::to_string(&service).unwrap();
+        let cached: CachedService = serde_json::from_str(&object).unwrap();
+        assert_eq!(cached.typed(), service);
+        assert_eq!(
+            cached.to_json().unwrap(),
+            serde_json::to_value(&service).unwrap()
+        );
+        assert_eq!(CachedService::from(&service).typed(), service);
     }
 
     #[test]

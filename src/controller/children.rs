@@ -10,7 +10,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use serde_json::Value;
 
-use super::cache_form::CachedDeployment;
+use super::cache_form::{CachedDeployment, CachedService};
 use super::drift::{needs_apply, stamp};
 use super::error::Cause;
 use super::problem::Problem;
@@ -55,19 +55,28 @@ macro_rules! child {
 }
 
 child! {
-    k8s_openapi::api::core::v1::Service => "Service",
     k8s_openapi::api::policy::v1::PodDisruptionBudget => "PodDisruptionBudget",
     k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
     gateway_api::httproutes::HttpRoute => "HTTPRoute",
     gateway_api::grpcroutes::GrpcRoute => "GRPCRoute",
 }
 
-impl Child for k8s_openapi::api::apps::v1::Deployment {
-    const KIND: &'static str = "Deployment";
-    type Cached = CachedDeployment;
-    fn cached_json(cached: &CachedDeployment) -> serde_json::Result<Value> {
-        cached.to_json()
-    }
+/// The kinds cached with their spec as JSON text (cache_form.rs).
+macro_rules! child_with_spec_as_text {
+    ($($type:ty => $kind:literal as $cached:ty),* $(,)?) => {
+        $(impl Child for $type {
+            const KIND: &'static str = $kind;
+            type Cached = $cached;
+            fn cached_json(cached: &$cached) -> serde_json::Result<Value> {
+                cached.to_json()
+            }
+        })*
+    };
+}
+
+child_with_spec_as_text! {
+    k8s_openapi::api::apps::v1::Deployment => "Deployment" as CachedDeployment,
+    k8s_openapi::api::core::v1::Service => "Service" as CachedService,
 }
 
 /// What to do with an object of a child's name that Weir does not own.

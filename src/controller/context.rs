@@ -6,7 +6,6 @@ use std::time::Duration;
 use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
@@ -24,7 +23,7 @@ use crate::telemetry::Metrics;
 #[derive(Clone)]
 pub struct Caches {
     pub deployments: Store<super::cache_form::CachedDeployment>,
-    pub services: Store<Service>,
+    pub services: Store<super::cache_form::CachedService>,
     pub pod_disruption_budgets: Store<PodDisruptionBudget>,
     pub horizontal_pod_autoscalers: Store<HorizontalPodAutoscaler>,
     /// The slot Services' endpoints: what a gateway routes to.

@@ -274,7 +274,7 @@ fn from_caches(ms: Microservice, namespace: String, uid: String, ctx: &Context) 
         blue: slot(Slot::Blue),
         green: slot(Slot::Green),
         live_route,
-        live_service: cached(&caches.services, &namespace, &name),
+        live_service: cached(&caches.services, &namespace, &name).map(|s| s.typed()),
         gateway_api,
         pending_action: ms.annotations().get(ACTION_ANNOTATION).cloned(),
         action: unhandled_action(&ms),

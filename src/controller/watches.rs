@@ -4,13 +4,12 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use super::cache_form::CachedDeployment;
+use super::cache_form::{CachedDeployment, CachedService};
 use futures::channel::mpsc::UnboundedSender;
 use futures::{Stream, StreamExt, TryStreamExt};
 use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::DeserializeGuard;
@@ -37,7 +36,7 @@ pub type ChildStream<K> = futures::stream::BoxStream<'static, Result<K, watcher:
 pub struct ChildWatches {
     pub caches: Caches,
     pub deployments: ChildStream<CachedDeployment>,
-    pub services: ChildStream<Service>,
+    pub services: ChildStream<CachedService>,
     pub pdbs: ChildStream<PodDisruptionBudget>,
     pub hpas: ChildStream<HorizontalPodAutoscaler>,
     pub http_routes: ChildStream<HttpRoute>,
@@ -58,7 +57,7 @@ impl ChildWatches {
     /// Starts the watches; routes only of the kinds the cluster serves.
     pub fn start(client: &Client, namespace: Option<&str>, routes: RouteKinds) -> Self {
         let (deployments_cache, deployments) = child_watch::<CachedDeployment>(client, namespace);
-        let (services_cache, services) = child_watch::<Service>(client, namespace);
+        let (services_cache, services) = child_watch::<CachedService>(client, namespace);
         let (pdbs_cache, pdbs) = child_watch::<PodDisruptionBudget>(client, namespace);
         let (hpas_cache, hpas) = child_watch::<HorizontalPodAutoscaler>(client, namespace);
         let (endpoint_slices_cache, endpoint_slices) =
