@@ -1,9 +1,11 @@
 //! Report: tells what the reconcile did and where the Microservice stands. Events for the
 //! children created and deleted and for the release's moments; the status, written only
-//! when it changed and remembered until the cache has it; the manual action cleared once
-//! recorded; and when to look again.
+//! when it changed (a change of pod counts alone, or a first status that only waits for the
+//! Deployment controller, held for up to a second to go out with the next transition:
+//! own_writes.rs) and remembered until the cache has it; the manual action
+//! cleared once recorded; and when to look again.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -45,9 +47,14 @@ pub async fn report(
     let old = observation.last_status();
     let takeover = plan.takeover.as_ref();
     let mut new = next_status(observation, &plan.decision, takeover, applied);
+    let mut held = None;
     if worth_writing(&old, &new, applied) {
-        publish_transition_events(ms, &old, &new, ctx).await;
-        record_status(observation, &new, ctx).await?;
+        let wait = may_wait(&old, &new);
+        held = ctx.own_writes.hold(&observation.uid, wait, Instant::now());
+        if held.is_none() {
+            publish_transition_events(ms, &old, &new, ctx).await;
+            record_status(observation, &new, ctx).await?;
+        }
     }
     if observation.pending_action.is_some() {
         clear_action(&ctx.client, &observation.namespace, &observation.name).await?;
@@ -57,6 +64,7 @@ pub async fn report(
         record_status(observation, &new, ctx).await?;
     }
     let next = requeue_after(&plan.decision, applied, ctx.resync);
+    let next = held.map_or(next, |held| next.min(held));
     let notifications = new.notifications.as_ref();
     let next = match queue::next_due(notifications, Timestamp::now()) {
         Some(due) => next.min(due),
@@ -249,6 +257,16 @@ pub fn worth_writing(
         && old.observed_generation.is_none()
         && status::ready_reason(new) == Some(reason::WAITING_FOR_CONTROLLER);
     new != old && !awaiting
+}
+
+/// True when `new` may wait up to `COUNTS_HELD_FOR` to go out with the next transition: a
+/// change of pod counts alone, or a new Microservice's first status while the Deployment
+/// controller has not answered (the Service's and its EndpointSlice's events can trigger a
+/// reconcile before that controller's does).
+pub fn may_wait(old: &MicroserviceStatus, new: &MicroserviceStatus) -> bool {
+    let first_wait = old.observed_generation.is_none()
+        && status::ready_reason(new) == Some(reason::WAITING_FOR_CONTROLLER);
+    first_wait || status::counts_only(old, new)
 }
 
 /// When to look again: at the resync, sooner when blocked by a name conflict (the foreign
@@ -457,6 +475,10 @@ mod tests {
             Some(reason::WAITING_FOR_CONTROLLER)
         );
         assert!(!worth_writing(&observation.last_status(), &new, &written));
+        assert!(
+            may_wait(&observation.last_status(), &new),
+            "nor at once by the reconciles other watches trigger"
+        );
 
         let seen = MicroserviceStatus {
             observed_generation: Some(1),
@@ -466,6 +488,7 @@ mod tests {
             worth_writing(&seen, &new, &written),
             "a spec change is told at once"
         );
+        assert!(!may_wait(&seen, &new));
         let blocked = Applied {
             problem: Some(Problem::GatewayApiMissing),
             ..Default::default()
@@ -477,6 +500,7 @@ mod tests {
             &degraded,
             &blocked
         ));
+        assert!(!may_wait(&observation.last_status(), &degraded));
         assert!(
             !worth_writing(&degraded, &degraded, &blocked),
             "nothing new"

@@ -217,6 +217,23 @@ pub fn ready_reason(status: &MicroserviceStatus) -> Option<&str> {
         .map(|c| c.reason.as_str())
 }
 
+/// True when `new` differs from `old` only in the counts of pods (replicas, updated, ready)
+/// and in the messages that quote them: no condition, phase, generation or release moved.
+pub fn counts_only(old: &MicroserviceStatus, new: &MicroserviceStatus) -> bool {
+    if old.conditions.len() != new.conditions.len() {
+        return false;
+    }
+    let mut same = new.clone();
+    same.replicas = old.replicas;
+    same.ready_replicas = old.ready_replicas;
+    same.updated_replicas = old.updated_replicas;
+    same.message.clone_from(&old.message);
+    for (condition, before) in same.conditions.iter_mut().zip(&old.conditions) {
+        condition.message.clone_from(&before.message);
+    }
+    same == *old
+}
+
 /// Managers that set `spec.replicas` other than through `/scale` (where autoscalers write)
 /// and other than Weir: with autoscaling on, they would fight the autoscaler.
 pub fn replicas_contested_by(ms: &Microservice) -> Vec<String> {
@@ -474,6 +491,47 @@ mod tests {
             later,
             "False, now True"
         );
+    }
+
+    #[test]
+    fn pods_coming_up_change_counts_only_until_the_service_is_ready() {
+        let deployment = |ready: i32| -> CachedDeployment {
+            serde_json::from_value(json!({
+                "metadata": {"name": "checkout-blue", "namespace": "shop", "generation": 1},
+                "spec": {"replicas": 3},
+                "status": {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3,
+                           "readyReplicas": ready, "availableReplicas": ready,
+                           "conditions": [{"type": "Available",
+                                           "status": if ready == 3 { "True" } else { "False" }}]}
+            }))
+            .unwrap()
+        };
+        let mut ms = checkout();
+        let mut status_at = |ready: i32| {
+            let d = deployment(ready);
+            let status = compute(
+                &ms,
+                Facts {
+                    deployment: Some(&d),
+                    ..facts(None, None)
+                },
+                now(),
+            );
+            ms.status = Some(status.clone());
+            status
+        };
+        let (none, one, two, all) = (status_at(0), status_at(1), status_at(2), status_at(3));
+        assert_ne!(none, one, "the counts moved");
+        assert!(counts_only(&none, &one));
+        assert!(counts_only(&one, &two));
+        assert!(!counts_only(&two, &all), "Ready is a transition");
+        assert!(
+            !counts_only(&MicroserviceStatus::default(), &none),
+            "the first status"
+        );
+        let mut released = two.clone();
+        released.stable_revision = Some("other".into());
+        assert!(!counts_only(&one, &released), "more than counts");
     }
 
     #[test]
