@@ -222,6 +222,19 @@ pub async fn delete_namespaces(client: &Client, names: &[String], deadline: f64)
     }
 }
 
+/// CPU seconds each process used between two readings of [`cpu_seconds`].
+pub fn cpu_between(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+) -> std::collections::BTreeMap<String, f64> {
+    after
+        .iter()
+        .filter_map(|(name, a)| {
+            Some((name.clone(), crate::report::round(a - before.get(name)?, 2)))
+        })
+        .collect()
+}
+
 /// User+system CPU seconds used so far by each process recorded in the cluster's pids/:
 /// where the two cores went during a phase (the API server, etcd, the controllers, the
 /// operator).

@@ -394,17 +394,6 @@ async fn apply(dir: &Path, ns: &str, n: u64, objects: Vec<Value>) {
         .await;
 }
 
-/// CPU seconds each process used between two readings of [`cluster::cpu_seconds`].
-fn cpu_between(
-    before: &BTreeMap<String, f64>,
-    after: &BTreeMap<String, f64>,
-) -> BTreeMap<String, f64> {
-    after
-        .iter()
-        .filter_map(|(name, a)| Some((name.clone(), report::round(a - before.get(name)?, 2))))
-        .collect()
-}
-
 /// The processes whose CPU a step counts: those of the cluster's pids/ (the control plane,
 /// the operator) and this driver (the watch and the fake gateway), under `bench-driver`.
 struct CpuMeter {
@@ -483,7 +472,7 @@ pub async fn run(bench: &Bench, dir: &Path, operator: &Operator, ns: &str) -> Va
                 "seconds": rnd(Some(at - start), 3),
                 "apply_seconds": rnd(Some(applied - start), 3),
                 "peak_rss_mib": rnd(rss_between(&rss_path, start, at).into_iter().max().map(|k| k as f64 / 1024.0), 1),
-                "cpu_seconds": cpu_between(&cpu_before, &cpu_ready),
+                "cpu_seconds": cluster::cpu_between(&cpu_before, &cpu_ready),
             }));
             let result = summarize(&curve, empty_rss);
             report::write_json(&dir.join("curve.json"), &result);
@@ -499,7 +488,7 @@ pub async fn run(bench: &Bench, dir: &Path, operator: &Operator, ns: &str) -> Va
         let cpu_idle_before = meter.read();
         tokio::time::sleep(Duration::from_secs(s.idle_seconds)).await;
         let idle_end = now();
-        let cpu_idle = cpu_between(&cpu_idle_before, &meter.read());
+        let cpu_idle = cluster::cpu_between(&cpu_idle_before, &meter.read());
         let Some(settled) = proc_kib(operator.pid, "VmRSS") else {
             die!(
                 "the operator exited while idle at {n} Microservices; see {}",
@@ -541,7 +530,7 @@ pub async fn run(bench: &Bench, dir: &Path, operator: &Operator, ns: &str) -> Va
             "idle_seconds": s.idle_seconds,
             "idle_writes": idle_writes.len(),
             "idle_writes_by_verb_resource": audit::breakdown_json(&audit::breakdown(idle_writes.iter().copied())),
-            "cpu_seconds": cpu_between(&cpu_before, &cpu_ready),
+            "cpu_seconds": cluster::cpu_between(&cpu_before, &cpu_ready),
             "idle_cpu_seconds": cpu_idle,
         });
         log!(
