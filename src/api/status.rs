@@ -1,4 +1,4 @@
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
@@ -138,8 +138,9 @@ pub struct Release {
     pub step_index: i32,
     /// Number of steps of this release.
     pub step_count: i32,
-    /// When the current step started.
-    pub step_started_at: Time,
+    /// When the current step started, to the microsecond: a pause is timed from it, and a
+    /// time stored to the second would end a one-second pause anywhere up to a second early.
+    pub step_started_at: MicroTime,
     /// When each step of this release started, oldest first (`step` equals `stepCount` for
     /// the promotion), so a timeline can be drawn by anyone who opens it later.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

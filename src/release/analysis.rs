@@ -62,7 +62,7 @@ pub(super) fn verified(release: &Release, verify_for: Duration, now: Timestamp) 
     let Some(since) = &release.verifying_since else {
         return false;
     };
-    after(since, verify_for) <= now
+    after(since.0, verify_for) <= now
         && release.analysis.as_ref().is_some_and(|a| {
             a.last_round == Some(Outcome::Passed)
                 && a.measured_at.as_ref().is_some_and(|at| at.0 >= since.0)
@@ -116,7 +116,7 @@ pub(super) fn next_due(ms: &Microservice, release: &Release, steps: &[Step]) -> 
         let measured_in_step = measured_at.is_some_and(|at| at.0 >= release.step_started_at.0);
         return Some(match (measured_in_step, measured_at) {
             (true, Some(at)) if status.last_round == Some(Outcome::Inconclusive) => {
-                after(at, interval(ms))
+                after(at.0, interval(ms))
             }
             (true, _) => return None,
             (false, _) => release.step_started_at.0,
@@ -126,7 +126,7 @@ pub(super) fn next_due(ms: &Microservice, release: &Release, steps: &[Step]) -> 
         return None;
     }
     Some(match measured_at {
-        Some(at) => after(at, interval(ms)),
+        Some(at) => after(at.0, interval(ms)),
         None => Timestamp::UNIX_EPOCH,
     })
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use super::decision::{
@@ -335,7 +335,7 @@ impl<'a> Machine<'a> {
             revision,
             step_index,
             step_count: step_count as i32,
-            step_started_at: Time(self.now),
+            step_started_at: MicroTime(self.now),
             step_history: vec![StepStart {
                 step: step_index,
                 started_at: Time(self.now),

@@ -123,16 +123,15 @@ fn progress_deadline(ms: &Microservice) -> Duration {
 }
 
 /// `duration` after `time`, saturating far in the future.
-pub fn after(time: &Time, duration: Duration) -> Timestamp {
-    time.0
-        .checked_add(SignedDuration::try_from(duration).unwrap_or(SignedDuration::MAX))
+pub fn after(time: Timestamp, duration: Duration) -> Timestamp {
+    time.checked_add(SignedDuration::try_from(duration).unwrap_or(SignedDuration::MAX))
         .unwrap_or(Timestamp::MAX)
 }
 
 /// `duration` after `time`, rounded up to the whole second: status keeps times to the second,
 /// and a deadline read back from it must not come early.
 pub fn deadline_after(time: &Time, duration: Duration) -> Timestamp {
-    let at = after(time, duration);
+    let at = after(time.0, duration);
     if at.subsec_nanosecond() == 0 {
         return at;
     }

@@ -1,7 +1,7 @@
 //! The stages that walk a release: `Stepping`, `Paused`, `AwaitingAnalysis`, `StepsDone`
 //! and `Promoting`; and [`move_release`], the one place a release moves on.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use super::decision::{Abort, SlotState, TrafficPlan};
@@ -26,7 +26,7 @@ pub(super) enum Move {
 /// deadline count afresh.
 pub(super) fn restart_step(release: &mut Release, now: Timestamp) {
     release.step_done = false;
-    release.step_started_at = Time(now);
+    release.step_started_at = MicroTime(now);
     release.step_history.push(StepStart {
         step: release.step_index,
         started_at: Time(now),
@@ -46,7 +46,7 @@ pub(super) fn move_release(release: &mut Release, to: Move, now: Timestamp) {
             release.promoting = true;
         }
     }
-    release.step_started_at = Time(now);
+    release.step_started_at = MicroTime(now);
     // Past the last step, the promotion's start is the same step of the timeline.
     if release.step_history.last().map(|s| s.step) != Some(release.step_index) {
         release.step_history.push(StepStart {
@@ -166,7 +166,7 @@ impl Machine<'_> {
         // Nor one whose step is done and that waits only for a gate or its group.
         let gated =
             release.step_done || self.closed.is_some() || !self.group_behind(release).is_empty();
-        if gated || stage.pauses(steps) || after(&release.step_started_at, deadline) > self.now {
+        if gated || stage.pauses(steps) || after(release.step_started_at.0, deadline) > self.now {
             return None;
         }
         let at = match (stage, StepNumber::of(release)) {
@@ -187,7 +187,7 @@ impl Machine<'_> {
     /// Wakes at the progress deadline, and when the next analysis round is due.
     fn wake_for(&mut self, release: &Release, stage: Stage) {
         if !stage.pauses(&self.wanted.steps) {
-            self.wake_at(after(&release.step_started_at, self.wanted.deadline));
+            self.wake_at(after(release.step_started_at.0, self.wanted.deadline));
         }
         if let Some(at) = analysis::next_due(self.ms, release, &self.wanted.steps) {
             self.wake_at(at);
@@ -208,7 +208,7 @@ impl Machine<'_> {
             Step::HeaderRoute(matches) => traffic.split.header_route == *matches && verified,
             Step::Mirror(percent) => traffic.split.mirror_percent == *percent && verified,
             Step::Pause(Some(duration)) => {
-                let end = after(&release.step_started_at, *duration);
+                let end = after(release.step_started_at.0, *duration);
                 if end <= self.now {
                     true
                 } else {

@@ -3,7 +3,7 @@
 //! sum to 100, and a slot with weight above 0 always has the ready pods to carry it; and of
 //! the functions it caps the weight with.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -186,7 +186,7 @@ fn applied(weight: i32, header_route: Vec<HeaderMatch>, mirror_percent: i32) -> 
         revision: "r2".into(),
         step_index: 0,
         step_count: 1,
-        step_started_at: Time(Default::default()),
+        step_started_at: MicroTime(Default::default()),
         step_history: vec![],
         weight,
         weight_verified: true,

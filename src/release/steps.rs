@@ -122,7 +122,7 @@ impl fmt::Display for StepNumber {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 
     use super::*;
 
@@ -131,7 +131,7 @@ mod tests {
             revision: "r2".into(),
             step_index,
             step_count,
-            step_started_at: Time(Default::default()),
+            step_started_at: MicroTime(Default::default()),
             step_history: vec![],
             weight: 0,
             weight_verified: true,

@@ -604,3 +604,20 @@ fn a_deadline_kept_to_the_second_never_comes_early() {
     let at = deadline_after(&Time(whole), std::time::Duration::from_secs(3));
     assert_eq!(at, "2026-01-01T00:00:03Z".parse::<Timestamp>().unwrap());
 }
+
+#[test]
+fn a_step_start_read_back_from_status_keeps_its_microseconds() {
+    let stored = json!({"revision": "r2", "stepIndex": 1, "stepCount": 4,
+        "stepStartedAt": "2026-01-01T00:00:00.750000Z", "weight": 20, "weightVerified": true,
+        "mirrorPercent": 0, "paused": false, "promoting": false});
+    let release: crate::api::Release = serde_json::from_value(stored).unwrap();
+    let read_back: crate::api::Release =
+        serde_json::from_value(serde_json::to_value(&release).unwrap()).unwrap();
+    assert_eq!(read_back, release);
+    let one_second = std::time::Duration::from_secs(1);
+    assert_eq!(
+        after(read_back.step_started_at.0, one_second),
+        "2026-01-01T00:00:01.750Z".parse::<Timestamp>().unwrap(),
+        "a one-second pause lasts a second, not a quarter of one"
+    );
+}

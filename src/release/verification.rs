@@ -39,7 +39,7 @@ impl Machine<'_> {
     ) -> bool {
         let verify_for = self.wanted.verify_for.unwrap_or_default();
         if let Some(since) = &release.verifying_since {
-            self.wake_at(super::after(since, verify_for));
+            self.wake_at(super::after(since.0, verify_for));
         }
         let passed = self.carries_all(traffic, verified, candidate)
             && analysis::verified(release, verify_for, self.now);

@@ -15,7 +15,7 @@ use crate::support;
 
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Client;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
@@ -365,7 +365,7 @@ async fn an_abort_of_one_member_aborts_both_and_no_candidate_goes_before_both_ro
 /// Asserts that, from entry `from` of its status log on, `t`'s release stayed at step
 /// `step`, begun at `started`, until it moved past it: a restarted operator neither moved it
 /// back nor began the step again.
-fn assert_stayed_at(t: &Tracked, from: usize, step: i32, started: &Time) {
+fn assert_stayed_at(t: &Tracked, from: usize, step: i32, started: &MicroTime) {
     let seen = t.log.values();
     for status in &seen[from..] {
         let Some(r) = status.release.as_ref().filter(|r| r.revision == t.revision) else {

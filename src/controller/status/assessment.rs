@@ -297,7 +297,7 @@ mod tests {
     use super::*;
     use crate::api::{Release, Returning, Slot};
     use crate::release::ReleaseFields;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
     use serde_json::json;
 
     fn checkout() -> Microservice {
@@ -317,7 +317,7 @@ mod tests {
             revision: "r2".into(),
             step_index,
             step_count: 4,
-            step_started_at: Time("2026-01-01T00:00:00Z".parse().unwrap()),
+            step_started_at: MicroTime("2026-01-01T00:00:00Z".parse().unwrap()),
             step_history: vec![],
             weight,
             weight_verified: true,
