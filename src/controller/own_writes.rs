@@ -56,7 +56,7 @@ impl OwnWrites {
     /// How much longer to hold back a status change seen `now`: None to write it now (it
     /// may not wait, or it has waited `COUNTS_HELD_FOR` already).
     pub fn hold(&self, uid: &str, may_wait: bool, now: Instant) -> Option<Duration> {
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let mut held = self.held();
         if !may_wait {
             held.remove(uid);
             return None;
@@ -72,14 +72,15 @@ impl OwnWrites {
     /// Drops what is kept of a deleted Microservice.
     pub fn forget(&self, uid: &str) {
         self.entries().remove(uid);
-        self.held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(uid);
+        self.held().remove(uid);
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, MicroserviceStatus)>> {
         self.written.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

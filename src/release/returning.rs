@@ -5,7 +5,6 @@
 use super::decision::{Abort, Note, Plan, SlotPlan, TrafficPlan};
 use super::machine::{Machine, Next};
 use super::other;
-use super::traffic::lowest_weight_for_stable;
 use crate::api::{Release, Returning, conditions::reason};
 
 impl Machine<'_> {
@@ -58,9 +57,7 @@ impl Machine<'_> {
     pub(super) fn traffic_back(&self, release: &Release) -> TrafficPlan {
         let mut traffic = self.resting_traffic();
         if self.wanted.dynamic_stable {
-            let stable_ready = self.inputs.slot(self.active()).ready;
-            let lowest = lowest_weight_for_stable(self.wanted.total, stable_ready);
-            traffic.split.weight = lowest.min(release.weight);
+            traffic.split.weight = self.lowest_weight_as_stable_grows(release);
         }
         traffic
     }

@@ -52,7 +52,7 @@ pub(super) fn carried_split(
     // (a scale-up, say): meanwhile hold what is applied, whose pods were ready, and never
     // raise it. The candidate's template only changes while it has no traffic.
     let known = !candidate.exists || candidate.observed;
-    let carried = |w: i32| w == 0 || candidate.ready >= capacity_for(total, w).max(min_pods);
+    let carried = |w: i32| carries(candidate, total, min_pods, w);
     if !known {
         target.weight = target.weight.min(applied.weight);
         target.header_route = applied.header_route.clone();
@@ -69,6 +69,12 @@ pub(super) fn carried_split(
         target.mirror_percent = 0;
     }
     target
+}
+
+/// Whether the candidate's ready pods carry `weight` percent of `total` (at least `min_pods`
+/// of them for any weight).
+fn carries(candidate: &SlotState, total: i32, min_pods: i32, weight: i32) -> bool {
+    weight == 0 || candidate.ready >= capacity_for(total, weight).max(min_pods)
 }
 
 /// Pods the stable slot needs for its share when the candidate has `weight` percent: all of
@@ -150,15 +156,19 @@ impl Machine<'_> {
     /// (`stableScale: Dynamic`): as on the way back, only as fast as the stable slot's ready
     /// pods can take it, while the candidate keeps the weight its pods carry.
     fn lowered_as_stable_grows(&self, lower: i32, release: &Release, candidate: &SlotState) -> i32 {
-        let (total, min_pods) = (self.wanted.total, self.wanted.min_pods);
-        let stable_ready = self.inputs.slot(self.active()).ready;
-        let floor = lowest_weight_for_stable(total, stable_ready).min(release.weight);
-        let carries = floor == 0 || candidate.ready >= capacity_for(total, floor).max(min_pods);
-        if floor > lower && carries {
+        let floor = self.lowest_weight_as_stable_grows(release);
+        if floor > lower && carries(candidate, self.wanted.total, self.wanted.min_pods, floor) {
             floor
         } else {
             lower
         }
+    }
+
+    /// The lowest weight the candidate may go down to while a shrunken stable slot grows: what
+    /// the stable slot's ready pods cannot take yet, and no more than the candidate had.
+    pub(super) fn lowest_weight_as_stable_grows(&self, release: &Release) -> i32 {
+        let stable_ready = self.inputs.slot(self.active()).ready;
+        lowest_weight_for_stable(self.wanted.total, stable_ready).min(release.weight)
     }
 
     /// Pods per slot: the candidate gets its share of the wanted weight (all of them for
