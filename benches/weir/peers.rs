@@ -22,6 +22,7 @@
 mod controller;
 mod pods;
 mod requests;
+mod timeline;
 mod tools;
 
 use std::collections::BTreeMap;
@@ -396,6 +397,7 @@ async fn measure(s: &Settings, setup: &Setup, tool: Tool, n: u64, dir: &Path) ->
     let per_service = |count: usize| round(count as f64 / n as f64, 2);
     let idle_minutes = (idle_end - idle_start) / 60.0;
     let first_step: Vec<Option<f64>> = releases.iter().map(|r| num(r, "seconds")).collect();
+    let timelines = timeline::of_releases(&entries, NAMESPACE, prefix, &releases);
     let converging_breakdown = audit::breakdown(converging.iter().filter(not_lease));
     let idle_breakdown = audit::breakdown(idle.iter().filter(writes));
     let result = json!({
@@ -427,7 +429,9 @@ async fn measure(s: &Settings, setup: &Setup, tool: Tool, n: u64, dir: &Path) ->
         "first_step_pods": tool.first_step_pods(s.replicas),
         "median_first_step_seconds": rnd(median(first_step.iter().copied()), 3),
         "max_first_step_seconds": rnd(first_step.iter().flatten().copied().reduce(f64::max), 3),
+        "first_step_timeline": timeline::medians(&timelines),
         "releases": releases,
+        "release_timelines": timelines,
     });
     log!(
         "{} N={n}: converged in {:.1}s; {} requests ({} writes) per service; \
@@ -642,6 +646,8 @@ fn markdown(out: &Value) -> String {
         }
         text.push_str(&table(size.as_u64().unwrap_or_default(), &row, out));
         text.push('\n');
+        text.push_str(&timeline_table(size.as_u64().unwrap_or_default(), &row));
+        text.push('\n');
     }
     text.push_str(&format!(
         "Versions: {}; Kubernetes {}. Machine: {} cores, {} GiB ({}). Command: `{}`.\n",
@@ -735,26 +741,39 @@ fn figures(out: &Value) -> Vec<Figure> {
 
 /// One N: a row per figure, a column per controller.
 fn table(n: u64, results: &[&Value], out: &Value) -> String {
+    let rows = figures(out)
+        .into_iter()
+        .map(|(name, value)| (name, results.iter().map(|r| value(r)).collect()));
+    side_by_side(&format!("N = {n}"), results, rows)
+}
+
+/// One N: where the first step's time went, medians in seconds after the image change.
+fn timeline_table(n: u64, results: &[&Value]) -> String {
+    let rows = timeline::MOMENTS.iter().map(|(key, name)| {
+        let cells = results
+            .iter()
+            .map(|r| fmt(num(&r["first_step_timeline"], key), 3, ""))
+            .collect();
+        (name.to_string(), cells)
+    });
+    let corner = format!("N = {n}: first step, s after the image change (medians)");
+    side_by_side(&corner, results, rows)
+}
+
+/// A Markdown table with a column per controller: `corner` above the row names.
+fn side_by_side(
+    corner: &str,
+    results: &[&Value],
+    rows: impl Iterator<Item = (String, Vec<String>)>,
+) -> String {
+    let titles: Vec<&str> = results
+        .iter()
+        .map(|r| r["title"].as_str().unwrap_or("?"))
+        .collect();
     let mut lines = vec![
-        format!(
-            "| N = {n} | {} |",
-            results
-                .iter()
-                .map(|r| r["title"].as_str().unwrap_or("?"))
-                .collect::<Vec<_>>()
-                .join(" | ")
-        ),
+        format!("| {corner} | {} |", titles.join(" | ")),
         format!("|---|{}", "---|".repeat(results.len())),
     ];
-    for (name, value) in figures(out) {
-        lines.push(format!(
-            "| {name} | {} |",
-            results
-                .iter()
-                .map(|r| value(r))
-                .collect::<Vec<_>>()
-                .join(" | ")
-        ));
-    }
+    lines.extend(rows.map(|(name, cells)| format!("| {name} | {} |", cells.join(" | "))));
     lines.join("\n") + "\n"
 }
