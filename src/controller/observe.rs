@@ -184,13 +184,13 @@ pub async fn observe(object: &Watched, ctx: &Context) -> Result<Observed, Cause>
 pub const FREEZE_ANNOTATION: &str = "weir.dev/freeze";
 
 /// Why releases are frozen for this Microservice: the operator's flag, else its namespace's
-/// annotation, read only while traffic may move (no read at rest).
+/// annotation, read only while a release may run (no read at rest, none on a first deploy).
 async fn freeze(observation: &Observation, ctx: &Context) -> Result<Option<String>, Cause> {
     if let Some(reason) = &ctx.freeze {
         return Ok(Some(reason.clone()));
     }
     let releasing = crate::release::is_progressive(&observation.ms)
-        && traffic_may_move(&observation.ms, &observation.revision);
+        && release_may_run(&observation.ms, &observation.revision);
     if !ctx.namespace_freeze || !releasing {
         return Ok(None);
     }
@@ -231,6 +231,18 @@ fn traffic_may_move(ms: &Microservice, revision: &str) -> bool {
     ms.status
         .as_ref()
         .is_some_and(|s| s.release.is_some() || s.stable_revision.as_deref() != Some(revision))
+}
+
+/// Whether a release may run, which only a freeze can hold: one runs, or the spec asks for a
+/// revision other than a stable one. A first deploy (no stable revision yet) is not a
+/// release, so a freeze does not hold it and its reconciles do not read the namespace.
+fn release_may_run(ms: &Microservice, revision: &str) -> bool {
+    ms.status.as_ref().is_some_and(|s| {
+        s.release.is_some()
+            || s.stable_revision
+                .as_deref()
+                .is_some_and(|stable| stable != revision)
+    })
 }
 
 /// The observation of a readable Microservice, from the caches.
@@ -538,6 +550,34 @@ mod tests {
         assert_eq!((shrunk.ready, shrunk.settled), (1, true));
         let scaled_to_zero = slot_state_of(&deployment(0, counts(2, 2, 2, 2), 2));
         assert_eq!(scaled_to_zero.ready, 0);
+    }
+
+    #[test]
+    fn only_a_release_can_be_frozen_not_a_first_deploy() {
+        let mut ms: Microservice = serde_json::from_value(json!({
+            "apiVersion": "weir.dev/v1alpha1", "kind": "Microservice",
+            "metadata": {"name": "a"}, "spec": {"image": "x:1"}
+        }))
+        .unwrap();
+        assert!(!release_may_run(&ms, "r2"), "no status yet");
+        ms.status = Some(MicroserviceStatus::default());
+        assert!(
+            !release_may_run(&ms, "r2"),
+            "first deploy: no stable revision"
+        );
+        assert!(traffic_may_move(&ms, "r2"));
+        ms.status = Some(MicroserviceStatus {
+            stable_revision: Some("r2".into()),
+            ..Default::default()
+        });
+        assert!(
+            !release_may_run(&ms, "r2"),
+            "at rest on its stable revision"
+        );
+        assert!(
+            release_may_run(&ms, "r3"),
+            "a new revision starts a release"
+        );
     }
 
     #[test]
