@@ -189,9 +189,7 @@ async fn freeze(observation: &Observation, ctx: &Context) -> Result<Option<Strin
     if let Some(reason) = &ctx.freeze {
         return Ok(Some(reason.clone()));
     }
-    let releasing = crate::release::is_progressive(&observation.ms)
-        && release_may_run(&observation.ms, &observation.revision);
-    if !ctx.namespace_freeze || !releasing {
+    if !ctx.namespace_freeze || !release_may_run(&observation.ms, &observation.revision) {
         return Ok(None);
     }
     let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
@@ -233,15 +231,14 @@ fn traffic_may_move(ms: &Microservice, revision: &str) -> bool {
         .is_some_and(|s| s.release.is_some() || s.stable_revision.as_deref() != Some(revision))
 }
 
-/// Whether a release may run, which only a freeze can hold: one runs, or the spec asks for a
-/// revision other than a stable one. A first deploy (no stable revision yet) is not a
-/// release, so a freeze does not hold it and its reconciles do not read the namespace.
+/// Whether a release may run, which only a freeze can hold: one runs under a progressive
+/// spec, or the spec asks for one (`release::asks_for_release`: never on a first deploy, so
+/// its reconciles do not read the namespace).
 fn release_may_run(ms: &Microservice, revision: &str) -> bool {
+    let progressive = crate::release::is_progressive(ms);
     ms.status.as_ref().is_some_and(|s| {
-        s.release.is_some()
-            || s.stable_revision
-                .as_deref()
-                .is_some_and(|stable| stable != revision)
+        (progressive && s.release.is_some())
+            || crate::release::asks_for_release(progressive, s.stable_revision.as_deref(), revision)
     })
 }
 
@@ -556,7 +553,10 @@ mod tests {
     fn only_a_release_can_be_frozen_not_a_first_deploy() {
         let mut ms: Microservice = serde_json::from_value(json!({
             "apiVersion": "weir.dev/v1alpha1", "kind": "Microservice",
-            "metadata": {"name": "a"}, "spec": {"image": "x:1"}
+            "metadata": {"name": "a"},
+            "spec": {"image": "x:1", "rollout": {
+                "strategy": "Canary", "canary": {"steps": [{"setWeight": 50}]}
+            }}
         }))
         .unwrap();
         assert!(!release_may_run(&ms, "r2"), "no status yet");

@@ -74,6 +74,13 @@ pub fn is_progressive(ms: &Microservice) -> bool {
     !matches!(strategy(ms), Strategy::RollingUpdate)
 }
 
+/// Whether asking for `revision` starts (or continues) a release: a progressive spec, and a
+/// stable revision other than it. The first deploy (no stable revision yet) and the revision
+/// that already serves are not released.
+pub fn asks_for_release(progressive: bool, stable: Option<&str>, revision: &str) -> bool {
+    progressive && stable.is_some_and(|stable| stable != revision)
+}
+
 /// The strategy the spec asks for, `RollingUpdate` when it names none.
 pub fn strategy(ms: &Microservice) -> Strategy {
     ms.spec

@@ -110,9 +110,7 @@ pub(super) fn stage(fields: &ReleaseFields, release: Option<&Release>, wanted: &
         }
     }
     let stable = fields.stable_revision.as_deref();
-    // The first deploy, and the revision that already serves, are not released.
-    let releasing = wanted.progressive && stable.is_some() && stable != Some(&wanted.revision);
-    if !releasing {
+    if !super::asks_for_release(wanted.progressive, stable, &wanted.revision) {
         return Stage::Steady;
     }
     let Some(release) = release else {
