@@ -15,7 +15,8 @@ fn timestamp(text: &str) -> Option<f64> {
     Some(time.as_microsecond() as f64 / 1e6)
 }
 
-fn received(entry: &AuditEvent) -> Option<f64> {
+/// When the API server received the request, in seconds since the epoch.
+pub fn received(entry: &AuditEvent) -> Option<f64> {
     if entry.request_received_timestamp.is_empty() {
         timestamp(&entry.stage_timestamp)
     } else {

@@ -18,9 +18,9 @@
 
 use std::collections::HashSet;
 
-use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
+use super::requests::received;
 use crate::report::{median, num, rnd, round};
 use crate::support::audit::AuditEvent;
 
@@ -44,16 +44,6 @@ struct Write<'a> {
     resource: &'a str,
     subresource: &'a str,
     name: &'a str,
-}
-
-fn received(entry: &AuditEvent) -> Option<f64> {
-    let text = if entry.request_received_timestamp.is_empty() {
-        &entry.stage_timestamp
-    } else {
-        &entry.request_received_timestamp
-    };
-    let time: Timestamp = text.parse().ok()?;
-    Some(time.as_microsecond() as f64 / 1e6)
 }
 
 /// The writes in `namespace`, each request once, in the order received.
